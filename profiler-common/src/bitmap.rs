@@ -1,0 +1,153 @@
+//! Per-cgroup syscall bitmaps: one bit per syscall number, one bitmap per ABI.
+//!
+//! The kernel side tests a bit before setting it, so once a workload has made each of its
+//! syscalls once, recording is read-only.
+
+/// Syscall numbers recorded per ABI. x86_64 numbers end below 512, x32 below 548 (after
+/// masking [`X32_SYSCALL_BIT`]), i386 below 500.
+pub const SYSCALL_SLOTS: usize = 1024;
+/// `u64` words in one ABI's bitmap.
+pub const WORDS: usize = SYSCALL_SLOTS / 64;
+/// Set in the syscall number of an x32 call (`__X32_SYSCALL_BIT`).
+pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+/// `__USER32_CS`: the code segment of a task running 32-bit code (the i386 ABI).
+pub const USER32_CS: u64 = 0x23;
+
+/// The syscall ABIs of an x86_64 kernel.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Abi {
+    X86_64 = 0,
+    I386 = 1,
+    X32 = 2,
+}
+
+impl Abi {
+    pub const ALL: [Abi; 3] = [Abi::X86_64, Abi::I386, Abi::X32];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Classifies a raw `sys_enter` syscall id made with code segment `cs`; returns the ABI
+    /// and the syscall number within it.
+    #[inline(always)]
+    pub const fn classify(id: u64, cs: u64) -> (Abi, u64) {
+        if cs == USER32_CS {
+            (Abi::I386, id)
+        } else if id & X32_SYSCALL_BIT != 0 {
+            (Abi::X32, id & !X32_SYSCALL_BIT)
+        } else {
+            (Abi::X86_64, id)
+        }
+    }
+}
+
+/// One ABI's bitmap.
+pub type Bitmap = [u64; WORDS];
+
+/// Where syscall `nr` lives in a [`Bitmap`]: word index and bit mask, or `None` when out of
+/// range.
+#[inline(always)]
+pub const fn slot(nr: u64) -> Option<(usize, u64)> {
+    if nr >= SYSCALL_SLOTS as u64 {
+        return None;
+    }
+    Some(((nr / 64) as usize, 1u64 << (nr % 64)))
+}
+
+/// Iterates the syscall numbers set in `bitmap`, ascending.
+pub fn iter_set(bitmap: &Bitmap) -> impl Iterator<Item = u32> + '_ {
+    bitmap.iter().enumerate().flat_map(|(w, &word)| {
+        (0..64u32).filter_map(move |b| (word & (1u64 << b) != 0).then_some(w as u32 * 64 + b))
+    })
+}
+
+/// Value of the `CGROUP_SYSCALLS` map: what one cgroup did.
+///
+/// A container runtime loads the container's seccomp filter part-way through its own setup;
+/// only what happens after that moment must be allowed by the profile. `armed` flips to 1
+/// when a task of the cgroup installs a seccomp filter; syscalls go to `before` until then
+/// and to `after` from then on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupSyscalls {
+    pub armed: u32,
+    pub _pad: u32,
+    pub before: [Bitmap; Abi::COUNT],
+    pub after: [Bitmap; Abi::COUNT],
+}
+
+impl CgroupSyscalls {
+    pub const ZERO: Self = Self {
+        armed: 0,
+        _pad: 0,
+        before: [[0; WORDS]; Abi::COUNT],
+        after: [[0; WORDS]; Abi::COUNT],
+    };
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only integers, no implicit padding (`_pad` makes it explicit).
+unsafe impl aya::Pod for CgroupSyscalls {}
+
+/// Syscall numbers that install a seccomp filter, per ABI, with the argument that says so.
+pub mod seccomp_install {
+    /// x86_64 `seccomp(2)`; the x32 number is the same with the x32 bit.
+    pub const X86_64_SECCOMP: u64 = 317;
+    /// x86_64 `prctl(2)`.
+    pub const X86_64_PRCTL: u64 = 157;
+    /// i386 `seccomp(2)`.
+    pub const I386_SECCOMP: u64 = 354;
+    /// i386 `prctl(2)`.
+    pub const I386_PRCTL: u64 = 172;
+    /// `SECCOMP_SET_MODE_FILTER`, first argument of `seccomp(2)`.
+    pub const SECCOMP_SET_MODE_FILTER: u64 = 1;
+    /// `PR_SET_SECCOMP`, first argument of `prctl(2)`.
+    pub const PR_SET_SECCOMP: u64 = 22;
+    /// `SECCOMP_MODE_FILTER`, second argument of `prctl(PR_SET_SECCOMP, …)`.
+    pub const SECCOMP_MODE_FILTER: u64 = 2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_by_abi() {
+        assert_eq!(Abi::classify(39, 0x33), (Abi::X86_64, 39));
+        assert_eq!(Abi::classify(20, USER32_CS), (Abi::I386, 20));
+        assert_eq!(Abi::classify(X32_SYSCALL_BIT | 39, 0x33), (Abi::X32, 39));
+    }
+
+    #[test]
+    fn slot_bounds() {
+        assert_eq!(slot(0), Some((0, 1)));
+        assert_eq!(slot(63), Some((0, 1 << 63)));
+        assert_eq!(slot(64), Some((1, 1)));
+        assert_eq!(slot(SYSCALL_SLOTS as u64 - 1), Some((WORDS - 1, 1 << 63)));
+        assert_eq!(slot(SYSCALL_SLOTS as u64), None);
+        assert_eq!(slot(u64::MAX), None);
+    }
+
+    #[test]
+    fn iter_set_round_trips() {
+        let mut b: Bitmap = [0; WORDS];
+        let nrs = [0u32, 1, 63, 64, 317, 1023];
+        for nr in nrs {
+            let (w, m) = slot(nr as u64).unwrap();
+            b[w] |= m;
+        }
+        let got: [u32; 6] = {
+            let mut it = iter_set(&b);
+            core::array::from_fn(|_| it.next().unwrap())
+        };
+        assert_eq!(got, nrs);
+        assert_eq!(iter_set(&b).count(), nrs.len());
+    }
+
+    #[test]
+    fn value_has_no_implicit_padding() {
+        assert_eq!(
+            core::mem::size_of::<CgroupSyscalls>(),
+            8 + 2 * Abi::COUNT * WORDS * 8
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Every map of the eBPF side, in one place. Names and capacities come from
+//! `profiler_common::maps` so userspace and kernel agree.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use profiler_common::{
+    bitmap::CgroupSyscalls,
+    maps::{MAX_CGROUPS, MAX_TARGET_LEVELS, MAX_TARGET_ROOTS},
+    stats::Stat,
+};
+
+#[map]
+pub static CGROUP_SYSCALLS: HashMap<u64, CgroupSyscalls> =
+    HashMap::with_max_entries(MAX_CGROUPS, 0);
+
+#[map]
+pub static TARGET_ROOTS: HashMap<u64, u32> = HashMap::with_max_entries(MAX_TARGET_ROOTS, 0);
+
+#[map]
+pub static TARGET_LEVELS: Array<u32> = Array::with_max_entries(MAX_TARGET_LEVELS, 0);
+
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 0);
+
+/// One all-zero `CgroupSyscalls`: the value is larger than the 512-byte eBPF stack, so new
+/// entries are inserted from here. Never written.
+#[map]
+pub static ZERO_CGROUP: Array<CgroupSyscalls> = Array::with_max_entries(1, 0);
+
+/// Counts one lost or degraded event.
+#[inline(always)]
+pub fn count(stat: Stat) {
+    if let Some(counter) = STATS.get_ptr_mut(stat as u32) {
+        // SAFETY: per-CPU slot, and programs do not preempt each other on one CPU.
+        unsafe { *counter += 1 };
+    }
+}

@@ -1,0 +1,14 @@
+//! profgen: watch a workload with eBPF, turn what it did into least-privilege confinement,
+//! and prove the result by enforcing it.
+//!
+//! Data flows one way: [`record`] (the only module that touches the kernel) produces a
+//! [`model::Recording`]; [`synth`] turns a recording into profiles with pure functions;
+//! [`verify`] enforces a profile and re-runs the workload's tests.
+
+pub mod cgroup;
+pub mod model;
+pub mod output;
+pub mod record;
+pub mod synth;
+pub mod syscalls;
+pub mod verify;

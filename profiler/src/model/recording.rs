@@ -1,0 +1,96 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the recording format. Readers refuse other versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A syscall ABI of the host, as named in recordings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Abi {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "i386")]
+    I386,
+    #[serde(rename = "x32")]
+    X32,
+}
+
+/// Syscall names per ABI. ABIs with no syscall are left out.
+pub type SyscallSet = BTreeMap<Abi, BTreeSet<String>>;
+
+/// What the recording watched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// `profgen record -- CMD`: the command, run in a fresh cgroup.
+    Command { argv: Vec<String>, cgroup: String },
+    /// `profgen record --cgroup PATH`: a cgroup v2 subtree.
+    Cgroup { cgroup: String },
+    /// `profgen record --pid PID`: the cgroup of a running process.
+    Pid { pid: u32, cgroup: String },
+}
+
+/// The machine the recording was made on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -m`.
+    pub machine: String,
+}
+
+/// The container runtime seen installing a seccomp filter, if it could be named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// What one cgroup below the target did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupRecord {
+    /// cgroup v2 id (the inode number of its directory).
+    pub id: u64,
+    /// Path below the cgroup v2 root, `None` when the cgroup was gone before it could be
+    /// named.
+    pub path: Option<String>,
+    /// Whether a task of this cgroup installed a seccomp filter (the runtime loading the
+    /// container's profile). When true, `syscalls` holds only what came after it.
+    pub seccomp_filter_seen: bool,
+    /// The syscalls the profile must allow.
+    pub syscalls: SyscallSet,
+    /// Syscalls seen only before the seccomp filter was installed: the runtime's own
+    /// set-up, which the profile must not allow.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded_before_filter: SyscallSet,
+    /// Syscall numbers the name tables do not know, per ABI. Reported, never dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown_numbers: BTreeMap<Abi, BTreeSet<u32>>,
+}
+
+/// A recording, as written by `profgen record` and read by `profgen synth`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    pub schema_version: u32,
+    /// Version of profgen that wrote it.
+    pub profgen_version: String,
+    pub host: Host,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC.
+    pub ended_at: String,
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
+    /// Events the kernel side could not record, by reason (every reason listed, zeros
+    /// included). Non-zero means the profile may be missing something.
+    pub events_lost: BTreeMap<String, u64>,
+    /// One entry per cgroup that made a syscall, sorted by path then id.
+    pub cgroups: Vec<CgroupRecord>,
+}
