@@ -1,0 +1,6 @@
+//! `profgen record`.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {}
+pub fn run(_args: RecordArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}
