@@ -1,1 +1,69 @@
-fn main() {}
+//! Developer tasks. `cargo xtask demo` and `cargo xtask test` are the README's two commands;
+//! both start with `setup`, which installs what a fresh machine lacks.
+//!
+//! xtask itself depends on nothing of profgen's, so it builds before the eBPF toolchain
+//! exists; everything it runs after `setup` is built with `PROFGEN_REQUIRE_EBPF=1`.
+
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+mod setup;
+
+#[derive(Parser)]
+#[command(about = "profgen developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what profgen needs: Debian packages, nightly rust-src, bpf-linker.
+    Setup,
+    /// The main job on the built-in demo: record nginx in a runc container while its test
+    /// suite runs, synthesize the profile, prove it under runc.
+    Demo,
+    /// Every test: unit tests and end-to-end tests (root, real kernel, real runc).
+    Test,
+    /// Overhead benchmarks: syscall cost untraced / empty hook / profgen, nginx requests/s.
+    Bench,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Demo => {
+            setup::run()?;
+            cargo(&["run", "--release", "-p", "profgen-demo", "--bin", "demo", "--"])
+        }
+        Task::Test => {
+            setup::run()?;
+            step("running every test (unit and end-to-end)");
+            cargo(&["test", "--release", "--no-fail-fast"])
+        }
+        Task::Bench => {
+            setup::run()?;
+            cargo(&["run", "--release", "-p", "profgen-bench", "--"])
+        }
+    }
+}
+
+/// Prints what is about to happen.
+pub fn step(what: &str) {
+    eprintln!("==> {what}");
+}
+
+/// Runs cargo with the eBPF programs required (no silent fallback to a build without them).
+fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .env("PROFGEN_REQUIRE_EBPF", "1")
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

@@ -1,13 +1,43 @@
-//! Recording: load the eBPF programs, target cgroups, drain the maps into a recording.
+//! Recording: the only part of profgen that touches the kernel.
+//!
+//! * [`kernel`] loads the eBPF programs and reads their maps;
+//! * [`session`] picks the target cgroup, runs the workload, stops on time, exit or signal,
+//!   and turns the kernel's bitmaps into a [`crate::model::Recording`].
+
+pub mod kernel;
+pub mod session;
+
+pub use session::{record, Options, TargetSpec};
+
+use crate::cgroup::CgroupError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("permission denied: {0}")]
+    #[error("{0}")]
     Permission(String),
+    #[error("this profgen was built without its eBPF programs (bpf-linker was missing at build time); run `cargo xtask setup` and rebuild")]
+    NoEbpf,
+    #[error("{0}")]
+    OldKernel(String),
+    #[error("loading eBPF programs: {0}")]
+    Kernel(String),
+    #[error("{0}")]
+    Target(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("command not found: {0}")]
+    CommandNotFound(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
+    /// Missing privilege or kernel feature: the user must change how profgen runs.
     pub fn is_permission(&self) -> bool {
-        matches!(self, Error::Permission(_))
+        matches!(self, Error::Permission(_) | Error::OldKernel(_) | Error::NoEbpf)
     }
 }
