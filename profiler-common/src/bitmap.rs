@@ -60,7 +60,8 @@ pub fn iter_set(bitmap: &Bitmap) -> impl Iterator<Item = u32> + '_ {
     })
 }
 
-/// Value of the `CGROUP_SYSCALLS` map: what one cgroup did.
+/// What one cgroup did: a value of the `SLOTS` array and of the `CGROUP_SYSCALLS` overflow
+/// map.
 ///
 /// A container runtime loads the container's seccomp filter part-way through its own setup;
 /// only what happens after that moment must be allowed by the profile. `armed` flips to 1
@@ -69,6 +70,8 @@ pub fn iter_set(bitmap: &Bitmap) -> impl Iterator<Item = u32> + '_ {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CgroupSyscalls {
+    /// In `SLOTS`: who owns the slot (see [`slot_owner`]). In `CGROUP_SYSCALLS`: the cgroup id.
+    pub owner: u64,
     pub armed: u32,
     pub _pad: u32,
     pub before: [Bitmap; Abi::COUNT],
@@ -77,6 +80,7 @@ pub struct CgroupSyscalls {
 
 impl CgroupSyscalls {
     pub const ZERO: Self = Self {
+        owner: 0,
         armed: 0,
         _pad: 0,
         before: [[0; WORDS]; Abi::COUNT],
@@ -87,6 +91,24 @@ impl CgroupSyscalls {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only integers, no implicit padding (`_pad` makes it explicit).
 unsafe impl aya::Pod for CgroupSyscalls {}
+
+/// The `SLOTS` array is a direct-mapped cache indexed by the low bits of the cgroup id, so the
+/// hot path is one inlined array access instead of a hash lookup. A slot's `owner` is 0 when
+/// empty, the cgroup id when a recorded cgroup owns it, and the id with [`NOT_TARGET`] set
+/// when it remembers a cgroup that is not recorded (so other workloads skip the ancestry
+/// check). Recorded cgroups that collide with an owned slot go to the hash map.
+pub mod slot_owner {
+    /// Number of slots; a power of two.
+    pub const SLOTS: u32 = 4096;
+    /// Marks a remembered cgroup that is not recorded. cgroup ids stay below 2^63.
+    pub const NOT_TARGET: u64 = 1 << 63;
+
+    /// The slot of cgroup `id`.
+    #[inline(always)]
+    pub const fn index(id: u64) -> u32 {
+        (id & (SLOTS as u64 - 1)) as u32
+    }
+}
 
 /// Syscall numbers that install a seccomp filter, per ABI, with the argument that says so.
 pub mod seccomp_install {
@@ -147,7 +169,7 @@ mod tests {
     fn value_has_no_implicit_padding() {
         assert_eq!(
             core::mem::size_of::<CgroupSyscalls>(),
-            8 + 2 * Abi::COUNT * WORDS * 8
+            16 + 2 * Abi::COUNT * WORDS * 8
         );
     }
 }

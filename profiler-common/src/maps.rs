@@ -1,6 +1,9 @@
 //! Map names, shared so userspace looks up exactly what the kernel side declares.
 
-/// `HashMap<u64 cgroup id, CgroupSyscalls>`: per leaf cgroup, the syscalls it made.
+/// `Array<CgroupSyscalls>`: the syscalls of recorded cgroups, direct-mapped by cgroup id
+/// (see `bitmap::slot_owner`).
+pub const SLOTS: &str = "SLOTS";
+/// `HashMap<u64 cgroup id, CgroupSyscalls>`: recorded cgroups whose slot was taken.
 pub const CGROUP_SYSCALLS: &str = "CGROUP_SYSCALLS";
 /// `HashMap<u64 cgroup id, u32 unused>`: the roots of the recorded cgroup subtrees.
 pub const TARGET_ROOTS: &str = "TARGET_ROOTS";
@@ -17,7 +20,11 @@ pub const MAX_TARGET_ROOTS: u32 = 256;
 /// Capacity of [`TARGET_LEVELS`].
 pub const MAX_TARGET_LEVELS: u32 = 8;
 
-/// Name of the syscall-entry program (a raw tracepoint on `raw_syscalls:sys_enter`).
-pub const PROG_SYS_ENTER: &str = "enter_raw_syscall";
-/// The tracepoint it attaches to.
+/// The syscall-entry program as a BTF tracepoint: reads the registers directly. Preferred.
+pub const PROG_SYS_ENTER_BTF: &str = "enter_btf_syscall";
+/// The same as a raw tracepoint, for kernels without BTF: reads registers with a helper.
+pub const PROG_SYS_ENTER_RAW: &str = "enter_raw_syscall";
+/// An empty raw tracepoint on the same hook: the cost floor, for the benchmark.
+pub const PROG_SYS_ENTER_EMPTY: &str = "enter_raw_syscall_empty";
+/// The tracepoint they attach to (`raw_syscalls:sys_enter`).
 pub const TP_SYS_ENTER: &str = "sys_enter";

@@ -4,7 +4,10 @@
 #![no_main]
 // `atomic_or` without a fetch: the BPF target has no atomic read-modify-write in `core`.
 #![feature(core_intrinsics)]
-#![expect(internal_features, reason = "atomic_or is the only atomic bit-set on BPF")]
+#![expect(
+    internal_features,
+    reason = "atomic_or is the only atomic bit-set on BPF"
+)]
 
 mod maps;
 mod syscalls;

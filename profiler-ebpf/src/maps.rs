@@ -6,10 +6,13 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use profiler_common::{
-    bitmap::CgroupSyscalls,
+    bitmap::{slot_owner, CgroupSyscalls},
     maps::{MAX_CGROUPS, MAX_TARGET_LEVELS, MAX_TARGET_ROOTS},
     stats::Stat,
 };
+
+#[map]
+pub static SLOTS: Array<CgroupSyscalls> = Array::with_max_entries(slot_owner::SLOTS, 0);
 
 #[map]
 pub static CGROUP_SYSCALLS: HashMap<u64, CgroupSyscalls> =

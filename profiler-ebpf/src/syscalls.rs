@@ -1,24 +1,28 @@
-//! Syscall recording: one raw tracepoint on `sys_enter` sets a bit per (cgroup, ABI, syscall
-//! number). Nothing is streamed; once every syscall a workload uses has been seen, the
-//! program only reads.
+//! Syscall recording: on `sys_enter`, set a bit per (cgroup, ABI, syscall number). Nothing is
+//! streamed; once a workload has made each of its syscalls once, the program only reads.
+//!
+//! The hot path is one helper (`bpf_get_current_cgroup_id`), one inlined array access (the
+//! cgroup's slot), one register load and a bit test.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_kernel},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_kernel,
+    },
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
 };
 use core::{
-    intrinsics::{atomic_or, AtomicOrdering},
+    intrinsics::{atomic_cxchg, atomic_or, AtomicOrdering},
     ptr::{read_volatile, write_volatile},
 };
 use profiler_common::{
-    bitmap::{seccomp_install as sc, slot, Abi, CgroupSyscalls},
+    bitmap::{seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
     maps::MAX_TARGET_LEVELS,
     stats::Stat,
 };
 
-use crate::maps::{count, CGROUP_SYSCALLS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP};
+use crate::maps::{count, CGROUP_SYSCALLS, SLOTS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP};
 
 /// Byte offsets in x86_64 `struct pt_regs` (a user-visible ABI, `asm/ptrace.h`).
 mod regs {
@@ -29,30 +33,69 @@ mod regs {
     pub const CS: usize = 136;
 }
 
+/// How a program reads the syscall's registers.
+trait Regs {
+    fn read(&self, offset: usize) -> Option<u64>;
+}
+
+/// BTF tracepoint: `regs` is a typed kernel pointer the verifier lets us load from directly.
+struct BtfRegs(*const u8);
+
+impl Regs for BtfRegs {
+    #[inline(always)]
+    fn read(&self, offset: usize) -> Option<u64> {
+        // SAFETY: the verifier checks the access against `struct pt_regs` and turns it into
+        // a fault-safe load.
+        Some(unsafe { read_volatile(self.0.wrapping_add(offset).cast::<u64>()) })
+    }
+}
+
+/// Raw tracepoint: `regs` is an opaque number; reads go through a helper.
+struct RawRegs(*const u8);
+
+impl Regs for RawRegs {
+    #[inline(always)]
+    fn read(&self, offset: usize) -> Option<u64> {
+        // SAFETY: the helper validates the address; a fault returns an error.
+        unsafe { bpf_probe_read_kernel(self.0.wrapping_add(offset).cast::<u64>()) }.ok()
+    }
+}
+
+#[btf_tracepoint(function = "sys_enter")]
+pub fn enter_btf_syscall(ctx: BtfTracePointContext) -> i32 {
+    record(BtfRegs(ctx.arg(0)), ctx.arg(1));
+    0
+}
+
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn enter_raw_syscall(ctx: RawTracePointContext) -> i32 {
-    record(&ctx);
+    record(RawRegs(ctx.arg(0)), ctx.arg(1));
     0
 }
 
 /// An empty program on the same hook: the floor any syscall-entry hook costs. Only the
-/// benchmark attaches it, to compare profgen against.
+/// benchmark attaches it.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn enter_raw_syscall_empty(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
 #[inline(always)]
-fn record(ctx: &RawTracePointContext) -> Option<()> {
+fn record(regs: impl Regs, id: u64) -> Option<()> {
     // SAFETY: helper without preconditions.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    let entry = match CGROUP_SYSCALLS.get_ptr_mut(cgroup) {
-        Some(entry) => entry,
-        None => adopt(cgroup)?,
+    let slot_entry = SLOTS.get_ptr_mut(slot_owner::index(cgroup))?;
+    // SAFETY: map values live as long as the map; `owner` only changes by compare-exchange.
+    let owner = unsafe { read_volatile(&(*slot_entry).owner) };
+    let entry = if owner == cgroup {
+        slot_entry
+    } else if owner == cgroup | slot_owner::NOT_TARGET {
+        return None;
+    } else {
+        lookup_slow(cgroup, slot_entry, owner)?
     };
-    let regs: *const u8 = ctx.arg(0);
-    let id: u64 = ctx.arg(1);
-    let Some(cs) = read_reg(regs, regs::CS) else {
+
+    let Some(cs) = regs.read(regs::CS) else {
         count(Stat::RegsUnreadable);
         return None;
     };
@@ -62,11 +105,15 @@ fn record(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     };
 
-    // SAFETY: `entry` points into a map value that lives as long as the map. Concurrent
-    // writers only set bits (atomic or) and flip `armed` 0 -> 1 (one aligned store).
+    // SAFETY: as above. Concurrent writers only set bits (atomic or) and flip `armed`
+    // 0 -> 1 (one aligned store).
     let entry = unsafe { &mut *entry };
     let armed = unsafe { read_volatile(&entry.armed) } != 0;
-    let bitmaps = if armed { &mut entry.after } else { &mut entry.before };
+    let bitmaps = if armed {
+        &mut entry.after
+    } else {
+        &mut entry.before
+    };
     let bits: *mut u64 = bitmaps.get_mut(abi as usize)?.get_mut(word)?;
     // Test before setting: the steady state stays read-only.
     // SAFETY: as above.
@@ -74,61 +121,97 @@ fn record(ctx: &RawTracePointContext) -> Option<()> {
         unsafe { atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(bits, mask) };
     }
 
-    if !armed && installs_seccomp_filter(abi, nr, regs) {
+    if !armed && installs_seccomp_filter(&regs, abi, nr) {
         // SAFETY: as above.
         unsafe { write_volatile(&mut entry.armed, 1) };
     }
     Some(())
 }
 
-/// Starts recording a cgroup the first time one of its tasks makes a syscall, when it lies
-/// below a target root. Cgroups created after the recording started are caught from their
-/// first syscall this way, without racing their creation.
+/// The cgroup's slot belongs to someone else or is empty: look in the overflow map, or find
+/// out whether the cgroup is recorded and remember the answer.
 #[inline(always)]
-fn adopt(cgroup: u64) -> Option<*mut CgroupSyscalls> {
+fn lookup_slow(
+    cgroup: u64,
+    slot_entry: *mut CgroupSyscalls,
+    owner: u64,
+) -> Option<*mut CgroupSyscalls> {
+    if let Some(entry) = CGROUP_SYSCALLS.get_ptr_mut(cgroup) {
+        return Some(entry);
+    }
+    // SAFETY (both exchanges): `owner` is an aligned u64 inside a live map value.
+    let owner_ptr = unsafe { &raw mut (*slot_entry).owner };
+    if !is_target() {
+        if owner == 0 {
+            unsafe {
+                atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
+                    owner_ptr,
+                    0,
+                    cgroup | slot_owner::NOT_TARGET,
+                )
+            };
+        }
+        return None;
+    }
+    // A slot that is empty or only remembers a non-recorded cgroup has all-zero bitmaps:
+    // take it.
+    if owner == 0 || owner & slot_owner::NOT_TARGET != 0 {
+        let (_, taken) = unsafe {
+            atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
+                owner_ptr, owner, cgroup,
+            )
+        };
+        if taken || unsafe { read_volatile(owner_ptr) } == cgroup {
+            return Some(slot_entry);
+        }
+    }
+    // Collision with another recorded cgroup: use the overflow map. EEXIST means another
+    // CPU inserted it first, which is fine.
+    let zero = ZERO_CGROUP.get(0)?;
+    let _ = CGROUP_SYSCALLS.insert(cgroup, zero, BPF_NOEXIST as u64);
+    let entry = CGROUP_SYSCALLS.get_ptr_mut(cgroup);
+    if entry.is_none() {
+        count(Stat::CgroupMapFull);
+    }
+    entry
+}
+
+/// Whether the current task's cgroup lies in a recorded subtree. Cgroups created after the recording started
+/// are caught from their first syscall this way, without racing their creation.
+#[inline(always)]
+fn is_target() -> bool {
     for i in 0..MAX_TARGET_LEVELS {
-        let level = *TARGET_LEVELS.get(i)?;
+        let Some(&level) = TARGET_LEVELS.get(i) else {
+            return false;
+        };
         if level == 0 {
-            return None;
+            return false;
         }
         // SAFETY: helper without preconditions.
         let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
         // SAFETY: the value is not read.
-        if unsafe { TARGET_ROOTS.get(ancestor) }.is_some() {
-            let zero = ZERO_CGROUP.get(0)?;
-            // EEXIST means another CPU adopted it first: fine.
-            let _ = CGROUP_SYSCALLS.insert(cgroup, zero, BPF_NOEXIST as u64);
-            let entry = CGROUP_SYSCALLS.get_ptr_mut(cgroup);
-            if entry.is_none() {
-                count(Stat::CgroupMapFull);
-            }
-            return entry;
+        if ancestor != 0 && unsafe { TARGET_ROOTS.get(ancestor) }.is_some() {
+            return true;
         }
     }
-    None
+    false
 }
 
 /// Whether this call installs a seccomp filter: `seccomp(SECCOMP_SET_MODE_FILTER, …)` or
-/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, …)`. From then on the runtime's own setup is
+/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, …)`. From then on the runtime's own set-up is
 /// over and what the cgroup does must be allowed by the profile.
 #[inline(always)]
-fn installs_seccomp_filter(abi: Abi, nr: u64, regs: *const u8) -> bool {
+fn installs_seccomp_filter(regs: &impl Regs, abi: Abi, nr: u64) -> bool {
     let (seccomp, prctl, arg0, arg1) = match abi {
         Abi::X86_64 | Abi::X32 => (sc::X86_64_SECCOMP, sc::X86_64_PRCTL, regs::DI, regs::SI),
         Abi::I386 => (sc::I386_SECCOMP, sc::I386_PRCTL, regs::BX, regs::CX),
     };
     if nr == seccomp {
-        read_reg(regs, arg0) == Some(sc::SECCOMP_SET_MODE_FILTER)
+        regs.read(arg0) == Some(sc::SECCOMP_SET_MODE_FILTER)
     } else if nr == prctl {
-        read_reg(regs, arg0) == Some(sc::PR_SET_SECCOMP)
-            && read_reg(regs, arg1) == Some(sc::SECCOMP_MODE_FILTER)
+        regs.read(arg0) == Some(sc::PR_SET_SECCOMP)
+            && regs.read(arg1) == Some(sc::SECCOMP_MODE_FILTER)
     } else {
         false
     }
-}
-
-#[inline(always)]
-fn read_reg(regs: *const u8, offset: usize) -> Option<u64> {
-    // SAFETY: the kernel validates the address; a fault returns an error.
-    unsafe { bpf_probe_read_kernel(regs.wrapping_add(offset).cast::<u64>()) }.ok()
 }

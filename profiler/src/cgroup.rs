@@ -45,7 +45,10 @@ fn mount_from_mountinfo(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let fstype = right.split_whitespace().next()?;
-        (fstype == "cgroup2").then(|| PathBuf::from(left.split_whitespace().nth(4)?))
+        if fstype != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
     })
 }
 
@@ -59,6 +62,14 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
+    /// The root of the cgroup2 hierarchy.
+    pub fn root() -> Result<Self, CgroupError> {
+        Ok(Self {
+            mount: cgroup2_mount()?,
+            rel: "/".into(),
+        })
+    }
+
     /// The cgroup at `path`, which may be absolute on the host or relative to the cgroup2
     /// mount (`/profgen/demo`).
     pub fn resolve(path: &Path) -> Result<Self, CgroupError> {

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::RawTracePoint,
-    Ebpf,
+    programs::{BtfTracePoint, RawTracePoint},
+    Btf, Ebpf,
 };
-use profiler_common::{bitmap::CgroupSyscalls, maps, stats::Stat};
+use profiler_common::{
+    bitmap::{slot_owner, CgroupSyscalls},
+    maps,
+    stats::Stat,
+};
 
 use super::Error;
 
@@ -24,15 +28,6 @@ pub enum Hook {
     Empty,
 }
 
-impl Hook {
-    fn program(self) -> &'static str {
-        match self {
-            Hook::Record => maps::PROG_SYS_ENTER,
-            Hook::Empty => "enter_raw_syscall_empty",
-        }
-    }
-}
-
 /// Loaded and attached eBPF programs. Detached when dropped.
 pub struct Kernel {
     ebpf: Ebpf,
@@ -40,7 +35,9 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Loads the object and attaches `hook` to `raw_syscalls:sys_enter`.
+    /// Loads the object and attaches `hook` to `raw_syscalls:sys_enter`. Recording prefers
+    /// the BTF tracepoint (registers read without a helper call) and falls back to the raw
+    /// tracepoint on kernels without BTF.
     pub fn load(hook: Hook) -> Result<Self, Error> {
         if OBJECT.is_empty() {
             return Err(Error::NoEbpf);
@@ -53,15 +50,17 @@ impl Kernel {
         }
         raise_memlock();
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| classify_load_error(&e.to_string()))?;
-        let program: &mut RawTracePoint = ebpf
-            .program_mut(hook.program())
-            .ok_or_else(|| Error::Kernel(format!("program {} missing from the object", hook.program())))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| Error::Kernel(e.to_string()))?;
-        program.load().map_err(|e| classify_load_error(&verbose(&e)))?;
-        program
-            .attach(maps::TP_SYS_ENTER)
-            .map_err(|e| classify_load_error(&verbose(&e)))?;
+        let attached = match hook {
+            Hook::Record => match attach_btf(&mut ebpf) {
+                Ok(()) => Ok(()),
+                Err(btf_err) => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).map_err(|raw_err| {
+                    log::debug!("BTF tracepoint refused: {btf_err}");
+                    raw_err
+                }),
+            },
+            Hook::Empty => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY),
+        };
+        attached.map_err(|e| classify_load_error(&e))?;
         Ok(Self {
             ebpf,
             levels: Vec::new(),
@@ -78,6 +77,7 @@ impl Kernel {
         }
         let mut roots: HashMap<&mut MapData, u64, u32> = self.map_mut(maps::TARGET_ROOTS)?;
         roots.insert(id, 0, 0).map_err(map_err)?;
+        self.forget_non_targets()?;
         if !self.levels.contains(&level) {
             if self.levels.len() as u32 >= maps::MAX_TARGET_LEVELS {
                 return Err(Error::Target(format!(
@@ -93,15 +93,41 @@ impl Kernel {
         Ok(())
     }
 
+    /// Slots remember cgroups that are not recorded; a new target may contain some of them.
+    fn forget_non_targets(&mut self) -> Result<(), Error> {
+        let mut slots: Array<&mut MapData, CgroupSyscalls> = self.map_mut(maps::SLOTS)?;
+        for index in 0..slot_owner::SLOTS {
+            let value = slots.get(&index, 0).map_err(map_err)?;
+            if value.owner & slot_owner::NOT_TARGET != 0 {
+                slots.set(index, CgroupSyscalls::ZERO, 0).map_err(map_err)?;
+            }
+        }
+        Ok(())
+    }
+
     /// What every recorded cgroup did so far, by cgroup id.
     pub fn cgroups(&self) -> Result<BTreeMap<u64, CgroupSyscalls>, Error> {
-        let map: HashMap<&MapData, u64, CgroupSyscalls> = HashMap::try_from(
+        let slots: Array<&MapData, CgroupSyscalls> =
+            Array::try_from(self.ebpf.map(maps::SLOTS).ok_or_else(|| missing(maps::SLOTS))?)
+                .map_err(map_err)?;
+        let mut found = BTreeMap::new();
+        for value in slots.iter() {
+            let value = value.map_err(map_err)?;
+            if value.owner != 0 && value.owner & slot_owner::NOT_TARGET == 0 {
+                found.insert(value.owner, value);
+            }
+        }
+        let overflow: HashMap<&MapData, u64, CgroupSyscalls> = HashMap::try_from(
             self.ebpf
                 .map(maps::CGROUP_SYSCALLS)
                 .ok_or_else(|| missing(maps::CGROUP_SYSCALLS))?,
         )
         .map_err(map_err)?;
-        map.iter().map(|r| r.map_err(map_err)).collect()
+        for entry in overflow.iter() {
+            let (id, value) = entry.map_err(map_err)?;
+            found.insert(id, value);
+        }
+        Ok(found)
     }
 
     /// The loss counters, summed over CPUs, by their recording name.
@@ -125,6 +151,29 @@ impl Kernel {
     {
         T::try_from(self.ebpf.map_mut(name).ok_or_else(|| missing(name))?).map_err(map_err)
     }
+}
+
+fn attach_btf(ebpf: &mut Ebpf) -> Result<(), String> {
+    let btf = Btf::from_sys_fs().map_err(|e| verbose(&e))?;
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(maps::PROG_SYS_ENTER_BTF)
+        .ok_or("BTF program missing from the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load(maps::TP_SYS_ENTER, &btf).map_err(|e| verbose(&e))?;
+    program.attach().map_err(|e| verbose(&e))?;
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load().map_err(|e| verbose(&e))?;
+    program.attach(maps::TP_SYS_ENTER).map_err(|e| verbose(&e))?;
+    Ok(())
 }
 
 fn missing(name: &str) -> Error {

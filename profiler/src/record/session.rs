@@ -82,7 +82,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     }
     let (cgroup, fresh) = match &opts.target {
         TargetSpec::Command(_) => {
-            let root = Cgroup::resolve(Path::new("/"))?;
+            let root = Cgroup::root()?;
             let name = format!("profgen-record-{}", std::process::id());
             (root.create_child(&name)?, true)
         }
