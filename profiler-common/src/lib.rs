@@ -4,5 +4,6 @@
 #![no_std]
 
 pub mod bitmap;
+pub mod event;
 pub mod maps;
 pub mod stats;

@@ -13,6 +13,26 @@ pub const TARGET_LEVELS: &str = "TARGET_LEVELS";
 /// `PerCpuArray<u64>`: counters of lost or degraded data, indexed by [`crate::stats::Stat`].
 pub const STATS: &str = "STATS";
 
+/// `RingBuf` of `event::Event`s.
+pub const EVENTS: &str = "EVENTS";
+/// `LruHashMap<u64 pid_tgid, Event>`: syscall events between entry and exit.
+pub const PENDING: &str = "PENDING";
+/// `LruHashMap<u64 fact hash, u8>`: facts already sent (the kernel-side deduplication).
+pub const SENT: &str = "SENT";
+
+/// Ring buffer size in bytes (a power of two, a multiple of the page size).
+pub const EVENTS_BYTES: u32 = 4 << 20;
+/// Capacity of [`PENDING`]: syscalls in flight at once.
+pub const MAX_PENDING: u32 = 8192;
+/// Capacity of [`SENT`]: distinct facts remembered. An evicted fact may be sent again,
+/// never lost.
+pub const MAX_SENT: u32 = 65536;
+
+/// The classic tracepoint program that completes syscall events at `syscalls:sys_exit_*`.
+pub const PROG_SYS_EXIT_EVENT: &str = "exit_event_syscall";
+/// The classic tracepoint program on `capability:cap_capable` (Linux 6.14+).
+pub const PROG_CAP_CAPABLE: &str = "capable";
+
 /// Capacity of [`CGROUP_SYSCALLS`]: distinct cgroups recorded at once.
 pub const MAX_CGROUPS: u32 = 4096;
 /// Capacity of [`TARGET_ROOTS`].

@@ -13,13 +13,20 @@ pub enum Stat {
     /// Reading the syscall's registers failed, so its arguments (and for the seccomp
     /// arming check, its meaning) are unknown.
     RegsUnreadable = 2,
+    /// The ring buffer was full: an event (file, exec, socket, capability) was dropped.
+    RingBufFull = 3,
+    /// A syscall's arguments could not be staged until its exit (the `PENDING` map was
+    /// full): its event was dropped.
+    PendingFull = 4,
 }
 
 impl Stat {
-    pub const ALL: [Stat; 3] = [
+    pub const ALL: [Stat; 5] = [
         Stat::CgroupMapFull,
         Stat::SyscallOutOfRange,
         Stat::RegsUnreadable,
+        Stat::RingBufFull,
+        Stat::PendingFull,
     ];
     pub const COUNT: u32 = Self::ALL.len() as u32;
 
@@ -29,6 +36,8 @@ impl Stat {
             Stat::CgroupMapFull => "cgroup_map_full",
             Stat::SyscallOutOfRange => "syscall_out_of_range",
             Stat::RegsUnreadable => "regs_unreadable",
+            Stat::RingBufFull => "ring_buffer_full",
+            Stat::PendingFull => "pending_map_full",
         }
     }
 }

@@ -3,11 +3,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
-    maps::{MAX_CGROUPS, MAX_TARGET_LEVELS, MAX_TARGET_ROOTS},
+    event::Event,
+    maps::{EVENTS_BYTES, MAX_CGROUPS, MAX_PENDING, MAX_SENT, MAX_TARGET_LEVELS, MAX_TARGET_ROOTS},
     stats::Stat,
 };
 
@@ -31,6 +32,19 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 
 /// entries are inserted from here. Never written.
 #[map]
 pub static ZERO_CGROUP: Array<CgroupSyscalls> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+#[map]
+pub static PENDING: LruHashMap<u64, Event> = LruHashMap::with_max_entries(MAX_PENDING, 0);
+
+#[map]
+pub static SENT: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_SENT, 0);
+
+/// Per-CPU room to build an `Event` (larger than the eBPF stack).
+#[map]
+pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counts one lost or degraded event.
 #[inline(always)]

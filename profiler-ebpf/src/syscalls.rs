@@ -9,8 +9,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_kernel,
     },
-    macros::{btf_tracepoint, raw_tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext},
+    macros::{btf_tracepoint, raw_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
 };
 use core::{
     intrinsics::{atomic_cxchg, atomic_or, AtomicOrdering},
@@ -18,15 +18,23 @@ use core::{
 };
 use profiler_common::{
     bitmap::{seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
+    event::nr as event_nr,
     maps::MAX_TARGET_LEVELS,
     stats::Stat,
 };
 
-use crate::maps::{count, CGROUP_SYSCALLS, SLOTS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP};
+use crate::{
+    events::{self, Args},
+    maps::{count, CGROUP_SYSCALLS, SLOTS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP},
+};
 
 /// Byte offsets in x86_64 `struct pt_regs` (a user-visible ABI, `asm/ptrace.h`).
 mod regs {
     pub const BX: usize = 40;
+    pub const R10: usize = 56;
+    pub const R9: usize = 64;
+    pub const R8: usize = 72;
+    pub const DX: usize = 96;
     pub const CX: usize = 88;
     pub const SI: usize = 104;
     pub const DI: usize = 112;
@@ -84,16 +92,7 @@ pub fn enter_raw_syscall_empty(_ctx: RawTracePointContext) -> i32 {
 fn record(regs: impl Regs, id: u64) -> Option<()> {
     // SAFETY: helper without preconditions.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    let slot_entry = SLOTS.get_ptr_mut(slot_owner::index(cgroup))?;
-    // SAFETY: map values live as long as the map; `owner` only changes by compare-exchange.
-    let owner = unsafe { read_volatile(&(*slot_entry).owner) };
-    let entry = if owner == cgroup {
-        slot_entry
-    } else if owner == cgroup | slot_owner::NOT_TARGET {
-        return None;
-    } else {
-        lookup_slow(cgroup, slot_entry, owner)?
-    };
+    let entry = recorded(cgroup)?;
 
     let Some(cs) = regs.read(regs::CS) else {
         count(Stat::RegsUnreadable);
@@ -125,7 +124,48 @@ fn record(regs: impl Regs, id: u64) -> Option<()> {
         // SAFETY: as above.
         unsafe { write_volatile(&mut entry.armed, 1) };
     }
+    // Files, execs and sockets of the native ABI; the others are rare enough to leave to
+    // the syscall list.
+    if abi == Abi::X86_64 && event_nr::is_event(nr) {
+        let read = |off| regs.read(off).unwrap_or(0);
+        let args = Args([
+            read(regs::DI),
+            read(regs::SI),
+            read(regs::DX),
+            read(regs::R10),
+            read(regs::R8),
+            read(regs::R9),
+        ]);
+        events::enter(nr as u32, cgroup, &args);
+    }
     Some(())
+}
+
+/// The record of `cgroup` if it is recorded: its slot when it owns one (the hot path), else
+/// the overflow map, else a check of its ancestry whose answer the slot remembers.
+#[inline(always)]
+pub fn recorded(cgroup: u64) -> Option<*mut CgroupSyscalls> {
+    let slot_entry = SLOTS.get_ptr_mut(slot_owner::index(cgroup))?;
+    // SAFETY: map values live as long as the map; `owner` only changes by compare-exchange.
+    let owner = unsafe { read_volatile(&(*slot_entry).owner) };
+    if owner == cgroup {
+        Some(slot_entry)
+    } else if owner == cgroup | slot_owner::NOT_TARGET {
+        None
+    } else {
+        lookup_slow(cgroup, slot_entry, owner)
+    }
+}
+
+/// Capabilities used by recorded cgroups (`capability:cap_capable`, Linux 6.14+).
+#[tracepoint]
+pub fn capable(ctx: TracePointContext) -> u32 {
+    // SAFETY: helper without preconditions.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    if recorded(cgroup).is_some() {
+        events::capable(&ctx, cgroup);
+    }
+    0
 }
 
 /// The cgroup's slot belongs to someone else or is empty: look in the overflow map, or find

@@ -1,0 +1,199 @@
+//! Rare events, sent through one ring buffer: files, execs, sockets, capabilities. Each is
+//! sent once per distinct fact (the kernel keeps a set of what it already sent).
+//!
+//! A syscall event is staged at `sys_enter` (arguments and user-memory strings are only valid
+//! then) in the `PENDING` map, keyed by task, and completed at the syscall's exit with its
+//! result, so failed calls can be told apart.
+
+/// Bytes of a path kept per event (longer paths are cut and flagged).
+pub const PATH_LEN: usize = 256;
+/// Bytes of a socket address kept (enough for `sockaddr_un`).
+pub const ADDR_LEN: usize = 128;
+
+/// `Event::kind`.
+pub mod kind {
+    /// A syscall with its arguments and result (`Event::nr` says which).
+    pub const SYSCALL: u32 = 1;
+    /// A capability check (`capability:cap_capable`); `Event::flags` is the capability.
+    pub const CAPABILITY: u32 = 2;
+}
+
+/// `Event::status` bits.
+pub mod status {
+    /// `path` was longer than [`super::PATH_LEN`] and is cut.
+    pub const PATH_TRUNCATED: u32 = 1;
+    /// `path2` was cut.
+    pub const PATH2_TRUNCATED: u32 = 2;
+    /// A user-memory string or address could not be read.
+    pub const UNREADABLE: u32 = 4;
+}
+
+/// One event. Plain integers and byte arrays, no implicit padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub kind: u32,
+    /// x86_64 syscall number.
+    pub nr: u32,
+    pub cgroup: u64,
+    /// `bpf_get_current_pid_tgid`: tgid in the upper half, tid in the lower.
+    pub pid_tgid: u64,
+    /// `bpf_get_current_uid_gid`: gid in the upper half, uid in the lower.
+    pub uid_gid: u64,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// Up to four integer arguments, as the syscall's handler in the kernel side says.
+    pub args: [u64; 4],
+    pub status: u32,
+    pub path_len: u32,
+    pub path2_len: u32,
+    pub addr_len: u32,
+    pub path: [u8; PATH_LEN],
+    pub path2: [u8; PATH_LEN],
+    pub addr: [u8; ADDR_LEN],
+}
+
+impl Event {
+    pub const ZERO: Self = Self {
+        kind: 0,
+        nr: 0,
+        cgroup: 0,
+        pid_tgid: 0,
+        uid_gid: 0,
+        ret: 0,
+        args: [0; 4],
+        status: 0,
+        path_len: 0,
+        path2_len: 0,
+        addr_len: 0,
+        path: [0; PATH_LEN],
+        path2: [0; PATH_LEN],
+        addr: [0; ADDR_LEN],
+    };
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers and byte arrays only, no implicit padding (checked below).
+unsafe impl aya::Pod for Event {}
+
+/// x86_64 syscall numbers that produce events, and what their arguments mean.
+pub mod nr {
+    pub const OPEN: u32 = 2;
+    pub const MMAP: u32 = 9;
+    pub const SOCKET: u32 = 41;
+    pub const CONNECT: u32 = 42;
+    pub const ACCEPT: u32 = 43;
+    pub const SENDTO: u32 = 44;
+    pub const SENDMSG: u32 = 46;
+    pub const BIND: u32 = 49;
+    pub const LISTEN: u32 = 50;
+    pub const EXECVE: u32 = 59;
+    pub const FLOCK: u32 = 73;
+    pub const TRUNCATE: u32 = 76;
+    pub const RENAME: u32 = 82;
+    pub const MKDIR: u32 = 83;
+    pub const RMDIR: u32 = 84;
+    pub const CREAT: u32 = 85;
+    pub const LINK: u32 = 86;
+    pub const UNLINK: u32 = 87;
+    pub const SYMLINK: u32 = 88;
+    pub const CHMOD: u32 = 90;
+    pub const CHOWN: u32 = 92;
+    pub const LCHOWN: u32 = 94;
+    pub const OPENAT: u32 = 257;
+    pub const MKDIRAT: u32 = 258;
+    pub const FCHOWNAT: u32 = 260;
+    pub const UNLINKAT: u32 = 263;
+    pub const RENAMEAT: u32 = 264;
+    pub const LINKAT: u32 = 265;
+    pub const SYMLINKAT: u32 = 266;
+    pub const FCHMODAT: u32 = 268;
+    pub const ACCEPT4: u32 = 288;
+    pub const RENAMEAT2: u32 = 316;
+    pub const EXECVEAT: u32 = 322;
+    pub const OPENAT2: u32 = 437;
+
+    /// Every event syscall with the `syscalls:sys_exit_*` tracepoint that completes it.
+    pub const ALL: [(u32, &str); 32] = [
+        (OPEN, "sys_exit_open"),
+        (MMAP, "sys_exit_mmap"),
+        (SOCKET, "sys_exit_socket"),
+        (CONNECT, "sys_exit_connect"),
+        (ACCEPT, "sys_exit_accept"),
+        (SENDTO, "sys_exit_sendto"),
+        (SENDMSG, "sys_exit_sendmsg"),
+        (BIND, "sys_exit_bind"),
+        (LISTEN, "sys_exit_listen"),
+        (EXECVE, "sys_exit_execve"),
+        (FLOCK, "sys_exit_flock"),
+        (TRUNCATE, "sys_exit_truncate"),
+        (RENAME, "sys_exit_rename"),
+        (MKDIR, "sys_exit_mkdir"),
+        (RMDIR, "sys_exit_rmdir"),
+        (CREAT, "sys_exit_creat"),
+        (LINK, "sys_exit_link"),
+        (UNLINK, "sys_exit_unlink"),
+        (SYMLINK, "sys_exit_symlink"),
+        (CHMOD, "sys_exit_chmod"),
+        (CHOWN, "sys_exit_chown"),
+        (LCHOWN, "sys_exit_lchown"),
+        (OPENAT, "sys_exit_openat"),
+        (MKDIRAT, "sys_exit_mkdirat"),
+        (FCHOWNAT, "sys_exit_fchownat"),
+        (UNLINKAT, "sys_exit_unlinkat"),
+        (RENAMEAT, "sys_exit_renameat"),
+        (LINKAT, "sys_exit_linkat"),
+        (SYMLINKAT, "sys_exit_symlinkat"),
+        (FCHMODAT, "sys_exit_fchmodat"),
+        (ACCEPT4, "sys_exit_accept4"),
+        (RENAMEAT2, "sys_exit_renameat2"),
+    ];
+    // execveat and openat2 exits are matched through the same program: listed separately so
+    // `ALL` stays a fixed-size table of the common ones.
+    pub const MORE: [(u32, &str); 2] = [(EXECVEAT, "sys_exit_execveat"), (OPENAT2, "sys_exit_openat2")];
+
+    /// Bit set of event syscalls below 448, tested on the hot path.
+    pub const fn mask() -> [u64; 7] {
+        let mut m = [0u64; 7];
+        let mut i = 0;
+        while i < ALL.len() {
+            let n = ALL[i].0;
+            m[(n / 64) as usize] |= 1 << (n % 64);
+            i += 1;
+        }
+        let mut j = 0;
+        while j < MORE.len() {
+            let n = MORE[j].0;
+            m[(n / 64) as usize] |= 1 << (n % 64);
+            j += 1;
+        }
+        m
+    }
+    pub const MASK: [u64; 7] = mask();
+
+    #[inline(always)]
+    pub const fn is_event(nr: u64) -> bool {
+        nr < 448 && MASK[(nr / 64) as usize] & (1 << (nr % 64)) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_has_no_implicit_padding() {
+        let fields = 4 + 4 + 8 + 8 + 8 + 8 + 32 + 4 * 4 + 2 * PATH_LEN + ADDR_LEN;
+        assert_eq!(core::mem::size_of::<Event>(), fields);
+    }
+
+    #[test]
+    fn event_mask_matches_table() {
+        for (n, _) in nr::ALL.iter().chain(nr::MORE.iter()) {
+            assert!(nr::is_event(*n as u64), "{n}");
+        }
+        assert!(!nr::is_event(39)); // getppid
+        assert!(!nr::is_event(0)); // read
+        assert!(!nr::is_event(1000));
+    }
+}

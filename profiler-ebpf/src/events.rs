@@ -1,0 +1,296 @@
+//! Rare events (files, execs, sockets, capabilities): staged at syscall entry, completed at
+//! exit with the result, deduplicated, and sent through the ring buffer once per fact.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes, generated,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use core::ffi::c_void;
+use profiler_common::{
+    event::{kind, nr, status, Event, ADDR_LEN, PATH_LEN},
+    stats::Stat,
+};
+
+use crate::maps::{count, EVENTS, PENDING, SCRATCH, SENT};
+
+/// The syscall's first six arguments, read by the entry program.
+pub struct Args(pub [u64; 6]);
+
+const PROT_EXEC: u64 = 4;
+
+/// Stages the event of syscall `nr` made by a recorded `cgroup`.
+#[inline(always)]
+pub fn enter(nr: u32, cgroup: u64, args: &Args) -> Option<()> {
+    let a = &args.0;
+    // Filter before touching memory: only executable file mappings and addressed sends.
+    match nr {
+        nr::MMAP if a[2] & PROT_EXEC == 0 || (a[4] as i64) < 0 => return None,
+        nr::SENDTO if a[4] == 0 => return None,
+        _ => {}
+    }
+    let ev = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch value; programs do not preempt each other on one CPU.
+    let ev = unsafe { &mut *ev };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    ev.kind = kind::SYSCALL;
+    ev.nr = nr;
+    ev.cgroup = cgroup;
+    ev.pid_tgid = pid_tgid;
+    ev.uid_gid = bpf_get_current_uid_gid();
+    ev.ret = 0;
+    ev.args = [a[0], a[1], a[2], a[3]];
+    ev.status = 0;
+    ev.path_len = 0;
+    ev.path2_len = 0;
+    ev.addr_len = 0;
+
+    match nr {
+        nr::OPEN | nr::CREAT | nr::TRUNCATE | nr::MKDIR | nr::RMDIR | nr::UNLINK | nr::CHMOD
+        | nr::CHOWN | nr::LCHOWN | nr::EXECVE => read_path(ev, a[0], false),
+        nr::OPENAT | nr::MKDIRAT | nr::FCHOWNAT | nr::UNLINKAT | nr::FCHMODAT | nr::EXECVEAT => {
+            read_path(ev, a[1], false)
+        }
+        nr::OPENAT2 => {
+            read_path(ev, a[1], false);
+            // struct open_how { u64 flags; … }: keep the flags where openat has them.
+            // SAFETY: user pointer, checked by the helper.
+            ev.args[2] = unsafe { bpf_probe_read_user(a[2] as *const u64) }.unwrap_or(0);
+        }
+        nr::RENAME | nr::LINK | nr::SYMLINK => {
+            read_path(ev, a[0], false);
+            read_path(ev, a[1], true);
+        }
+        nr::RENAMEAT | nr::RENAMEAT2 | nr::LINKAT => {
+            read_path(ev, a[1], false);
+            read_path(ev, a[3], true);
+        }
+        nr::SYMLINKAT => {
+            read_path(ev, a[0], false);
+            read_path(ev, a[2], true);
+        }
+        // mmap(addr, len, prot, flags, fd, off): keep fd where the others keep theirs.
+        nr::MMAP => ev.args[0] = a[4],
+        nr::CONNECT | nr::BIND => read_addr(ev, a[1], a[2]),
+        nr::SENDTO => read_addr(ev, a[4], a[5]),
+        nr::SENDMSG => {
+            // struct msghdr { void *msg_name; int msg_namelen; … }
+            // SAFETY: user pointers, checked by the helper.
+            let name = unsafe { bpf_probe_read_user(a[1] as *const u64) }.unwrap_or(0);
+            if name == 0 {
+                return None;
+            }
+            let len = unsafe { bpf_probe_read_user((a[1] + 8) as *const u32) }.unwrap_or(0);
+            read_addr(ev, name, len as u64);
+        }
+        // accept: the peer address is written by the kernel; read it at exit.
+        _ => {}
+    }
+    if PENDING.insert(pid_tgid, &*ev, 0).is_err() {
+        count(Stat::PendingFull);
+    }
+    Some(())
+}
+
+/// Completes a staged event at `syscalls:sys_exit_*`.
+#[tracepoint]
+pub fn exit_event_syscall(ctx: TracePointContext) -> u32 {
+    let _ = exit(&ctx);
+    0
+}
+
+/// `syscalls:sys_exit_*` format: `int __syscall_nr` at 8, `long ret` at 16.
+const EXIT_NR: usize = 8;
+const EXIT_RET: usize = 16;
+
+#[inline(always)]
+fn exit(ctx: &TracePointContext) -> Option<()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let ev = PENDING.get_ptr_mut(pid_tgid)?;
+    // SAFETY: tracepoint record fields at their documented offsets.
+    let exit_nr: i32 = unsafe { ctx.read_at(EXIT_NR) }.ok()?;
+    let ret: i64 = unsafe { ctx.read_at(EXIT_RET) }.ok()?;
+    // SAFETY: map value owned by this task until removed below.
+    let ev = unsafe { &mut *ev };
+    if ev.nr as i32 == exit_nr {
+        ev.ret = ret;
+        if (ev.nr == nr::ACCEPT || ev.nr == nr::ACCEPT4) && ret >= 0 && ev.args[1] != 0 {
+            // SAFETY: user pointer, checked by the helper.
+            let len = unsafe { bpf_probe_read_user(ev.args[2] as *const u32) }.unwrap_or(0);
+            read_addr(ev, ev.args[1], len as u64);
+        }
+        if ev.nr == nr::EXECVE || ev.nr == nr::EXECVEAT {
+            // Credentials after exec: a setuid binary changes them.
+            ev.args[3] = bpf_get_current_uid_gid();
+        }
+        send_once(ev, fact_hash(ev));
+    }
+    let _ = PENDING.remove(pid_tgid);
+    Some(())
+}
+
+/// `capability:cap_capable` format: `int cap` at 32, `int ret` at 36.
+const CAP_CAP: usize = 32;
+const CAP_RET: usize = 36;
+
+/// Sends each capability a recorded cgroup used, once.
+#[inline(always)]
+pub fn capable(ctx: &TracePointContext, cgroup: u64) -> Option<()> {
+    // SAFETY: tracepoint record fields at their documented (and load-time checked) offsets.
+    let cap: i32 = unsafe { ctx.read_at(CAP_CAP) }.ok()?;
+    let ret: i32 = unsafe { ctx.read_at(CAP_RET) }.ok()?;
+    let ev = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch.
+    let ev = unsafe { &mut *ev };
+    ev.kind = kind::CAPABILITY;
+    ev.nr = 0;
+    ev.cgroup = cgroup;
+    ev.pid_tgid = bpf_get_current_pid_tgid();
+    ev.uid_gid = bpf_get_current_uid_gid();
+    ev.ret = ret as i64;
+    ev.args = [cap as u64, 0, 0, 0];
+    ev.status = 0;
+    ev.path_len = 0;
+    ev.path2_len = 0;
+    ev.addr_len = 0;
+    let hash = mix(mix(mix(FNV_OFFSET, cgroup), cap as u64 | 1 << 40), (ret == 0) as u64);
+    send_once(ev, hash);
+    Some(())
+}
+
+#[inline(always)]
+fn send_once(ev: &Event, hash: u64) {
+    // SAFETY: the value is not read.
+    if unsafe { SENT.get(hash) }.is_some() {
+        return;
+    }
+    if EVENTS.output::<Event>(ev, 0).is_err() {
+        count(Stat::RingBufFull);
+        return;
+    }
+    let _ = SENT.insert(hash, 1u8, 0);
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[inline(always)]
+fn mix(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(FNV_PRIME)
+}
+
+/// What makes two events the same fact. File events: cgroup, syscall, flags, success, the
+/// paths (and the dirfd for relative ones). fd-based events (mmap, flock, socket, bind,
+/// listen, accept) also key on the process, since an fd means nothing outside it. Peer
+/// ports of accepted connections are ephemeral and left out.
+#[inline(always)]
+fn fact_hash(ev: &Event) -> u64 {
+    let mut h = mix(FNV_OFFSET, ev.cgroup);
+    h = mix(h, ev.nr as u64);
+    h = mix(h, (ev.ret >= 0) as u64);
+    let per_process = matches!(
+        ev.nr,
+        nr::MMAP | nr::FLOCK | nr::SOCKET | nr::BIND | nr::LISTEN | nr::ACCEPT | nr::ACCEPT4
+            | nr::CONNECT | nr::SENDTO | nr::SENDMSG
+    );
+    if per_process {
+        h = mix(h, ev.pid_tgid >> 32);
+    }
+    match ev.nr {
+        nr::SOCKET => {
+            h = mix(h, ev.args[0]);
+            h = mix(h, ev.args[1]);
+            h = mix(h, ev.ret as u64);
+        }
+        nr::MMAP | nr::FLOCK | nr::LISTEN | nr::BIND | nr::CONNECT | nr::SENDTO
+        | nr::SENDMSG | nr::ACCEPT | nr::ACCEPT4 => h = mix(h, ev.args[0]),
+        // Relative paths depend on the directory fd; open flags on the access mode.
+        _ => {
+            h = mix(h, ev.args[0]);
+            h = mix(h, ev.args[2]);
+        }
+    }
+    h = hash_bytes(h, &ev.path, ev.path_len);
+    h = hash_bytes(h, &ev.path2, ev.path2_len);
+    let accepted = ev.nr == nr::ACCEPT || ev.nr == nr::ACCEPT4;
+    let mut i = 0;
+    while i < ADDR_LEN {
+        if i as u32 >= ev.addr_len {
+            break;
+        }
+        // sockaddr_in / sockaddr_in6 keep the port at bytes 2..4.
+        if !(accepted && (i == 2 || i == 3)) {
+            h = mix(h, ev.addr[i] as u64);
+        }
+        i += 1;
+    }
+    h
+}
+
+#[inline(always)]
+fn hash_bytes(mut h: u64, bytes: &[u8; PATH_LEN], len: u32) -> u64 {
+    let mut i = 0;
+    while i < PATH_LEN {
+        if i as u32 >= len {
+            break;
+        }
+        h = mix(h, bytes[i] as u64);
+        i += 1;
+    }
+    h
+}
+
+#[inline(always)]
+fn read_path(ev: &mut Event, ptr: u64, second: bool) {
+    let (buf, truncated) = if second {
+        (&mut ev.path2, status::PATH2_TRUNCATED)
+    } else {
+        (&mut ev.path, status::PATH_TRUNCATED)
+    };
+    // SAFETY: user pointer, checked by the helper.
+    let len = match unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, buf) } {
+        Ok(s) => s.len() as u32,
+        Err(_) => {
+            ev.status |= status::UNREADABLE;
+            0
+        }
+    };
+    if len as usize >= PATH_LEN - 1 {
+        ev.status |= truncated;
+    }
+    if second {
+        ev.path2_len = len;
+    } else {
+        ev.path_len = len;
+    }
+}
+
+#[inline(always)]
+fn read_addr(ev: &mut Event, ptr: u64, len: u64) {
+    if ptr == 0 {
+        return;
+    }
+    let mut n = len as usize;
+    if n > ADDR_LEN {
+        n = ADDR_LEN;
+    }
+    if n == 0 {
+        return;
+    }
+    // SAFETY: user pointer, checked by the helper; `n` is bounded by the buffer.
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            ev.addr.as_mut_ptr() as *mut c_void,
+            n as u32,
+            ptr as *const c_void,
+        )
+    };
+    if rc == 0 {
+        ev.addr_len = n as u32;
+    } else {
+        ev.status |= status::UNREADABLE;
+    }
+}
