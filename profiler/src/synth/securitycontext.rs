@@ -1,0 +1,1 @@
+//! securityContext suggestions from a recording (in progress).
