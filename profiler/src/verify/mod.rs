@@ -1,7 +1,213 @@
 //! Proving a profile: enforce it and re-run the workload's tests.
+//!
+//! [`seccomp`] runs a bundle under runc with a seccomp profile in a temporary copy of its
+//! `config.json`, runs the test command on the host, then runs a probe inside the container
+//! that tries syscalls outside the profile. Every step becomes a fact in a [`Report`]; the
+//! profile is proven when the container started with the filter active, the tests passed, the
+//! container was still up afterwards, and every probed syscall was refused with EPERM.
+
+pub mod apparmor;
+mod bundle;
+mod cgroups;
+pub mod netpol;
+pub mod probe;
+pub mod process;
+mod report;
+pub mod runc;
+
+use std::{ffi::OsString, fs, net::SocketAddr, path::PathBuf, process::Command, time::Duration};
+
+pub use bundle::{load_profile, with_seccomp, BundleError, PatchedBundle};
+use oci_spec::runtime::LinuxSeccomp;
+pub use report::{Report, TestRun};
 
 /// The profile was enforced and the workload failed under it, or a probe outside it was not
 /// refused.
 #[derive(Debug, thiserror::Error)]
 #[error("verification failed: {0}")]
 pub struct VerifyFailed(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bundle or profile could not be read.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// runc could not be used at all (as opposed to the container failing under the profile).
+    #[error(transparent)]
+    Runc(#[from] runc::RuncError),
+    #[error("cannot run the test command {command:?}: {source}")]
+    TestCommand {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The facts are in `report`; `source` sums up what failed.
+    #[error("the workload under the enforced profile")]
+    Failed {
+        report: Box<Report>,
+        #[source]
+        source: VerifyFailed,
+    },
+}
+
+/// What to enforce and how to exercise it.
+#[derive(Clone, Debug)]
+pub struct SeccompCheck {
+    /// An OCI bundle (`config.json` and its root filesystem). Not modified.
+    pub bundle: PathBuf,
+    /// Goes into `linux.seccomp`.
+    pub profile: LinuxSeccomp,
+    /// Runs on the host once the container is up; must exit 0. Empty: no tests.
+    pub test_command: Vec<OsString>,
+    /// Wait for the container to accept connections here before running the tests.
+    pub wait_tcp: Option<SocketAddr>,
+    /// The probe binary's path inside the container.
+    pub probe_path: String,
+    /// Syscalls outside the profile that must be refused with EPERM. Empty: no probe.
+    pub probes: Vec<String>,
+    /// Limit for the test command; waiting for the container and the probe get their own.
+    pub test_timeout: Duration,
+    pub runc: runc::Runc,
+}
+
+impl SeccompCheck {
+    pub fn new(bundle: impl Into<PathBuf>, profile: LinuxSeccomp) -> Self {
+        Self {
+            bundle: bundle.into(),
+            profile,
+            test_command: Vec::new(),
+            wait_tcp: None,
+            probe_path: "/probe".into(),
+            probes: vec!["unshare".into()],
+            test_timeout: Duration::from_secs(300),
+            runc: runc::Runc::default(),
+        }
+    }
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Enforces the profile and judges the result: `Ok` only when every fact holds, otherwise
+/// [`Error::Failed`] carrying the report.
+pub fn seccomp(check: &SeccompCheck) -> Result<Report, Error> {
+    let report = enforce(check)?;
+    let failures = report.failures();
+    if failures.is_empty() {
+        return Ok(report);
+    }
+    Err(Error::Failed {
+        source: VerifyFailed(failures.join("; ")),
+        report: Box::new(report),
+    })
+}
+
+/// Enforces the profile and collects the facts without judging them. Errors only when the
+/// environment is unusable (bundle unreadable, runc missing, test command not found).
+pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
+    let patched = with_seccomp(&check.bundle, &check.profile)?;
+    let id = runc::unique_id("profgen-verify");
+    let mut report = Report::new(&id);
+
+    let started = check.runc.create(patched.path(), &id).and_then(|c| {
+        c.start()?;
+        Ok(c)
+    });
+    let container = match started {
+        Ok(c) => c,
+        Err(err) if err.is_environment() => return Err(err.into()),
+        Err(err) => {
+            report.started = Err(err.to_string());
+            return Ok(report);
+        }
+    };
+    report.started = Ok(());
+    report.seccomp_mode = container
+        .pid()
+        .ok()
+        .flatten()
+        .and_then(|pid| seccomp_mode(pid).ok());
+
+    if let Some(addr) = check.wait_tcp {
+        if let Err(err) = container.wait_tcp(addr, READY_TIMEOUT) {
+            if err.is_environment() {
+                return Err(err.into());
+            }
+            report.ready = Some(Err(err.to_string()));
+            report.container_log = container.logs();
+            return Ok(report);
+        }
+        report.ready = Some(Ok(()));
+    }
+
+    if let Some((program, args)) = check.test_command.split_first() {
+        let captured = process::run(Command::new(program).args(args), check.test_timeout).map_err(
+            |source| Error::TestCommand {
+                command: program.to_string_lossy().into_owned(),
+                source,
+            },
+        )?;
+        report.tests = Some(TestRun::from(captured));
+        report.running_after_tests = Some(matches!(container.pid(), Ok(Some(_))));
+    }
+
+    if !check.probes.is_empty() {
+        let mut argv = vec![check.probe_path.clone()];
+        argv.extend(check.probes.iter().cloned());
+        report.probes = Some(match container.exec(&argv, PROBE_TIMEOUT) {
+            Err(err) if err.is_environment() => return Err(err.into()),
+            Err(err) => Err(err.to_string()),
+            Ok(out) if out.code != Some(0) => Err(format!(
+                "`{}` exited with {:?}: {}{}",
+                argv.join(" "),
+                out.code,
+                out.stderr.trim(),
+                out.stdout.trim()
+            )),
+            Ok(out) => probe::parse(&out.stdout, &check.probes).map_err(|e| e.to_string()),
+        });
+    }
+
+    report.container_log = container.logs();
+    if let Err(err) = container.stop(STOP_GRACE) {
+        log::warn!("{err}");
+    }
+    Ok(report)
+}
+
+/// The `Seccomp:` field of `/proc/PID/status`: 0 none, 1 strict, 2 filter.
+pub fn seccomp_mode(pid: u32) -> std::io::Result<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_seccomp_mode(&status).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no Seccomp field in /proc/{pid}/status"),
+        )
+    })
+}
+
+fn parse_seccomp_mode(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_seccomp_field() {
+        let status = "Name:\tnginx\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+        assert_eq!(parse_seccomp_mode(status), Some(2));
+        assert_eq!(parse_seccomp_mode("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn our_own_mode_is_readable() {
+        let mode = seccomp_mode(std::process::id()).unwrap();
+        assert!(mode <= 2);
+    }
+}

@@ -1,0 +1,123 @@
+//! The probe's output: one line per probed syscall, `NAME ok` or `NAME errno N`.
+
+use std::fmt;
+
+/// EPERM: what a seccomp profile's default `SCMP_ACT_ERRNO` action returns.
+pub const EPERM: i32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call succeeded: nothing refused it.
+    Allowed,
+    /// The call failed with this errno.
+    Refused(i32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeResult {
+    pub syscall: String,
+    pub outcome: Outcome,
+}
+
+impl ProbeResult {
+    /// Refused with EPERM, as a seccomp profile that does not allow the syscall refuses it.
+    pub fn refused_by_seccomp(&self) -> bool {
+        self.outcome == Outcome::Refused(EPERM)
+    }
+}
+
+impl fmt::Display for ProbeResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.outcome {
+            Outcome::Allowed => write!(f, "{} ok", self.syscall),
+            Outcome::Refused(errno) => write!(f, "{} errno {errno}", self.syscall),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("probe output line {0:?} is neither `NAME ok` nor `NAME errno N`")]
+    BadLine(String),
+    #[error("the probe reported on {got:?}, expected {expected:?}")]
+    Mismatch {
+        expected: Vec<String>,
+        got: Vec<String>,
+    },
+}
+
+/// Parses the probe's stdout and checks that it reported on exactly `expected`, in order.
+pub fn parse(stdout: &str, expected: &[String]) -> Result<Vec<ProbeResult>, ParseError> {
+    let results = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse_line)
+        .collect::<Result<Vec<_>, _>>()?;
+    let got: Vec<String> = results.iter().map(|r| r.syscall.clone()).collect();
+    if got != expected {
+        return Err(ParseError::Mismatch {
+            expected: expected.to_vec(),
+            got,
+        });
+    }
+    Ok(results)
+}
+
+fn parse_line(line: &str) -> Result<ProbeResult, ParseError> {
+    let bad = || ParseError::BadLine(line.to_owned());
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let outcome = match words[..] {
+        [_, "ok"] => Outcome::Allowed,
+        [_, "errno", n] => Outcome::Refused(n.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    };
+    Ok(ProbeResult {
+        syscall: words[0].to_owned(),
+        outcome,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_both_outcomes() {
+        let got = parse(
+            "unshare errno 1\npersonality ok\n",
+            &names(&["unshare", "personality"]),
+        )
+        .unwrap();
+        assert!(got[0].refused_by_seccomp());
+        assert_eq!(got[1].outcome, Outcome::Allowed);
+        assert!(!got[1].refused_by_seccomp());
+        assert_eq!(got[0].to_string(), "unshare errno 1");
+    }
+
+    #[test]
+    fn other_errnos_are_not_seccomp_refusals() {
+        let got = parse("ptrace errno 38\n", &names(&["ptrace"])).unwrap();
+        assert_eq!(got[0].outcome, Outcome::Refused(38));
+        assert!(!got[0].refused_by_seccomp());
+    }
+
+    #[test]
+    fn rejects_garbage_and_missing_lines() {
+        assert!(matches!(
+            parse("unshare unknown\n", &names(&["unshare"])),
+            Err(ParseError::BadLine(_))
+        ));
+        assert!(matches!(
+            parse("unshare errno x\n", &names(&["unshare"])),
+            Err(ParseError::BadLine(_))
+        ));
+        assert!(matches!(
+            parse("unshare ok\n", &names(&["unshare", "ptrace"])),
+            Err(ParseError::Mismatch { .. })
+        ));
+    }
+}
