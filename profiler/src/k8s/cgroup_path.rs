@@ -164,8 +164,22 @@ impl CgroupInfo {
 }
 
 const V1_CONTROLLERS: &[&str] = &[
-    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "misc",
-    "net_cls", "net_prio", "perf_event", "pids", "rdma", "systemd", "unified",
+    "blkio",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "hugetlb",
+    "memory",
+    "misc",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "pids",
+    "rdma",
+    "systemd",
+    "unified",
 ];
 
 /// Parses a cgroup path or `/proc/<pid>/cgroup` line. Never fails: a path that names no pod
@@ -208,7 +222,10 @@ pub fn parse(input: &str) -> CgroupInfo {
                 path: join(&comps[..=idx]),
             });
             info.below_container = rest(&comps[idx + 1..]);
-        } else if let Some((rt, role, id)) = comps.get(idx + 1).and_then(|c| container_component(c, true)) {
+        } else if let Some((rt, role, id)) = comps
+            .get(idx + 1)
+            .and_then(|c| container_component(c, true))
+        {
             info.container = Some(ContainerCgroup {
                 id,
                 runtime: rt,
@@ -225,7 +242,11 @@ pub fn parse(input: &str) -> CgroupInfo {
     for (i, c) in comps.iter().enumerate() {
         let bare_allowed = i > 0 && comps[i - 1] == "docker";
         if let Some((rt, role, id)) = container_component(c, bare_allowed) {
-            let runtime = if bare_allowed { ContainerRuntime::Docker } else { rt };
+            let runtime = if bare_allowed {
+                ContainerRuntime::Docker
+            } else {
+                rt
+            };
             info.prefix = join(&comps[..i]);
             info.container = Some(ContainerCgroup {
                 id,
@@ -245,7 +266,11 @@ fn split_proc_line(s: &str) -> (Option<CgroupVersion>, &str) {
     let mut parts = s.splitn(3, ':');
     if let (Some(n), Some(_ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) {
         if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && path.starts_with('/') {
-            let version = if n == "0" { CgroupVersion::V2 } else { CgroupVersion::V1 };
+            let version = if n == "0" {
+                CgroupVersion::V2
+            } else {
+                CgroupVersion::V1
+            };
             return (Some(version), path);
         }
     }
@@ -263,7 +288,10 @@ fn clean_path(raw: &str) -> String {
         // A v1 hierarchy directory (`cpu,cpuacct`, `memory`, `unified`) is a mount, not a
         // cgroup.
         if let Some(first) = comps.first() {
-            if first.split(',').all(|c| V1_CONTROLLERS.contains(&c.trim_start_matches("name="))) {
+            if first
+                .split(',')
+                .all(|c| V1_CONTROLLERS.contains(&c.trim_start_matches("name=")))
+            {
                 comps.remove(0);
             }
         }
@@ -351,9 +379,9 @@ fn cgroupfs_qos(ancestors: &[&str]) -> Option<QosClass> {
 /// `kubelet-kubepods.slice`) among a pod's ancestors: the prefix ends there. The last one
 /// wins so a doubled `/kubepods/kubepods` keeps the outer one as prefix.
 fn kubepods_root(ancestors: &[&str]) -> Option<usize> {
-    ancestors.iter().rposition(|c| {
-        *c == "kubepods" || *c == "kubepods.slice" || *c == "kubelet-kubepods.slice"
-    })
+    ancestors
+        .iter()
+        .rposition(|c| *c == "kubepods" || *c == "kubepods.slice" || *c == "kubelet-kubepods.slice")
 }
 
 /// A container's own cgroup name. `bare`: whether a plain 64-hex name counts (cgroupfs).
@@ -412,7 +440,10 @@ pub fn kubelet_pod_cgroup(driver: CgroupDriver, qos: QosClass, uid: &str) -> Str
             uid.replace('-', "_")
         ),
         (CgroupDriver::Systemd, None) => {
-            format!("/kubepods.slice/kubepods-pod{}.slice", uid.replace('-', "_"))
+            format!(
+                "/kubepods.slice/kubepods-pod{}.slice",
+                uid.replace('-', "_")
+            )
         }
         (CgroupDriver::Cgroupfs, Some(level)) => format!("/kubepods/{level}/pod{uid}"),
         (CgroupDriver::Cgroupfs, None) => format!("/kubepods/pod{uid}"),
@@ -420,9 +451,15 @@ pub fn kubelet_pod_cgroup(driver: CgroupDriver, qos: QosClass, uid: &str) -> Str
 }
 
 /// The container cgroup name a runtime creates below the pod cgroup.
-pub fn runtime_container_cgroup(driver: CgroupDriver, runtime: ContainerRuntime, id: &str) -> String {
+pub fn runtime_container_cgroup(
+    driver: CgroupDriver,
+    runtime: ContainerRuntime,
+    id: &str,
+) -> String {
     match (driver, runtime) {
-        (CgroupDriver::Systemd, ContainerRuntime::Containerd) => format!("cri-containerd-{id}.scope"),
+        (CgroupDriver::Systemd, ContainerRuntime::Containerd) => {
+            format!("cri-containerd-{id}.scope")
+        }
         (CgroupDriver::Systemd, ContainerRuntime::CriO) => format!("crio-{id}.scope"),
         (CgroupDriver::Systemd, _) => format!("docker-{id}.scope"),
         (CgroupDriver::Cgroupfs, ContainerRuntime::CriO) => format!("crio-{id}"),

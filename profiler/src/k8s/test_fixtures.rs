@@ -12,7 +12,10 @@ pub fn dir() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    let reason = format!("fixtures not found at {} (set PROFGEN_FIXTURES)", dir.display());
+    let reason = format!(
+        "fixtures not found at {} (set PROFGEN_FIXTURES)",
+        dir.display()
+    );
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{reason}; CI=true, so this is a failure, not a skip");
     }

@@ -112,7 +112,11 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
         // The version comes from the `/proc` line prefix, when there is one.
         if let Some((n, _)) = line.split_once(':') {
             if n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() {
-                let want = if n == "0" { CgroupVersion::V2 } else { CgroupVersion::V1 };
+                let want = if n == "0" {
+                    CgroupVersion::V2
+                } else {
+                    CgroupVersion::V1
+                };
                 assert_eq!(info.version, Some(want), "{ctx}");
             }
         }
@@ -120,7 +124,10 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
         let ids = ids_in(line);
         match uid_in(line) {
             Some((uid_end, uid)) => {
-                let pod = info.pod.as_ref().unwrap_or_else(|| panic!("pod not found: {ctx}"));
+                let pod = info
+                    .pod
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("pod not found: {ctx}"));
                 assert_eq!(pod.uid, uid, "{ctx}");
                 // QoS from the words in the path; Guaranteed when the pod sits right under
                 // the kubepods root; unknown for a cgroupns-relative path.
@@ -147,22 +154,32 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
                 // The container is the first 64-hex id after the pod UID.
                 match ids.iter().find(|(at, _)| *at > uid_end) {
                     Some(&(at, id)) => {
-                        let c = info.container.as_ref().unwrap_or_else(|| panic!("container not found: {ctx}"));
+                        let c = info
+                            .container
+                            .as_ref()
+                            .unwrap_or_else(|| panic!("container not found: {ctx}"));
                         assert_eq!(c.id, id, "{ctx}");
                         let (rt, role) = runtime_before(line, at);
                         assert_eq!((c.runtime, c.role), (rt, role), "{ctx}");
                         // The runtime the path names is the one the group header names.
-                        let named = head.runtime.starts_with("mixed") || match rt {
-                            ContainerRuntime::Containerd => head.runtime.contains("containerd"),
-                            ContainerRuntime::CriO => head.runtime.contains("cri-o") || head.runtime.contains("crio"),
-                            ContainerRuntime::Docker => head.runtime.contains("docker"),
-                            ContainerRuntime::Unknown => {
-                                head.runtime.contains("containerd")
-                                    || head.runtime.contains("docker")
-                                    || head.runtime.starts_with("unknown")
-                            }
-                        };
-                        assert!(named, "runtime {rt} not in header {:?}: {ctx}", head.runtime);
+                        let named = head.runtime.starts_with("mixed")
+                            || match rt {
+                                ContainerRuntime::Containerd => head.runtime.contains("containerd"),
+                                ContainerRuntime::CriO => {
+                                    head.runtime.contains("cri-o") || head.runtime.contains("crio")
+                                }
+                                ContainerRuntime::Docker => head.runtime.contains("docker"),
+                                ContainerRuntime::Unknown => {
+                                    head.runtime.contains("containerd")
+                                        || head.runtime.contains("docker")
+                                        || head.runtime.starts_with("unknown")
+                                }
+                            };
+                        assert!(
+                            named,
+                            "runtime {rt} not in header {:?}: {ctx}",
+                            head.runtime
+                        );
                         if role == ContainerRole::Monitor {
                             monitors += 1;
                             assert!(!info.is_pod_container(), "{ctx}");
@@ -181,7 +198,10 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
                 assert_eq!(info.pod, None, "{ctx}");
                 match ids.first() {
                     Some(&(at, id)) if !line.contains(".mount") => {
-                        let c = info.container.as_ref().unwrap_or_else(|| panic!("container not found: {ctx}"));
+                        let c = info
+                            .container
+                            .as_ref()
+                            .unwrap_or_else(|| panic!("container not found: {ctx}"));
                         assert_eq!(c.id, id, "{ctx}");
                         let (rt, role) = runtime_before(line, at);
                         if role == ContainerRole::Monitor {
@@ -189,7 +209,10 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
                         } else {
                             // `/docker/<id>` or `docker-<id>.scope`: Docker outside Kubernetes.
                             assert_eq!(c.runtime, ContainerRuntime::Docker, "{ctx}");
-                            assert!(rt == ContainerRuntime::Docker || line.contains("/docker/"), "{ctx}");
+                            assert!(
+                                rt == ContainerRuntime::Docker || line.contains("/docker/"),
+                                "{ctx}"
+                            );
                             plain_docker += 1;
                         }
                     }
@@ -206,8 +229,14 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
          docker outside pods {plain_docker}, neither {nothing}, nested {nested}, drivers {by_driver:?}, qos {by_qos:?}"
     );
     assert_eq!(lines, 220);
-    let counts: Vec<(&str, usize)> = pod_containers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    assert_eq!(counts, EXPECTED_POD_CONTAINERS, "pod containers per runtime");
+    let counts: Vec<(&str, usize)> = pod_containers
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        counts, EXPECTED_POD_CONTAINERS,
+        "pod containers per runtime"
+    );
     assert_eq!(
         (pod_level, monitors, plain_docker, nothing),
         EXPECTED_OTHERS,
@@ -221,8 +250,12 @@ fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
 /// Docker containers outside pods (plain Docker and kind/minikube node containers, whose
 /// services sit below them), and 26 lines naming neither (roots, QoS levels, `.mount` units,
 /// host services).
-const EXPECTED_POD_CONTAINERS: &[(&str, usize)] =
-    &[("containerd", 13), ("cri-o", 7), ("docker", 8), ("unknown", 115)];
+const EXPECTED_POD_CONTAINERS: &[(&str, usize)] = &[
+    ("containerd", 13),
+    ("cri-o", 7),
+    ("docker", 8),
+    ("unknown", 115),
+];
 const EXPECTED_OTHERS: (usize, usize, usize, usize) = (28, 2, 21, 26);
 
 #[test]
@@ -281,7 +314,11 @@ fn kubelet_paths_round_trip() {
     let uid = "87c52d60-fefd-45a9-a420-895256fc03b5";
     let id = "a126df15fba5713f57f1abad9c484cb75569e9f48f1169bd9710f63bb8af0e46";
     for driver in [CgroupDriver::Systemd, CgroupDriver::Cgroupfs] {
-        for qos in [QosClass::Guaranteed, QosClass::Burstable, QosClass::BestEffort] {
+        for qos in [
+            QosClass::Guaranteed,
+            QosClass::Burstable,
+            QosClass::BestEffort,
+        ] {
             for rt in [ContainerRuntime::Containerd, ContainerRuntime::CriO] {
                 let path = format!(
                     "{}/{}",
@@ -290,10 +327,15 @@ fn kubelet_paths_round_trip() {
                 );
                 let info = parse(&path);
                 let pod = info.pod.as_ref().unwrap();
-                assert_eq!((pod.uid.as_str(), pod.qos, pod.driver), (uid, Some(qos), driver), "{path}");
+                assert_eq!(
+                    (pod.uid.as_str(), pod.qos, pod.driver),
+                    (uid, Some(qos), driver),
+                    "{path}"
+                );
                 let c = info.container.unwrap();
                 assert_eq!(c.id, id);
-                let want = if driver == CgroupDriver::Cgroupfs && rt == ContainerRuntime::Containerd {
+                let want = if driver == CgroupDriver::Cgroupfs && rt == ContainerRuntime::Containerd
+                {
                     ContainerRuntime::Unknown
                 } else {
                     rt
