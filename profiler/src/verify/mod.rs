@@ -6,10 +6,8 @@
 //! profile is proven when the container started with the filter active, the tests passed, the
 //! container was still up afterwards, and every probed syscall was refused with EPERM.
 
-pub mod apparmor;
 mod bundle;
 mod cgroups;
-pub mod netpol;
 pub mod probe;
 pub mod process;
 mod report;
