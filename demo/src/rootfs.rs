@@ -13,7 +13,7 @@ use std::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

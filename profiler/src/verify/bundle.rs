@@ -11,19 +11,19 @@ use oci_spec::runtime::{LinuxBuilder, LinuxSeccomp, Spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("{path}: {source}")]
-    Spec {
-        path: PathBuf,
-        #[source]
-        source: oci_spec::OciSpecError,
-    },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{path}: not an OCI seccomp profile (`linux.seccomp` JSON): {source}")]
+    #[error("{path}: not an OCI runtime config")]
+    Spec {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: not an OCI seccomp profile (`linux.seccomp` JSON)")]
     Profile {
         path: PathBuf,
         #[source]
@@ -31,12 +31,25 @@ pub enum BundleError {
     },
 }
 
-/// Reads a seccomp profile: the JSON object that goes into `linux.seccomp`.
-pub fn load_profile(path: &Path) -> Result<LinuxSeccomp, BundleError> {
-    let text = fs::read_to_string(path).map_err(|source| BundleError::Io {
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
+    move |source| BundleError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    }
+}
+
+/// Reads a bundle's `config.json`.
+pub fn load_spec(path: &Path) -> Result<Spec, BundleError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    serde_json::from_str(&text).map_err(|source| BundleError::Spec {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a seccomp profile: the JSON object that goes into `linux.seccomp`.
+pub fn load_profile(path: &Path) -> Result<LinuxSeccomp, BundleError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
     serde_json::from_str(&text).map_err(|source| BundleError::Profile {
         path: path.to_owned(),
         source,
@@ -58,26 +71,16 @@ impl PatchedBundle {
 
 /// Copies `bundle/config.json` with `profile` as `linux.seccomp`.
 pub fn with_seccomp(bundle: &Path, profile: &LinuxSeccomp) -> Result<PatchedBundle, BundleError> {
-    let config = bundle.join("config.json");
-    let mut spec = Spec::load(&config).map_err(|source| BundleError::Spec {
-        path: config.clone(),
-        source,
-    })?;
-    let bundle = fs::canonicalize(bundle).map_err(|source| BundleError::Io {
-        path: bundle.to_owned(),
-        source,
-    })?;
+    let mut spec = load_spec(&bundle.join("config.json"))?;
+    let bundle = fs::canonicalize(bundle).map_err(io_err(bundle))?;
     patch(&mut spec, &bundle, profile);
     let dir = tempfile::Builder::new()
         .prefix("profgen-verify-")
         .tempdir()
-        .map_err(|source| BundleError::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        .map_err(io_err(&std::env::temp_dir()))?;
     let out = dir.path().join("config.json");
-    spec.save(&out)
-        .map_err(|source| BundleError::Spec { path: out, source })?;
+    let json = serde_json::to_string_pretty(&spec).expect("a spec serializes");
+    fs::write(&out, json).map_err(io_err(&out))?;
     Ok(PatchedBundle { dir })
 }
 

@@ -15,7 +15,7 @@ pub mod runc;
 
 use std::{ffi::OsString, fs, net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
-pub use bundle::{load_profile, with_seccomp, BundleError, PatchedBundle};
+pub use bundle::{load_profile, load_spec, with_seccomp, BundleError, PatchedBundle};
 use oci_spec::runtime::LinuxSeccomp;
 pub use report::{Report, TestRun};
 
@@ -33,7 +33,7 @@ pub enum Error {
     /// runc could not be used at all (as opposed to the container failing under the profile).
     #[error(transparent)]
     Runc(#[from] runc::RuncError),
-    #[error("cannot run the test command {command:?}: {source}")]
+    #[error("cannot run the test command {command:?}")]
     TestCommand {
         command: String,
         #[source]
@@ -108,11 +108,10 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
     let id = runc::unique_id("profgen-verify");
     let mut report = Report::new(&id);
 
-    let started = check.runc.create(patched.path(), &id).and_then(|c| {
-        c.start()?;
-        Ok(c)
-    });
-    let container = match started {
+    // Until the container is running, a runc failure is most likely the profile refusing
+    // something runc does after loading it: a fact, not an environment error. Early returns
+    // leave the deletion to the container's drop guard.
+    let container = match check.runc.create(patched.path(), &id) {
         Ok(c) => c,
         Err(err) if err.is_environment() => return Err(err.into()),
         Err(err) => {
@@ -120,23 +119,37 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
             return Ok(report);
         }
     };
+    if let Err(err) = container.start() {
+        if err.is_environment() {
+            return Err(err.into());
+        }
+        report.started = Err(err.summary());
+        report.container_log = container.logs();
+        return Ok(report);
+    }
     report.started = Ok(());
-    report.seccomp_mode = container
-        .pid()
-        .ok()
-        .flatten()
-        .and_then(|pid| seccomp_mode(pid).ok());
 
     if let Some(addr) = check.wait_tcp {
-        if let Err(err) = container.wait_tcp(addr, READY_TIMEOUT) {
-            if err.is_environment() {
-                return Err(err.into());
+        match container.wait_tcp(addr, READY_TIMEOUT) {
+            Ok(()) => report.ready = Some(Ok(())),
+            Err(err) if err.is_environment() => return Err(err.into()),
+            Err(err) => {
+                report.ready = Some(Err(err.summary()));
+                report.container_log = container.logs();
+                return Ok(report);
             }
-            report.ready = Some(Err(err.to_string()));
-            report.container_log = container.logs();
-            return Ok(report);
         }
-        report.ready = Some(Ok(()));
+    }
+
+    // The filter sits on the container's init process, the workload itself.
+    report.seccomp_mode = match container.pid() {
+        Ok(Some(pid)) => seccomp_mode(pid).map_err(|e| e.to_string()),
+        Ok(None) => Err("the container stopped right after starting".into()),
+        Err(err) => Err(err.summary()),
+    };
+    if report.seccomp_mode.is_err() {
+        report.container_log = container.logs();
+        return Ok(report);
     }
 
     if let Some((program, args)) = check.test_command.split_first() {
@@ -155,11 +168,11 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
         argv.extend(check.probes.iter().cloned());
         report.probes = Some(match container.exec(&argv, PROBE_TIMEOUT) {
             Err(err) if err.is_environment() => return Err(err.into()),
-            Err(err) => Err(err.to_string()),
+            Err(err) => Err(err.summary()),
             Ok(out) if out.code != Some(0) => Err(format!(
-                "`{}` exited with {:?}: {}{}",
+                "`{}` exited with {}: {} {}",
                 argv.join(" "),
-                out.code,
+                out.code.map_or("a timeout".into(), |c| c.to_string()),
                 out.stderr.trim(),
                 out.stdout.trim()
             )),

@@ -93,6 +93,18 @@ pub fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// Like [`tail`], but starting at a line boundary, with `…` marking the cut.
+pub fn tail_lines(text: &str, max: usize) -> String {
+    let end = tail(text, max);
+    if end.len() == text.len() {
+        return text.to_owned();
+    }
+    match end.split_once('\n') {
+        Some((_, rest)) => format!("…\n{rest}"),
+        None => format!("…{end}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +136,12 @@ mod tests {
         assert_eq!(tail("abcdef", 3), "def");
         assert_eq!(tail("ab", 3), "ab");
         assert_eq!(tail("aé", 1), "");
+    }
+
+    #[test]
+    fn tail_lines_starts_on_a_new_line() {
+        assert_eq!(tail_lines("one\ntwo\nthree", 8), "…\nthree");
+        assert_eq!(tail_lines("short", 8), "short");
+        assert_eq!(tail_lines("averylongline", 4), "…line");
     }
 }

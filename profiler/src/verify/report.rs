@@ -32,8 +32,9 @@ pub struct Report {
     pub container_id: String,
     /// The container was created and started under the profile.
     pub started: Result<(), String>,
-    /// `Seccomp:` of the container's init process (2: a filter is active).
-    pub seccomp_mode: Option<u32>,
+    /// `Seccomp:` of the container's init process (2: a filter is active), or why it could
+    /// not be read.
+    pub seccomp_mode: Result<u32, String>,
     /// The container accepted connections.
     pub ready: Option<Result<(), String>>,
     pub tests: Option<TestRun>,
@@ -49,7 +50,7 @@ impl Report {
         Self {
             container_id: container_id.to_owned(),
             started: Err("not attempted".into()),
-            seccomp_mode: None,
+            seccomp_mode: Err("not read".into()),
             ready: None,
             tests: None,
             running_after_tests: None,
@@ -68,23 +69,26 @@ impl Report {
                 return facts;
             }
         }
-        facts.push(match self.seccomp_mode {
-            Some(2) => (
+        if let Some(ready) = &self.ready {
+            match ready {
+                Ok(()) => facts.push((true, "container accepts connections".into())),
+                Err(e) => {
+                    facts.push((false, format!("container never became ready: {e}")));
+                    return facts;
+                }
+            }
+        }
+        facts.push(match &self.seccomp_mode {
+            Ok(2) => (
                 true,
                 "seccomp filter active in the container (Seccomp: 2)".into(),
             ),
-            Some(m) => (
+            Ok(m) => (
                 false,
                 format!("no seccomp filter in the container (Seccomp: {m})"),
             ),
-            None => (false, "could not read the container's seccomp mode".into()),
+            Err(e) => (false, format!("container's seccomp mode unknown: {e}")),
         });
-        if let Some(ready) = &self.ready {
-            facts.push(match ready {
-                Ok(()) => (true, "container accepts connections".into()),
-                Err(e) => (false, format!("container never became ready: {e}")),
-            });
-        }
         if let Some(t) = &self.tests {
             facts.push((t.passed, format!("tests: {}", t.status)));
         }
@@ -153,7 +157,7 @@ mod tests {
     fn passing() -> Report {
         Report {
             started: Ok(()),
-            seccomp_mode: Some(2),
+            seccomp_mode: Ok(2),
             ready: Some(Ok(())),
             tests: Some(TestRun {
                 passed: true,
@@ -194,7 +198,7 @@ mod tests {
     #[test]
     fn each_broken_fact_is_reported() {
         let mut r = passing();
-        r.seccomp_mode = Some(0);
+        r.seccomp_mode = Ok(0);
         r.tests.as_mut().unwrap().passed = false;
         r.running_after_tests = Some(false);
         assert_eq!(r.failures().len(), 3);
@@ -202,6 +206,16 @@ mod tests {
         assert!(r
             .to_string()
             .contains("--- container output\nnginx: [emerg]"));
+    }
+
+    #[test]
+    fn a_server_that_never_came_up_ends_the_facts() {
+        let mut r = passing();
+        r.ready = Some(Err("the container stopped".into()));
+        assert_eq!(
+            r.failures(),
+            ["container never became ready: the container stopped"]
+        );
     }
 
     #[test]

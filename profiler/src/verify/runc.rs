@@ -18,8 +18,6 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use oci_spec::runtime::Spec;
-
 use super::{
     cgroups,
     process::{self, Captured},
@@ -32,7 +30,7 @@ const LOG_TAIL: usize = 4000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuncError {
-    #[error("cannot run {binary}: {source} (install runc, e.g. `apt-get install runc`)")]
+    #[error("cannot run {binary} (install runc, e.g. `apt-get install runc`)")]
     Spawn {
         binary: PathBuf,
         #[source]
@@ -45,12 +43,8 @@ pub enum RuncError {
         status: String,
         output: String,
     },
-    #[error("reading {path}: {source}")]
-    Bundle {
-        path: PathBuf,
-        #[source]
-        source: oci_spec::OciSpecError,
-    },
+    #[error(transparent)]
+    Bundle(#[from] super::BundleError),
     #[error("unexpected output from `runc state {id}`: {output}")]
     State { id: String, output: String },
     #[error("container {id} stopped; its output:\n{log}")]
@@ -70,7 +64,23 @@ impl RuncError {
     /// True when runc itself could not be used (missing binary, unreadable bundle, local I/O),
     /// as opposed to the container failing to start or run.
     pub fn is_environment(&self) -> bool {
-        matches!(self, Self::Spawn { .. } | Self::Bundle { .. } | Self::Io(_))
+        matches!(self, Self::Spawn { .. } | Self::Bundle(_) | Self::Io(_))
+    }
+}
+
+impl RuncError {
+    /// One line without the container's output (which a report carries separately).
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Failed {
+                command, status, ..
+            } => format!("`runc {command}` failed ({status})"),
+            Self::Stopped { .. } => "the container stopped".into(),
+            Self::NotReady { addr, timeout, .. } => {
+                format!("nothing accepted connections on {addr} within {timeout:?}")
+            }
+            other => other.to_string(),
+        }
     }
 }
 
@@ -132,11 +142,7 @@ impl Runc {
     /// `runc create`: the container's processes exist but the workload has not started.
     /// The returned guard deletes the container when dropped.
     pub fn create(&self, bundle: &Path, id: &str) -> Result<Container, RuncError> {
-        let config = bundle.join("config.json");
-        let spec = Spec::load(&config).map_err(|source| RuncError::Bundle {
-            path: config.clone(),
-            source,
-        })?;
+        let spec = super::bundle::load_spec(&bundle.join("config.json"))?;
         // runc's default for a spec without cgroupsPath is a cgroup named after the container.
         let cgroups_path = spec
             .linux()
@@ -329,24 +335,25 @@ impl Container {
         })
     }
 
-    /// What the container (and runc about it) printed so far, the end of it if long.
+    /// What the container (and runc about it) printed so far: the end of each stream, so a
+    /// busy access log on stdout cannot crowd out the error on stderr.
     pub fn logs(&self) -> String {
         let mut text = String::new();
-        for (label, path) in [
-            ("stdout", &self.stdout),
-            ("stderr", &self.stderr),
-            ("runc log", &self.runc_log),
+        for (label, path, budget) in [
+            ("stdout", &self.stdout, LOG_TAIL / 4),
+            ("stderr", &self.stderr, LOG_TAIL),
+            ("runc log", &self.runc_log, LOG_TAIL / 2),
         ] {
             let mut content = String::new();
             if let Ok(mut file) = fs::File::open(path) {
                 let _ = file.read_to_string(&mut content);
             }
-            let content = content.trim_end();
+            let content = process::tail_lines(content.trim_end(), budget);
             if !content.is_empty() {
                 text.push_str(&format!("--- {label}\n{content}\n"));
             }
         }
-        process::tail(&text, LOG_TAIL).to_owned()
+        text
     }
 
     fn with_logs(&self, err: RuncError) -> RuncError {
