@@ -2,6 +2,18 @@
 //! their owners, and the agent that records the pods of one node.
 
 pub mod cgroup_path;
+pub mod client;
+pub mod error;
+pub mod owner;
+pub mod pod;
 
+pub use client::{ensure_on_node, this_node_name, Cluster, PodEvent, PodSelector};
+pub use error::K8sError;
+pub use owner::Workload;
+
+#[cfg(test)]
+mod client_tests;
+#[cfg(test)]
+mod replay;
 #[cfg(test)]
 pub(crate) mod test_fixtures;
