@@ -6,6 +6,7 @@
 //! [`verify`] enforces a profile and re-runs the workload's tests.
 
 pub mod cgroup;
+pub mod cluster;
 pub mod k8s;
 pub mod model;
 pub mod output;

@@ -1,2 +1,3 @@
 //! TODO
+pub mod netpol;
 pub mod securitycontext;

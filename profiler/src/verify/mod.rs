@@ -8,6 +8,7 @@
 
 mod bundle;
 mod cgroups;
+pub mod netpol;
 pub mod probe;
 pub mod process;
 mod report;
