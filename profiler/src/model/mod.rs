@@ -1,6 +1,15 @@
 //! The recording: what a workload did, as a deterministic, versioned, mergeable JSON
 //! document. Everything downstream (synthesis, verification) reads only this.
 
+mod error;
+mod io;
+mod merge;
 mod recording;
 
+pub use error::ModelError;
 pub use recording::*;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,25 @@ pub enum Abi {
     X32,
 }
 
+impl Abi {
+    pub const ALL: [Abi; 3] = [Abi::X86_64, Abi::I386, Abi::X32];
+
+    /// The name recordings use (`uname -m` style for the native ABI).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "x86_64",
+            Abi::I386 => "i386",
+            Abi::X32 => "x32",
+        }
+    }
+}
+
+impl std::fmt::Display for Abi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Syscall names per ABI. ABIs with no syscall are left out.
 pub type SyscallSet = BTreeMap<Abi, BTreeSet<String>>;
 

@@ -1,0 +1,126 @@
+//! Combining recordings (replicas of a workload, or several runs of its tests) and the
+//! questions synthesis asks of one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Abi, CgroupRecord, ModelError, Recording, SyscallSet, SCHEMA_VERSION};
+
+impl Recording {
+    /// The syscalls the profile must allow: the union over all cgroups, per ABI.
+    pub fn allowed_syscalls(&self) -> SyscallSet {
+        let mut all = SyscallSet::new();
+        for cg in &self.cgroups {
+            union_into(&mut all, &cg.syscalls);
+        }
+        all.retain(|_, names| !names.is_empty());
+        all
+    }
+
+    /// Syscall numbers no table could name, per ABI, over all cgroups.
+    pub fn unknown_numbers(&self) -> BTreeMap<Abi, BTreeSet<u32>> {
+        let mut all: BTreeMap<Abi, BTreeSet<u32>> = BTreeMap::new();
+        for cg in &self.cgroups {
+            for (abi, nrs) in &cg.unknown_numbers {
+                all.entry(*abi).or_default().extend(nrs);
+            }
+        }
+        all.retain(|_, nrs| !nrs.is_empty());
+        all
+    }
+
+    /// All events the kernel side lost, whatever the reason.
+    pub fn events_lost_total(&self) -> u64 {
+        self.events_lost
+            .values()
+            .fold(0u64, |sum, n| sum.saturating_add(*n))
+    }
+
+    /// One recording holding everything `recordings` saw: what any of them allowed is
+    /// allowed, lost events add up. Meant for replicas of one workload and repeated runs of
+    /// its tests; the target and runtime are the first recording's, the time span covers
+    /// all of them. A cgroup seen in several (same path and id) is merged into one entry.
+    pub fn merge(recordings: &[Recording]) -> Result<Recording, ModelError> {
+        let (first, rest) = recordings.split_first().ok_or(ModelError::MergeNothing)?;
+        if let Some(other) = rest.iter().find(|r| r.host.machine != first.host.machine) {
+            return Err(ModelError::MergeMachines {
+                first: first.host.machine.clone(),
+                other: other.host.machine.clone(),
+            });
+        }
+        let kernels: BTreeSet<&str> = recordings
+            .iter()
+            .map(|r| r.host.kernel_release.as_str())
+            .collect();
+
+        let mut events_lost: BTreeMap<String, u64> = BTreeMap::new();
+        let mut cgroups: BTreeMap<(Option<String>, u64), CgroupRecord> = BTreeMap::new();
+        for rec in recordings {
+            for (reason, n) in &rec.events_lost {
+                let sum = events_lost.entry(reason.clone()).or_default();
+                *sum = sum.saturating_add(*n);
+            }
+            for cg in &rec.cgroups {
+                match cgroups.entry((cg.path.clone(), cg.id)) {
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(cg.clone());
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut e) => {
+                        merge_cgroup(e.get_mut(), cg);
+                    }
+                }
+            }
+        }
+
+        let mut merged = Recording {
+            schema_version: SCHEMA_VERSION,
+            profgen_version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: super::Host {
+                kernel_release: kernels.into_iter().collect::<Vec<_>>().join(", "),
+                machine: first.host.machine.clone(),
+            },
+            started_at: recordings
+                .iter()
+                .map(|r| r.started_at.clone())
+                .min()
+                .unwrap_or_default(),
+            ended_at: recordings
+                .iter()
+                .map(|r| r.ended_at.clone())
+                .max()
+                .unwrap_or_default(),
+            target: first.target.clone(),
+            runtime: recordings.iter().find_map(|r| r.runtime.clone()),
+            events_lost,
+            cgroups: cgroups.into_values().collect(),
+        };
+        merged.sort_cgroups();
+        Ok(merged)
+    }
+}
+
+fn union_into(into: &mut SyscallSet, from: &SyscallSet) {
+    for (abi, names) in from {
+        into.entry(*abi).or_default().extend(names.iter().cloned());
+    }
+}
+
+/// Folds `other` (the same cgroup seen again) into `into`. A call allowed in either run is
+/// allowed, so it can no longer count as set-up only.
+fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
+    into.seccomp_filter_seen |= other.seccomp_filter_seen;
+    union_into(&mut into.syscalls, &other.syscalls);
+    union_into(
+        &mut into.excluded_before_filter,
+        &other.excluded_before_filter,
+    );
+    for (abi, excluded) in &mut into.excluded_before_filter {
+        if let Some(allowed) = into.syscalls.get(abi) {
+            excluded.retain(|name| !allowed.contains(name));
+        }
+    }
+    into.excluded_before_filter
+        .retain(|_, names| !names.is_empty());
+    for (abi, nrs) in &other.unknown_numbers {
+        into.unknown_numbers.entry(*abi).or_default().extend(nrs);
+    }
+}
