@@ -1,6 +1,7 @@
 //! Kubernetes: which pod and container a cgroup belongs to, the cluster's view of pods and
 //! their owners, and the agent that records the pods of one node.
 
+pub mod agent;
 pub mod cgroup_path;
 pub mod client;
 pub mod error;

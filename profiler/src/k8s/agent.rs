@@ -1,0 +1,249 @@
+//! The agent's decisions, kept apart from the kernel and the API so they are tested on real
+//! captures: which cgroups to record for the pods of this node, which pod and container a
+//! recorded cgroup belongs to, how replicas merge into one profile set, and how state survives
+//! a restart.
+//!
+//! The pod cgroup (not each container's) is the recording target: containers that start or
+//! restart later are created below it, so the recorder sees them from their first syscall.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{
+    cgroup_path::{self, ContainerRole},
+    owner::Workload,
+    pod,
+};
+
+/// How deep below the cgroup2 mount pod cgroups are looked for: kind nests them under
+/// `/system.slice/docker-<node>.scope/kubelet/kubepods/<qos>/pod<uid>` (6 levels).
+const MAX_DEPTH: usize = 8;
+
+/// Pod-level cgroups below `root` (the cgroup2 mount), by the UID in their name: path below
+/// `root`, starting with `/`.
+pub fn find_pod_cgroups(root: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![(root.to_owned(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = e.path();
+            let rel = format!("/{}", path.strip_prefix(root).unwrap_or(&path).display());
+            let info = cgroup_path::parse(&rel);
+            match (&info.pod, &info.container) {
+                // A pod cgroup: record it, and do not descend (its containers are below it).
+                (Some(p), None) => {
+                    found.insert(p.uid.clone(), rel);
+                }
+                _ if depth + 1 < MAX_DEPTH => stack.push((path, depth + 1)),
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// A pod to record: its cgroup is the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodTarget {
+    /// `namespace/name`.
+    pub pod: String,
+    pub uid: String,
+    pub workload: Workload,
+    /// Below the cgroup2 mount.
+    pub cgroup: String,
+}
+
+/// Matches pods to their cgroups. Pods without a cgroup yet (pending, or just scheduled) are
+/// returned apart, to be retried when the watch reports them again.
+pub fn plan(
+    pods: &[(Pod, Workload)],
+    pod_cgroups: &BTreeMap<String, String>,
+) -> (Vec<PodTarget>, Vec<String>) {
+    let mut targets = Vec::new();
+    let mut waiting = Vec::new();
+    for (p, w) in pods {
+        let found = pod::cgroup_uids(p)
+            .into_iter()
+            .find_map(|uid| pod_cgroups.get(&uid).map(|cg| (uid, cg.clone())));
+        match found {
+            Some((uid, cgroup)) => targets.push(PodTarget {
+                pod: pod::key(p),
+                uid,
+                workload: w.clone(),
+                cgroup,
+            }),
+            None => waiting.push(pod::key(p)),
+        }
+    }
+    (targets, waiting)
+}
+
+/// What a recorded cgroup was.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Attribution {
+    /// A workload container (by its name in the pod spec).
+    Container {
+        pod: String,
+        container: String,
+        workload: Workload,
+    },
+    /// The pod's sandbox (pause) container or CRI-O's monitor: not the workload, not profiled.
+    Infrastructure { pod: String },
+    /// The pod cgroup itself, or a container id the pod status does not know (yet).
+    Unknown { pod: Option<String> },
+}
+
+/// Names the container a recorded cgroup path (`CgroupRecord::path`) belongs to.
+pub fn attribute(cgroup: &str, pods: &[(Pod, Workload)]) -> Attribution {
+    let info = cgroup_path::parse(cgroup);
+    let Some(pc) = &info.pod else {
+        return Attribution::Unknown { pod: None };
+    };
+    let Some((p, w)) = pods
+        .iter()
+        .find(|(p, _)| pod::cgroup_uids(p).contains(&pc.uid))
+    else {
+        return Attribution::Unknown { pod: None };
+    };
+    let key = pod::key(p);
+    let Some(c) = &info.container else {
+        return Attribution::Unknown { pod: Some(key) };
+    };
+    if c.role == ContainerRole::Monitor {
+        return Attribution::Infrastructure { pod: key };
+    }
+    match pod::container_by_id(&pod::containers(p), &c.id) {
+        Some(pc) => Attribution::Container {
+            pod: key,
+            container: pc.name.clone(),
+            workload: w.clone(),
+        },
+        // Every container the kubelet starts is in the status; the sandbox is not.
+        None if p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some() =>
+        {
+            Attribution::Infrastructure { pod: key }
+        }
+        None => Attribution::Unknown { pod: Some(key) },
+    }
+}
+
+/// Replicas merge: every recorded cgroup of one workload container lands in one profile set,
+/// `profiles/<ns>/<workload>/<container>/`.
+pub fn profile_sets<I: IntoIterator<Item = (u64, Attribution)>>(
+    attributions: I,
+) -> BTreeMap<(Workload, String), Vec<u64>> {
+    let mut sets: BTreeMap<(Workload, String), Vec<u64>> = BTreeMap::new();
+    for (id, a) in attributions {
+        if let Attribution::Container {
+            container,
+            workload,
+            ..
+        } = a
+        {
+            sets.entry((workload, container)).or_default().push(id);
+        }
+    }
+    sets
+}
+
+/// Where one profile set goes below the output root.
+pub fn profile_dir(root: &Path, workload: &Workload, container: &str) -> PathBuf {
+    root.join(workload.dir()).join(container)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("agent state {path}: {source}")]
+pub struct StateError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The agent's state directory (a hostPath): one JSON document per key, each replaced
+/// atomically (write a temporary file, fsync, rename), so a restart or a crash mid-write
+/// leaves either the old or the new document, never half of one.
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn open(root: &Path) -> Result<Self, StateError> {
+        fs::create_dir_all(root).map_err(|source| StateError {
+            path: root.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        // Keys are pod UIDs or `ns/workload/container`: flatten the separators.
+        self.root.join(format!("{}.json", key.replace('/', "__")))
+    }
+
+    pub fn save<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        let path = self.path(key);
+        let err = |source| StateError {
+            path: path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(e.into()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.root).map_err(err)?;
+        tmp.write_all(&bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
+    pub fn load<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
+        let path = self.path(key);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StateError {
+                    path,
+                    source: e.into(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError { path, source }),
+        }
+    }
+
+    /// Every saved key, for resuming after a restart.
+    pub fn keys(&self) -> Result<Vec<String>, StateError> {
+        let entries = fs::read_dir(&self.root).map_err(|source| StateError {
+            path: self.root.clone(),
+            source,
+        })?;
+        let mut keys: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".json")?.replace("__", "/"))
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! The agent's planning on a real node: the minikube capture's kubelet `/pods` reply and the
+//! cAdvisor cgroup ids of the same node (`paths.txt`), laid out as a cgroup tree in a
+//! temporary directory.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{api::core::v1::Pod, List};
+
+use super::*;
+use crate::k8s::{
+    owner::{self, Parent},
+    test_fixtures,
+};
+
+const GROUP: &str = "nri-kubernetes:internal/testutil/data/1_35";
+
+/// The cgroup paths of the minikube node, from its group in `paths.txt`.
+fn minikube_paths(paths: &str) -> Vec<&str> {
+    let mut lines = paths
+        .lines()
+        .skip_while(|l| !(l.starts_with("# runtime=") && l.contains(GROUP)));
+    lines.next();
+    lines
+        .take_while(|l| !l.starts_with("# runtime="))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+fn pods_with_workloads(list: &str) -> Vec<(Pod, Workload)> {
+    let list: List<Pod> = serde_json::from_str(list).unwrap();
+    list.items
+        .into_iter()
+        .map(|p| {
+            let w = owner::workload(&p, Parent::Unknown);
+            (p, w)
+        })
+        .collect()
+}
+
+#[test]
+fn plans_attributes_and_merges_a_real_node() {
+    let (Some(paths), Some(list)) = (
+        test_fixtures::read("cgroup/paths.txt"),
+        test_fixtures::read("k8s/minikube-v1.35-containerd-kubelet-pods-podlist.json"),
+    ) else {
+        return;
+    };
+    let node = minikube_paths(&paths);
+    assert_eq!(node.len(), 58);
+    let root = tempfile::tempdir().unwrap();
+    for p in &node {
+        fs::create_dir_all(root.path().join(p.trim_start_matches('/'))).unwrap();
+    }
+    let pods = pods_with_workloads(&list);
+    assert_eq!(pods.len(), 24);
+
+    let pod_cgroups = find_pod_cgroups(root.path());
+    assert_eq!(pod_cgroups.len(), 18);
+    let (targets, waiting) = plan(&pods, &pod_cgroups);
+    // Every running pod has its cgroup; the six finished Job pods have none left.
+    assert_eq!(targets.len(), 18);
+    assert_eq!(waiting.len(), 6);
+    assert!(
+        waiting
+            .iter()
+            .all(|k| k.contains("failjob") || k.contains("cronjob")),
+        "{waiting:?}"
+    );
+    let etcd = targets
+        .iter()
+        .find(|t| t.pod == "kube-system/etcd-datagen-1-35")
+        .unwrap();
+    assert!(
+        etcd.cgroup.starts_with("/kubepods/burstable/pod"),
+        "{etcd:?}"
+    );
+
+    // Every container cgroup of the node: app containers by name, the rest are sandboxes.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut attributed = Vec::new();
+    for (i, p) in node.iter().enumerate() {
+        let info = cgroup_path::parse(p);
+        if info.container.is_none() {
+            continue;
+        }
+        let a = attribute(p, &pods);
+        *counts
+            .entry(match &a {
+                Attribution::Container { .. } => "container",
+                Attribution::Infrastructure { .. } => "infrastructure",
+                Attribution::Unknown { .. } => "unknown",
+            })
+            .or_default() += 1;
+        attributed.push((i as u64, a));
+    }
+    assert_eq!(
+        counts,
+        BTreeMap::from([("container", 17), ("infrastructure", 18)])
+    );
+
+    // Replicas merge: two Deployment pods and two StatefulSet pods give one set each.
+    let sets = profile_sets(attributed);
+    assert_eq!(sets.len(), 15);
+    let merged: Vec<String> = sets
+        .iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|((w, c), ids)| format!("{}/{}/{} {c} x{}", w.namespace, w.kind, w.name, ids.len()))
+        .collect();
+    assert_eq!(
+        merged,
+        [
+            "scraper/Deployment/e2e-deployment compute-pi-digits x2",
+            "scraper/StatefulSet/e2e-statefulset compute-pi-digits x2",
+        ]
+    );
+    let ((w, c), _) = sets.iter().next().unwrap();
+    let dir = profile_dir(Path::new("profiles"), w, c);
+    assert_eq!(dir.components().count(), 4, "{dir:?}");
+}
+
+#[test]
+fn state_survives_a_restart_and_never_holds_half_a_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    state
+        .save("web/it-tools/nginx", &vec!["read", "write"])
+        .unwrap();
+    state
+        .save("web/it-tools/nginx", &vec!["read", "write", "openat"])
+        .unwrap();
+    // A new process (the restarted agent) finds what the old one saved.
+    let again = StateDir::open(dir.path()).unwrap();
+    assert_eq!(again.keys().unwrap(), ["web/it-tools/nginx"]);
+    let v: Vec<String> = again.load("web/it-tools/nginx").unwrap().unwrap();
+    assert_eq!(v, ["read", "write", "openat"]);
+    assert_eq!(again.load::<Vec<String>>("absent").unwrap(), None);
+    // No temporary file is left behind.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
