@@ -1,0 +1,213 @@
+//! The only ways a recorded path becomes broader than itself. Each rule has a name (shown in
+//! the profile as a comment) and before/after examples in `docs/apparmor.md`.
+//!
+//! * `proc-pid`: `/proc/<pid>/`, `/proc/self/`, `/proc/thread-self/` → `/proc/@{pid}/`, and
+//!   `/proc/@{pid}/task/<tid>/` → `/proc/@{pid}/task/@{tid}/`. A restarted workload has other
+//!   pids; `@{pid}` (tunables/kernelvars) matches only pid-shaped numbers.
+//! * `uuid`: a path component, or its stem before the first `.`, that is a UUID
+//!   (8-4-4-4-12 hex digits) → `[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*`.
+//! * `hex-id`: a component or stem of 16 or more hex digits, with at least one decimal digit
+//!   and one letter (container ids, hashes) → `[0-9a-fA-F]*`.
+//! * `numeric-id`: a component or stem of 4 or more decimal digits (short numbers such as
+//!   `404.html` or `/dev/pts/0` are names, not ids) → `[0-9]*`.
+//!
+//! AppArmor's `*` never crosses `/`, so none of these reaches another directory.
+
+use super::escape;
+
+pub(crate) const UUID_GLOB: &str =
+    "[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*";
+pub(crate) const HEX_GLOB: &str = "[0-9a-fA-F]*";
+pub(crate) const NUM_GLOB: &str = "[0-9]*";
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Piece {
+    Lit(Vec<u8>),
+    Glob(&'static str),
+}
+
+/// A rule's path: literal bytes and the globs generalisation put in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Pattern(pub Vec<Piece>);
+
+impl Pattern {
+    pub fn literal(bytes: &[u8]) -> Self {
+        Pattern(vec![Piece::Lit(bytes.to_vec())])
+    }
+
+    /// The path when nothing was generalised.
+    pub fn as_literal(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for p in &self.0 {
+            match p {
+                Piece::Lit(b) => out.extend_from_slice(b),
+                Piece::Glob(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// The path for matching against `abstractions/base`: literal, or with only `@{pid}` /
+    /// `@{tid}` globs (which base's matcher understands).
+    pub fn base_text(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for p in &self.0 {
+            match p {
+                Piece::Lit(b) => out.extend_from_slice(b),
+                Piece::Glob(g @ ("@{pid}" | "@{tid}")) => out.extend_from_slice(g.as_bytes()),
+                Piece::Glob(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    pub fn push_lit(&mut self, b: &[u8]) {
+        if let Some(Piece::Lit(last)) = self.0.last_mut() {
+            last.extend_from_slice(b);
+        } else {
+            self.0.push(Piece::Lit(b.to_vec()));
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut quote = false;
+        let mut s = String::new();
+        for p in &self.0 {
+            match p {
+                Piece::Lit(b) => s.push_str(&escape::literal(b, &mut quote)),
+                Piece::Glob(g) => s.push_str(g),
+            }
+        }
+        if quote {
+            format!("\"{s}\"")
+        } else {
+            s
+        }
+    }
+}
+
+fn is_uuid(s: &[u8]) -> bool {
+    let groups: Vec<&[u8]> = s.split(|&b| b == b'-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.iter().all(u8::is_ascii_hexdigit))
+}
+
+fn is_hex_id(s: &[u8]) -> bool {
+    s.len() >= 16
+        && s.iter().all(u8::is_ascii_hexdigit)
+        && s.iter().any(u8::is_ascii_digit)
+        && s.iter().any(u8::is_ascii_alphabetic)
+}
+
+fn is_numeric_id(s: &[u8]) -> bool {
+    s.len() >= 4 && s.iter().all(u8::is_ascii_digit)
+}
+
+fn id_glob(s: &[u8]) -> Option<(&'static str, &'static str)> {
+    if is_uuid(s) {
+        Some((UUID_GLOB, "uuid"))
+    } else if is_hex_id(s) {
+        Some((HEX_GLOB, "hex-id"))
+    } else if is_numeric_id(s) {
+        Some((NUM_GLOB, "numeric-id"))
+    } else {
+        None
+    }
+}
+
+fn is_pid_name(c: &[u8]) -> bool {
+    c == b"self" || c == b"thread-self" || (!c.is_empty() && c.iter().all(u8::is_ascii_digit))
+}
+
+/// The pattern for a recorded absolute path and the names of the rules that applied.
+pub(crate) fn generalise(path: &[u8]) -> (Pattern, Vec<&'static str>) {
+    let mut rules = Vec::new();
+    let mut pat = Pattern(Vec::new());
+    let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    // comps[0] is the empty string before the leading '/'.
+    let in_proc = comps.get(1) == Some(&&b"proc"[..]);
+    let proc_pid = in_proc && comps.len() > 2 && is_pid_name(comps[2]);
+    for (i, c) in comps.iter().enumerate() {
+        if i > 0 {
+            pat.push_lit(b"/");
+        }
+        if c.is_empty() {
+            continue;
+        }
+        if proc_pid && i == 2 {
+            pat.0.push(Piece::Glob("@{pid}"));
+            rules.push("proc-pid");
+            continue;
+        }
+        if proc_pid && i == 4 && comps[3] == b"task" && c.iter().all(u8::is_ascii_digit) {
+            pat.0.push(Piece::Glob("@{tid}"));
+            continue;
+        }
+        if in_proc && i == 2 {
+            // Other /proc entries are kernel names, never ids.
+            pat.push_lit(c);
+            continue;
+        }
+        if let Some((glob, rule)) = id_glob(c) {
+            pat.0.push(Piece::Glob(glob));
+            rules.push(rule);
+            continue;
+        }
+        if let Some(dot) = c.iter().position(|&b| b == b'.').filter(|&d| d > 0) {
+            if let Some((glob, rule)) = id_glob(&c[..dot]) {
+                pat.0.push(Piece::Glob(glob));
+                pat.push_lit(&c[dot..]);
+                rules.push(rule);
+                continue;
+            }
+        }
+        pat.push_lit(c);
+    }
+    (pat, rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn before_after() {
+        let cases: &[(&str, &str)] = &[
+            ("/etc/nginx/nginx.conf", "/etc/nginx/nginx.conf"),
+            ("/proc/1234/status", "/proc/@{pid}/status"),
+            ("/proc/self/fd/", "/proc/@{pid}/fd/"),
+            (
+                "/proc/thread-self/attr/current",
+                "/proc/@{pid}/attr/current",
+            ),
+            ("/proc/12/task/13/comm", "/proc/@{pid}/task/@{tid}/comm"),
+            ("/proc/sys/kernel/hostname", "/proc/sys/kernel/hostname"),
+            ("/proc/1234", "/proc/@{pid}"),
+            (
+                "/run/containers/0f8c7a52-3b9e-4d4e-9a53-2f1c3b0d9e11/state",
+                &format!("/run/containers/{UUID_GLOB}/state"),
+            ),
+            (
+                "/var/cache/app/0f8c7a523b9e4d4e9a532f1c3b0d9e11.json",
+                "/var/cache/app/[0-9a-fA-F]*.json",
+            ),
+            (
+                "/var/lib/nginx/body/0000000001",
+                "/var/lib/nginx/body/[0-9]*",
+            ),
+            (
+                "/usr/share/nginx/html/404.html",
+                "/usr/share/nginx/html/404.html",
+            ),
+            ("/dev/pts/0", "/dev/pts/0"),
+            ("/srv/site/deadbeefdeadbeef", "/srv/site/deadbeefdeadbeef"),
+            ("/srv/site/", "/srv/site/"),
+        ];
+        for (before, after) in cases {
+            assert_eq!(generalise(before.as_bytes()).0.render(), *after, "{before}");
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! AppArmor profile from what a workload did (DESIGN §4, `docs/apparmor.md`).
+//!
+//! A pure function of an [`Activity`]: file rules with the letters the recorded operations
+//! need, `capability` rules for what was used, `network` rules by family and type. Rules that
+//! `abstractions/base` already grants are dropped; failed accesses become comments, not rules;
+//! paths become broader only by the rules in [`generalise`] and [`collapse`]. Anything that
+//! cannot be written in AppArmor's grammar is reported in [`Profile::not_expressible`] (and as
+//! a comment), never dropped silently.
+
+mod base;
+mod collapse;
+mod escape;
+mod generalise;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+};
+
+use crate::model::activity::Activity;
+use generalise::Pattern;
+use rules::Perms;
+
+/// Why no profile could be written at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AppArmorError {
+    #[error(
+        "invalid AppArmor profile name {name:?}: use 1 to 200 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit (Kubernetes refers to it as localhostProfile)"
+    )]
+    InvalidName { name: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct AppArmorOptions {
+    /// The directory-collapse threshold (`dir/*`, `dir/**`); 0 never collapses.
+    pub collapse_threshold: usize,
+}
+
+impl Default for AppArmorOptions {
+    fn default() -> Self {
+        Self {
+            collapse_threshold: 10,
+        }
+    }
+}
+
+/// Rule counts for the CLI table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppArmorSummary {
+    pub file_rules: usize,
+    pub exec_rules: usize,
+    pub write_rules: usize,
+    pub owner_rules: usize,
+    pub capability_rules: usize,
+    pub network_rules: usize,
+    /// Accesses `abstractions/base` already allows.
+    pub covered_by_base: usize,
+    /// Rules made broader by a generalisation rule (ids, `/proc/@{pid}`, collapses).
+    pub generalised: usize,
+    /// Failed accesses, left out of the profile and listed as comments.
+    pub failed_left_out: usize,
+    pub not_expressible: usize,
+}
+
+impl AppArmorSummary {
+    /// (label, count) rows in display order.
+    pub fn rows(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("file rules", self.file_rules),
+            ("  of which exec (ix)", self.exec_rules),
+            ("  of which write", self.write_rules),
+            ("  of which owner", self.owner_rules),
+            ("capability rules", self.capability_rules),
+            ("network rules", self.network_rules),
+            ("covered by abstractions/base", self.covered_by_base),
+            ("generalised", self.generalised),
+            ("failed accesses left out", self.failed_left_out),
+            ("not expressible", self.not_expressible),
+        ]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    /// The profile, ready for `apparmor_parser`.
+    pub text: String,
+    pub summary: AppArmorSummary,
+    /// What the recording holds that the profile cannot say, each with the reason. The
+    /// workload will be denied these.
+    pub not_expressible: Vec<String>,
+    /// Things the user should know (capabilities not recorded, …).
+    pub warnings: Vec<String>,
+}
+
+pub(crate) struct Rule {
+    pattern: Pattern,
+    perms: Perms,
+    owner: bool,
+    /// Generalisation rules that shaped this one.
+    notes: Vec<String>,
+}
+
+/// Capability names the AppArmor 3.0 parser knows (`capability(7)`, without `CAP_`).
+const CAPABILITIES: &[&str] = &[
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+const FAMILIES: &[&str] = &[
+    "unix",
+    "inet",
+    "ax25",
+    "ipx",
+    "appletalk",
+    "netrom",
+    "bridge",
+    "atmpvc",
+    "x25",
+    "inet6",
+    "rose",
+    "netbeui",
+    "security",
+    "key",
+    "netlink",
+    "packet",
+    "ash",
+    "econet",
+    "atmsvc",
+    "rds",
+    "sna",
+    "irda",
+    "pppox",
+    "wanpipe",
+    "llc",
+    "ib",
+    "mpls",
+    "can",
+    "tipc",
+    "bluetooth",
+    "iucv",
+    "rxrpc",
+    "isdn",
+    "phonet",
+    "ieee802154",
+    "caif",
+    "alg",
+    "nfc",
+    "vsock",
+    "kcm",
+    "qipcrtr",
+    "smc",
+    "xdp",
+    "mctp",
+];
+
+const SOCKET_TYPES: &[&str] = &["stream", "dgram", "seqpacket", "rdm", "raw", "packet"];
+
+/// Refuses names AppArmor or Kubernetes would misread: `/` (hats and paths), `:`
+/// (namespaces), spaces, quotes, `//`.
+pub fn validate_name(name: &str) -> Result<(), AppArmorError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppArmorError::InvalidName { name: name.into() })
+    }
+}
+
+/// Synthesizes the profile `name` from what the workload did.
+pub fn apparmor(
+    name: &str,
+    activity: &Activity,
+    opts: &AppArmorOptions,
+) -> Result<Profile, AppArmorError> {
+    validate_name(name)?;
+    let mut summary = AppArmorSummary::default();
+    let mut not_expressible = Vec::new();
+    let mut warnings = Vec::new();
+
+    // Merge every successful access per generalised path.
+    let mut merged: BTreeMap<Pattern, Rule> = BTreeMap::new();
+    let mut succeeded: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for f in activity.files.iter().filter(|f| !f.failed) {
+        let path = f.path.as_bytes();
+        if let Some(why) = escape::unexpressible(path) {
+            not_expressible.push(format!("file {:?}: {why}", String::from_utf8_lossy(path)));
+            continue;
+        }
+        let perms = Perms::from_ops(f.ops.iter());
+        if perms.is_empty() {
+            continue;
+        }
+        succeeded.insert(path.to_vec());
+        let (pattern, applied) = generalise::generalise(path);
+        let rule = merged.entry(pattern.clone()).or_insert(Rule {
+            pattern,
+            perms: Perms::default(),
+            owner: f.owned,
+            notes: Vec::new(),
+        });
+        rule.perms = rule.perms.union(perms);
+        // `owner` restricts: it holds for the merged rule only if it held for every access.
+        rule.owner &= f.owned;
+        for a in applied {
+            let a = a.to_string();
+            if !rule.notes.contains(&a) {
+                rule.notes.push(a);
+            }
+        }
+    }
+
+    let mut rules = Vec::new();
+    for (_, rule) in merged {
+        match rule.pattern.base_text() {
+            Some(lit) if base::covers(&lit, &rule.perms) => summary.covered_by_base += 1,
+            _ => rules.push(rule),
+        }
+    }
+
+    let failed: Vec<Vec<u8>> = activity
+        .files
+        .iter()
+        .filter(|f| f.failed && !succeeded.contains(f.path.as_bytes()))
+        .map(|f| f.path.as_bytes().to_vec())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rules = collapse::collapse(rules, &failed, opts.collapse_threshold);
+
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# AppArmor profile {name}, synthesized by profgen from a recording."
+    );
+    let _ = writeln!(text, "# Generalisation rules: docs/apparmor.md.");
+    text.push_str("abi <abi/3.0>,\n\n#include <tunables/global>\n\n");
+    let _ = writeln!(
+        text,
+        "profile {name} flags=(attach_disconnected,mediate_deleted) {{"
+    );
+    text.push_str("  #include <abstractions/base>\n");
+
+    // Capabilities.
+    match &activity.capabilities {
+        None => {
+            let w = "capabilities were not recorded (the kernel has no capability:cap_capable tracepoint): the profile allows none".to_string();
+            let _ = writeln!(text, "\n  # {w}");
+            warnings.push(w);
+        }
+        Some(caps) => {
+            let mut lines = BTreeSet::new();
+            for c in caps {
+                let n = c.trim().to_ascii_lowercase();
+                let n = n.strip_prefix("cap_").unwrap_or(&n).to_string();
+                if CAPABILITIES.contains(&n.as_str()) {
+                    lines.insert(n);
+                } else {
+                    not_expressible.push(format!("capability {c:?}: unknown to AppArmor 3.0"));
+                }
+            }
+            if !lines.is_empty() {
+                text.push_str("\n  # capabilities used\n");
+            }
+            for c in &lines {
+                let _ = writeln!(text, "  capability {c},");
+            }
+            summary.capability_rules = lines.len();
+        }
+    }
+
+    // Network: family and type only, never a bare `network,`.
+    let mut net = BTreeSet::new();
+    for s in &activity.sockets {
+        let fam = s.family.to_ascii_lowercase();
+        let ty = s.kind.to_ascii_lowercase();
+        if FAMILIES.contains(&fam.as_str()) && SOCKET_TYPES.contains(&ty.as_str()) {
+            net.insert(format!("network {fam} {ty},"));
+        } else {
+            not_expressible.push(format!(
+                "socket {} {}: not a family/type AppArmor 3.0 can name",
+                s.family, s.kind
+            ));
+        }
+    }
+    if !net.is_empty() {
+        text.push_str("\n  # sockets created (family, type)\n");
+    }
+    for n in &net {
+        let _ = writeln!(text, "  {n}");
+    }
+    summary.network_rules = net.len();
+
+    // Files.
+    if !rules.is_empty() {
+        text.push_str("\n  # files\n");
+    }
+    for r in &rules {
+        let letters = r.perms.letters();
+        let owner = if r.owner { "owner " } else { "" };
+        let note = if r.notes.is_empty() {
+            String::new()
+        } else {
+            format!("  # {}", r.notes.join(", "))
+        };
+        let _ = writeln!(text, "  {owner}{} {letters},{note}", r.pattern.render());
+        summary.file_rules += 1;
+        summary.exec_rules += usize::from(r.perms.exec);
+        summary.write_rules += usize::from(r.perms.write || r.perms.append);
+        summary.owner_rules += usize::from(r.owner);
+        summary.generalised += usize::from(!r.notes.is_empty());
+    }
+
+    if !failed.is_empty() {
+        text.push_str("\n  # failed while recording, not allowed:\n");
+        for f in &failed {
+            let _ = writeln!(text, "  #   {}", escape::for_comment(f));
+        }
+    }
+    summary.failed_left_out = failed.len();
+
+    if !not_expressible.is_empty() {
+        text.push_str("\n  # recorded but not expressible in AppArmor (will be denied):\n");
+        for n in &not_expressible {
+            let _ = writeln!(text, "  #   {}", escape::for_comment(n.as_bytes()));
+        }
+    }
+    summary.not_expressible = not_expressible.len();
+    text.push_str("}\n");
+
+    Ok(Profile {
+        name: name.to_string(),
+        text,
+        summary,
+        not_expressible,
+        warnings,
+    })
+}
