@@ -168,6 +168,32 @@ pub fn profile_dir(root: &Path, workload: &Workload, container: &str) -> PathBuf
     root.join(workload.dir()).join(container)
 }
 
+/// The permissive seccomp profile recorded workloads run under during the learning window
+/// (`localhostProfile: profgen/learning.json`): a filter must be in place so the runtime's
+/// `seccomp()` call marks where the container's own syscalls begin, and it must allow
+/// everything so no syscall is hidden from the recorder.
+pub const LEARNING_PROFILE: &str = include_str!("../../../deploy/learning-seccomp.json");
+
+/// `localhostProfile` of [`LEARNING_PROFILE`].
+pub const LEARNING_PROFILE_PATH: &str = "profgen/learning.json";
+
+/// Installs [`LEARNING_PROFILE`] below the kubelet's seccomp root
+/// (`/var/lib/kubelet/seccomp`), atomically.
+pub fn install_learning_profile(seccomp_root: &Path) -> Result<PathBuf, StateError> {
+    let dir = seccomp_root.join("profgen");
+    let state = StateDir::open(&dir)?;
+    let path = seccomp_root.join(LEARNING_PROFILE_PATH);
+    let err = |source| StateError {
+        path: path.clone(),
+        source,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&state.root).map_err(err)?;
+    tmp.write_all(LEARNING_PROFILE.as_bytes()).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(&path).map_err(|e| err(e.error))?;
+    Ok(path)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("agent state {path}: {source}")]
 pub struct StateError {

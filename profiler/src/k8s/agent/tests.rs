@@ -137,3 +137,17 @@ fn state_survives_a_restart_and_never_holds_half_a_document() {
     // No temporary file is left behind.
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn learning_profile_is_installed_where_localhost_profile_points() {
+    let root = tempfile::tempdir().unwrap();
+    let path = install_learning_profile(root.path()).unwrap();
+    assert_eq!(path, root.path().join(LEARNING_PROFILE_PATH));
+    assert_eq!(fs::read_to_string(&path).unwrap(), LEARNING_PROFILE);
+    // Idempotent: the agent installs it at every start.
+    install_learning_profile(root.path()).unwrap();
+    assert_eq!(
+        fs::read_dir(root.path().join("profgen")).unwrap().count(),
+        1
+    );
+}
