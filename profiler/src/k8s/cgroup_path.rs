@@ -367,10 +367,10 @@ fn pod_component(c: &str) -> Option<PodComponent> {
 /// The QoS of a cgroupfs pod from its parent: `besteffort`/`burstable`, or `kubepods` itself
 /// for Guaranteed; `None` when the parent is not shown.
 fn cgroupfs_qos(ancestors: &[&str]) -> Option<QosClass> {
-    match ancestors.last()? {
-        &"besteffort" => Some(QosClass::BestEffort),
-        &"burstable" => Some(QosClass::Burstable),
-        &"kubepods" => Some(QosClass::Guaranteed),
+    match *ancestors.last()? {
+        "besteffort" => Some(QosClass::BestEffort),
+        "burstable" => Some(QosClass::Burstable),
+        "kubepods" => Some(QosClass::Guaranteed),
         _ => None,
     }
 }
