@@ -1,0 +1,217 @@
+//! The AppArmor profile for the demo, proven in a kernel that enforces AppArmor.
+//!
+//! Until the recorder fills `Activity` for real, the demo's activity is written out here:
+//! what nginx does when it serves `demo/site` with `demo/nginx.conf` in the guest (the
+//! binary, its config, the user database, the site, its pid file and temp dirs, the log its
+//! stdout goes to, the capabilities it needs to switch to www-data). The profile synthesized
+//! from it must pass the real parser; in the VM the test suite must pass with zero DENIED
+//! lines, and probes confined by the same profile (read /etc/shadow, write under /usr) must
+//! be denied.
+//!
+//! Needs `qemu-system-x86_64` and `/boot/vmlinuz-*`, not root. Skips with a reason when they
+//! are absent, unless CI=true.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
+
+use profgen::{
+    model::activity::{Activity, FileAccess, FileOp, FsPath, SocketKind},
+    synth::apparmor::{apparmor, AppArmorOptions},
+    verify::apparmor::{enforce, find_kernel, parser, VmOptions},
+};
+
+const NAME: &str = "demo-nginx";
+
+fn access(path: &str, ops: &[FileOp]) -> FileAccess {
+    FileAccess {
+        path: FsPath::from(path),
+        ops: ops.iter().copied().collect(),
+        failed: false,
+        owned: false,
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// What the demo nginx does in the guest, paths resolved (Debian's merged /usr).
+fn demo_activity() -> Activity {
+    use FileOp::*;
+    let mut files = vec![
+        access("/usr/sbin/nginx", &[Exec, Read, MmapExec]),
+        access("/usr/lib/x86_64-linux-gnu/libc.so.6", &[Read, MmapExec]),
+        access("/usr/lib/x86_64-linux-gnu/libcrypt.so.1", &[Read, MmapExec]),
+        access(
+            "/usr/lib/x86_64-linux-gnu/libpcre2-8.so.0",
+            &[Read, MmapExec],
+        ),
+        access("/usr/lib/x86_64-linux-gnu/libssl.so.3", &[Read, MmapExec]),
+        access(
+            "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+            &[Read, MmapExec],
+        ),
+        access("/usr/lib/x86_64-linux-gnu/libz.so.1", &[Read, MmapExec]),
+        access(
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            &[Read, MmapExec],
+        ),
+        access("/etc/ld.so.cache", &[Read]),
+        access("/etc/nginx/nginx.conf", &[Read]),
+        access("/etc/nginx/mime.types", &[Read]),
+        access("/etc/passwd", &[Read]),
+        access("/etc/group", &[Read]),
+        // O_RDWR|O_CREAT|O_TRUNC, removed at exit.
+        access("/run/nginx.pid", &[Read, Create, Write, Truncate, Unlink]),
+        access("/var/lib/nginx/", &[Read]),
+        access("/var/log/nginx/console.log", &[Append, Create, Write]),
+        // `access_log /dev/stdout` with O_CREAT: AppArmor names the magic link itself.
+        access("/proc/1/fd/1", &[Append, Create]),
+        access("/srv/site/", &[Read]),
+        access("/srv/site/assets/", &[Read]),
+        access("/proc/1/status", &[Read]),
+    ];
+    for t in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        files.push(access(
+            &format!("/var/lib/nginx/{t}/"),
+            &[Mkdir, Read, Chown],
+        ));
+    }
+    for a in profiler_demo_assets() {
+        files.push(access(&format!("/srv/site{a}"), &[Read]));
+    }
+    // Tried and done without: not allowed.
+    let mut nss = access("/etc/nsswitch.conf", &[Read]);
+    nss.failed = true;
+    files.push(nss);
+    Activity {
+        files,
+        capabilities: Some(BTreeSet::from(
+            ["chown", "setgid", "setuid", "dac_override"].map(String::from),
+        )),
+        sockets: BTreeSet::from([SocketKind {
+            family: "inet".into(),
+            kind: "stream".into(),
+        }]),
+        ..Default::default()
+    }
+}
+
+/// The site's files, read from `demo/site` so the activity follows the site.
+fn profiler_demo_assets() -> Vec<String> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                out.push(format!("/{}", p.strip_prefix(base).unwrap().display()));
+            }
+        }
+    }
+    let site = repo().join("demo/site");
+    let mut out = Vec::new();
+    walk(&site, &site, &mut out);
+    out.sort();
+    out
+}
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// `demo-suite` from the same target directory as this test, or `PROFGEN_DEMO_SUITE`.
+fn demo_suite() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PROFGEN_DEMO_SUITE") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let p = profile_dir.join("demo-suite");
+    p.is_file().then_some(p)
+}
+
+#[test]
+fn demo_profile_passes_the_parser() {
+    let p = apparmor(NAME, &demo_activity(), &AppArmorOptions::default()).unwrap();
+    println!("{}", p.text);
+    match parser::check(&p.text) {
+        Ok(()) => {}
+        Err(parser::ParserError::Absent(why)) if !ci() => println!("skipped: {why}"),
+        Err(e) => panic!("{e}"),
+    }
+    assert!(p.text.contains("/usr/sbin/nginx rmix,"));
+    assert!(!p.text.contains("/etc/shadow"));
+    assert!(p.text.contains("#   /etc/nsswitch.conf"));
+}
+
+#[test]
+fn demo_profile_enforced_in_a_vm() {
+    let qemu_ok = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !qemu_ok || find_kernel().is_none() {
+        assert!(
+            !ci(),
+            "CI=true but qemu-system-x86_64 or /boot/vmlinuz-* is missing"
+        );
+        println!("skipped: qemu-system-x86_64 or /boot/vmlinuz-* is missing");
+        return;
+    }
+    let profile = apparmor(NAME, &demo_activity(), &AppArmorOptions::default()).unwrap();
+    let mut opts = VmOptions::demo(&repo());
+    opts.suite = demo_suite();
+    if opts.suite.is_none() {
+        assert!(
+            !ci(),
+            "CI=true but demo-suite is not built (cargo build -p profgen-demo)"
+        );
+        println!("note: demo-suite not built; only the URL checks run (cargo build -p profgen-demo --bin demo-suite)");
+    }
+    let report = enforce(&profile.text, NAME, &opts).expect("the VM ran");
+    println!(
+        "boot {:.1}s, total {:.1}s, label {:?}, urls ok {}, suite exit {:?}",
+        report.boot_secs, report.total_secs, report.nginx_label, report.urls_ok, report.suite_exit
+    );
+    for l in &report.suite_output {
+        println!("suite: {l}");
+    }
+    println!("workload DENIED lines: {}", report.workload_denied.len());
+    for l in &report.workload_denied {
+        println!("  {l}");
+    }
+    for (name, rc, denied) in &report.probes {
+        println!("probe {name}: exit {rc}, {} DENIED lines", denied.len());
+        for l in denied {
+            println!("  {l}");
+        }
+    }
+    let failures = report.failures(opts.urls.len());
+    if !failures.is_empty() {
+        for l in &report.nginx_output {
+            println!("nginx: {l}");
+        }
+        panic!("{failures:#?}\n--- console ---\n{}", report.console);
+    }
+    let shadow = &report
+        .probes
+        .iter()
+        .find(|p| p.0 == "read-shadow")
+        .unwrap()
+        .2;
+    assert!(
+        shadow.iter().any(|l| l.contains("name=\"/etc/shadow\"")),
+        "{shadow:?}"
+    );
+    let usr = &report.probes.iter().find(|p| p.0 == "write-usr").unwrap().2;
+    assert!(
+        usr.iter().any(|l| l.contains("/usr/profgen-probe")),
+        "{usr:?}"
+    );
+}
