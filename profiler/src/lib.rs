@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod k8s;
 pub mod model;
 pub mod output;
+pub mod paths;
 pub mod record;
 pub mod synth;
 pub mod syscalls;

@@ -6,6 +6,7 @@
 //! profile is proven when the container started with the filter active, the tests passed, the
 //! container was still up afterwards, and every probed syscall was refused with EPERM.
 
+pub mod apparmor;
 mod bundle;
 mod cgroups;
 pub mod netpol;
