@@ -397,7 +397,7 @@ fn synthesized_policy_admits_recorded_flows_and_denies_strangers() {
             .stdout(Stdio::null())
             .stderr(log),
     );
-    let mut client = Running::spawn(
+    let client = Running::spawn(
         topo.helper("cl", "client")
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),

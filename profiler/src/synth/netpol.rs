@@ -179,6 +179,15 @@ pub fn synthesize(activity: &Activity, opts: &NetpolOptions) -> Result<Synthesis
             loopback += 1;
             continue;
         }
+        let port = match flow.direction {
+            Direction::Ingress => flow.local_port,
+            Direction::Egress => flow.peer_port,
+        };
+        if port == 0 {
+            // A policy cannot name port 0; allowing every port instead would be wider.
+            notes.push(format!("flow without a port left out: {flow:?}"));
+            continue;
+        }
         match flow.direction {
             Direction::Ingress => {
                 let port = (flow.protocol, PortSpec::Number(flow.local_port));
@@ -768,6 +777,25 @@ spec:
         assert!(notes.contains("loopback"), "{notes}");
         assert!(notes.contains("UDP 5000"), "{notes}");
         assert!(notes.contains("pod-template-hash"), "{notes}");
+    }
+
+    #[test]
+    fn a_flow_without_a_port_is_left_out() {
+        let a = activity(
+            vec![inbound(Tcp, "10.0.0.2", 0), outbound(Udp, "10.0.0.9", 0)],
+            &[],
+        );
+        let s = synthesize(&a, &opts()).unwrap();
+        let spec = s.policy.spec.unwrap();
+        assert_eq!(spec.ingress.unwrap(), []);
+        assert_eq!(spec.egress.unwrap(), []);
+        assert_eq!(
+            s.notes
+                .iter()
+                .filter(|n| n.contains("without a port"))
+                .count(),
+            2
+        );
     }
 
     #[test]
