@@ -11,6 +11,7 @@ use crate::output::write_atomic;
 
 /// Just enough of a recording to learn its version, whatever else it holds.
 #[derive(Deserialize)]
+#[serde(expecting = "a profgen recording (a JSON object)")]
 struct VersionProbe {
     schema_version: Option<serde_json::Value>,
 }

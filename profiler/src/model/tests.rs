@@ -129,6 +129,13 @@ fn unknown_version_says_which_are_supported() {
         ),
         "{msg}"
     );
+    let msg = message(load_text(r#""a string""#).unwrap_err());
+    assert!(
+        msg.contains(
+            "not a valid recording: invalid type: string \"a string\", expected a profgen recording (a JSON object)"
+        ),
+        "{msg}"
+    );
     let msg = message(load_text(r#"{"cgroups": []}"#).unwrap_err());
     assert!(
         msg.ends_with("recording.json: no schema_version; not a profgen recording"),
