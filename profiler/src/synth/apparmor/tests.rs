@@ -61,7 +61,9 @@ fn header_and_shape() {
 
 #[test]
 fn file_rules_table() {
-    let cases: &[(&[u8], &[FileOp], bool, Option<&str>)] = &[
+    // (path, ops, owned, expected rule; None: covered by abstractions/base)
+    type Case<'a> = (&'a [u8], &'a [FileOp], bool, Option<&'a str>);
+    let cases: &[Case] = &[
         (
             b"/etc/nginx/nginx.conf",
             &[Read],
