@@ -13,11 +13,20 @@ fn main() -> anyhow::Result<()> {
 
     let required = env::var_os("PROFGEN_REQUIRE_EBPF").is_some_and(|v| v == "1");
     let skip = env::var_os("PROFGEN_NO_EBPF").is_some_and(|v| v == "1");
-    let has_linker = Command::new("bpf-linker").arg("--version").output().is_ok_and(|o| o.status.success());
+    let has_linker = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
 
     if skip || (!has_linker && !required) {
-        let reason = if skip { "PROFGEN_NO_EBPF=1" } else { "bpf-linker not found" };
-        println!("cargo::warning=building without eBPF programs ({reason}); run `cargo xtask setup`");
+        let reason = if skip {
+            "PROFGEN_NO_EBPF=1"
+        } else {
+            "bpf-linker not found"
+        };
+        println!(
+            "cargo::warning=building without eBPF programs ({reason}); run `cargo xtask setup`"
+        );
         let out = PathBuf::from(env::var("OUT_DIR")?);
         fs::write(out.join("profiler"), [])?;
         println!("cargo::rustc-cfg=profgen_no_ebpf");

@@ -150,11 +150,16 @@ pub mod nr {
     ];
     // execveat and openat2 exits are matched through the same program: listed separately so
     // `ALL` stays a fixed-size table of the common ones.
-    pub const MORE: [(u32, &str); 2] = [(EXECVEAT, "sys_exit_execveat"), (OPENAT2, "sys_exit_openat2")];
+    pub const MORE: [(u32, &str); 2] = [
+        (EXECVEAT, "sys_exit_execveat"),
+        (OPENAT2, "sys_exit_openat2"),
+    ];
 
-    /// Bit set of event syscalls below 448, tested on the hot path.
-    pub const fn mask() -> [u64; 7] {
-        let mut m = [0u64; 7];
+    /// Bit set of event syscalls, tested on the hot path. As wide as the syscall bitmaps
+    /// (1024 bits) so any in-range number indexes it: the verifier needs the bound on the very
+    /// register used to index, and the compiler reuses the bitmap's word index.
+    pub const fn mask() -> [u64; 16] {
+        let mut m = [0u64; 16];
         let mut i = 0;
         while i < ALL.len() {
             let n = ALL[i].0;
@@ -169,11 +174,11 @@ pub mod nr {
         }
         m
     }
-    pub const MASK: [u64; 7] = mask();
+    pub const MASK: [u64; 16] = mask();
 
     #[inline(always)]
     pub const fn is_event(nr: u64) -> bool {
-        nr < 448 && MASK[(nr / 64) as usize] & (1 << (nr % 64)) != 0
+        nr < 1024 && MASK[((nr >> 6) & 15) as usize] & (1 << (nr & 63)) != 0
     }
 }
 

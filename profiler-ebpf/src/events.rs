@@ -49,8 +49,16 @@ pub fn enter(nr: u32, cgroup: u64, args: &Args) -> Option<()> {
     ev.addr_len = 0;
 
     match nr {
-        nr::OPEN | nr::CREAT | nr::TRUNCATE | nr::MKDIR | nr::RMDIR | nr::UNLINK | nr::CHMOD
-        | nr::CHOWN | nr::LCHOWN | nr::EXECVE => read_path(ev, a[0], false),
+        nr::OPEN
+        | nr::CREAT
+        | nr::TRUNCATE
+        | nr::MKDIR
+        | nr::RMDIR
+        | nr::UNLINK
+        | nr::CHMOD
+        | nr::CHOWN
+        | nr::LCHOWN
+        | nr::EXECVE => read_path(ev, a[0], false),
         nr::OPENAT | nr::MKDIRAT | nr::FCHOWNAT | nr::UNLINKAT | nr::FCHMODAT | nr::EXECVEAT => {
             read_path(ev, a[1], false)
         }
@@ -156,7 +164,10 @@ pub fn capable(ctx: &TracePointContext, cgroup: u64) -> Option<()> {
     ev.path_len = 0;
     ev.path2_len = 0;
     ev.addr_len = 0;
-    let hash = mix(mix(mix(FNV_OFFSET, cgroup), cap as u64 | 1 << 40), (ret == 0) as u64);
+    let hash = mix(
+        mix(mix(FNV_OFFSET, cgroup), cap as u64 | 1 << 40),
+        (ret == 0) as u64,
+    );
     send_once(ev, hash);
     Some(())
 }
@@ -193,8 +204,16 @@ fn fact_hash(ev: &Event) -> u64 {
     h = mix(h, (ev.ret >= 0) as u64);
     let per_process = matches!(
         ev.nr,
-        nr::MMAP | nr::FLOCK | nr::SOCKET | nr::BIND | nr::LISTEN | nr::ACCEPT | nr::ACCEPT4
-            | nr::CONNECT | nr::SENDTO | nr::SENDMSG
+        nr::MMAP
+            | nr::FLOCK
+            | nr::SOCKET
+            | nr::BIND
+            | nr::LISTEN
+            | nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::CONNECT
+            | nr::SENDTO
+            | nr::SENDMSG
     );
     if per_process {
         h = mix(h, ev.pid_tgid >> 32);
@@ -205,8 +224,15 @@ fn fact_hash(ev: &Event) -> u64 {
             h = mix(h, ev.args[1]);
             h = mix(h, ev.ret as u64);
         }
-        nr::MMAP | nr::FLOCK | nr::LISTEN | nr::BIND | nr::CONNECT | nr::SENDTO
-        | nr::SENDMSG | nr::ACCEPT | nr::ACCEPT4 => h = mix(h, ev.args[0]),
+        nr::MMAP
+        | nr::FLOCK
+        | nr::LISTEN
+        | nr::BIND
+        | nr::CONNECT
+        | nr::SENDTO
+        | nr::SENDMSG
+        | nr::ACCEPT
+        | nr::ACCEPT4 => h = mix(h, ev.args[0]),
         // Relative paths depend on the directory fd; open flags on the access mode.
         _ => {
             h = mix(h, ev.args[0]);

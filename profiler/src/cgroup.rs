@@ -36,7 +36,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
 /// Where the cgroup2 filesystem is mounted (`/sys/fs/cgroup` on a pure v2 host,
 /// `/sys/fs/cgroup/unified` on a hybrid one).
 pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(io(Path::new("/proc/self/mountinfo")))?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(io(Path::new("/proc/self/mountinfo")))?;
     mount_from_mountinfo(&mountinfo).ok_or(CgroupError::NoCgroup2)
 }
 
@@ -139,9 +140,13 @@ impl Cgroup {
         let mut found = BTreeMap::new();
         let mut stack = vec![(self.path(), self.rel.clone())];
         while let Some((dir, rel)) = stack.pop() {
-            let Ok(meta) = fs::metadata(&dir) else { continue };
+            let Ok(meta) = fs::metadata(&dir) else {
+                continue;
+            };
             found.insert(meta.ino(), rel.clone());
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     let name = entry.file_name().to_string_lossy().into_owned();
@@ -188,8 +193,14 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
         let pure = "35 24 0:30 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw";
-        assert_eq!(mount_from_mountinfo(pure), Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(mount_from_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw"), None);
+        assert_eq!(
+            mount_from_mountinfo(pure),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            mount_from_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw"),
+            None
+        );
     }
 
     #[test]

@@ -36,7 +36,15 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Demo => {
             setup::run()?;
-            cargo(&["run", "--release", "-p", "profgen-demo", "--bin", "demo", "--"])
+            cargo(&[
+                "run",
+                "--release",
+                "-p",
+                "profgen-demo",
+                "--bin",
+                "demo",
+                "--",
+            ])
         }
         Task::Test => {
             setup::run()?;

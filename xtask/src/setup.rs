@@ -16,13 +16,22 @@ use crate::step;
 const PACKAGES: &[(&str, &str)] = &[
     ("runc", "runs the demo and verification containers"),
     ("nginx", "the demo workload"),
-    ("apparmor", "apparmor_parser validates and loads AppArmor profiles"),
-    ("qemu-system-x86", "boots an AppArmor kernel to enforce profiles"),
+    (
+        "apparmor",
+        "apparmor_parser validates and loads AppArmor profiles",
+    ),
+    (
+        "qemu-system-x86",
+        "boots an AppArmor kernel to enforce profiles",
+    ),
     ("linux-image-amd64", "the AppArmor kernel booted under qemu"),
     ("busybox-static", "the init of the qemu guest"),
     ("iproute2", "network namespaces for the NetworkPolicy tests"),
     ("wrk", "load generator of the nginx benchmark"),
-    ("seccomp", "scmp_sys_resolver cross-checks the syscall tables"),
+    (
+        "seccomp",
+        "scmp_sys_resolver cross-checks the syscall tables",
+    ),
     ("gcc", "compiles the demo's syscall probe"),
     ("libc6-dev", "headers for the syscall probe"),
 ];
@@ -84,12 +93,21 @@ fn rust_src() -> Result<()> {
     if !out.status.success() {
         bail!("no nightly toolchain: run `rustup toolchain install nightly --component rust-src`");
     }
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
         step("nightly rust-src: present");
         return Ok(());
     }
     step("nightly rust-src: installing (the eBPF crate builds core from source)");
-    run_quiet(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    run_quiet(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
 }
 
 /// bpf-linker must link with the same LLVM major as the nightly rustc. Debian has no such
@@ -130,10 +148,16 @@ fn bpf_linker() -> Result<()> {
 
 /// Whether the installed bpf-linker can load its libLLVM (a removed prefix breaks it).
 fn linker_llvm_ok(major: u32) -> bool {
-    let Ok(path) = which("bpf-linker") else { return false };
-    let Ok(out) = Command::new("ldd").arg(&path).output() else { return true };
+    let Ok(path) = which("bpf-linker") else {
+        return false;
+    };
+    let Ok(out) = Command::new("ldd").arg(&path).output() else {
+        return true;
+    };
     let text = String::from_utf8_lossy(&out.stdout);
-    !text.contains("not found") && (text.contains(&format!("libLLVM.so.{major}")) || text.contains(&format!("libLLVM-{major}")))
+    !text.contains("not found")
+        && (text.contains(&format!("libLLVM.so.{major}"))
+            || text.contains(&format!("libLLVM-{major}")))
 }
 
 fn which(name: &str) -> Result<PathBuf> {
@@ -178,7 +202,8 @@ fn llvm_prefix(major: u32) -> Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set")?;
     let prefix = Path::new(&home).join(format!(".local/share/profgen/llvm-{major}"));
     let prefix_lib = prefix.join("lib");
-    fs::create_dir_all(&prefix_lib).with_context(|| format!("creating {}", prefix_lib.display()))?;
+    fs::create_dir_all(&prefix_lib)
+        .with_context(|| format!("creating {}", prefix_lib.display()))?;
     for name in [
         std::ffi::OsString::from("libLLVM.so"),
         lib.file_name().unwrap_or_default().to_owned(),

@@ -11,8 +11,6 @@ mod verify;
 pub mod exit {
     /// Bad input or an operation that failed.
     pub const ERROR: u8 = 1;
-    /// Usage error (clap's own code).
-    pub const USAGE: u8 = 2;
     /// The profile was enforced and the workload failed under it, or a probe outside the
     /// profile was not refused.
     pub const VERIFY_FAILED: u8 = 3;
@@ -54,9 +52,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Maps an error to its documented exit code.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| {
-        e.downcast_ref::<profgen::verify::VerifyFailed>().is_some()
-    }) {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<profgen::verify::VerifyFailed>().is_some())
+    {
         return exit::VERIFY_FAILED;
     }
     if err.chain().any(|e| {

@@ -65,6 +65,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         describe_stop(&outcome.stop),
         args.out.display()
     );
+    for warning in &outcome.warnings {
+        eprintln!("profgen: warning: {warning}");
+    }
     let lost = rec.events_lost_total();
     if lost > 0 {
         eprintln!(
@@ -100,7 +103,9 @@ fn describe(target: &TargetSpec) -> String {
 
 fn describe_stop(stop: &Stop) -> String {
     match stop {
-        Stop::CommandExited(status) => format!("command exited ({})", record::session::exit_code(status)),
+        Stop::CommandExited(status) => {
+            format!("command exited ({})", record::session::exit_code(status))
+        }
         Stop::Duration => "duration elapsed".into(),
         Stop::Signal(name) => format!("{name} received"),
     }

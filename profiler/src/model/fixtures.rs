@@ -34,6 +34,7 @@ pub(crate) fn cgroup(id: u64, path: &str, syscalls: &[(Abi, &[&str])]) -> Cgroup
         syscalls: set(syscalls),
         excluded_before_filter: SyscallSet::new(),
         unknown_numbers: BTreeMap::new(),
+        activity: Default::default(),
     }
 }
 

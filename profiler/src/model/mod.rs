@@ -1,11 +1,13 @@
 //! The recording: what a workload did, as a deterministic, versioned, mergeable JSON
 //! document. Everything downstream (synthesis, verification) reads only this.
 
+pub mod activity;
 mod error;
 mod io;
 mod merge;
 mod recording;
 
+pub use activity::*;
 pub use error::ModelError;
 pub use recording::*;
 

@@ -90,6 +90,10 @@ pub struct CgroupRecord {
     /// Syscall numbers the name tables do not know, per ABI. Reported, never dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unknown_numbers: BTreeMap<Abi, BTreeSet<u32>>,
+    /// Files, execs, sockets, network, capabilities and credentials (AppArmor,
+    /// NetworkPolicy and securityContext read these).
+    #[serde(default, skip_serializing_if = "super::Activity::is_empty")]
+    pub activity: super::Activity,
 }
 
 /// A recording, as written by `profgen record` and read by `profgen synth`.

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::{BtfTracePoint, RawTracePoint},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
     Btf, Ebpf,
 };
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
+    event::{nr, Event},
     maps,
     stats::Stat,
 };
@@ -32,6 +33,18 @@ pub enum Hook {
 pub struct Kernel {
     ebpf: Ebpf,
     levels: Vec<u32>,
+    events: Option<RingBuf<MapData>>,
+    /// What the kernel cannot report, for the recording and the terminal.
+    pub limits: Limits,
+}
+
+/// Facts this kernel cannot give.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// No `capability:cap_capable` tracepoint (before Linux 6.14) or an unexpected format.
+    pub capabilities: Option<String>,
+    /// Exit tracepoints that could not be attached: those syscalls' events are missing.
+    pub missing_exits: Vec<String>,
 }
 
 impl Kernel {
@@ -53,18 +66,58 @@ impl Kernel {
         let attached = match hook {
             Hook::Record => match attach_btf(&mut ebpf) {
                 Ok(()) => Ok(()),
-                Err(btf_err) => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).map_err(|raw_err| {
-                    log::debug!("BTF tracepoint refused: {btf_err}");
-                    raw_err
-                }),
+                Err(btf_err) => {
+                    attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).map_err(|raw_err| {
+                        log::debug!("BTF tracepoint refused: {btf_err}");
+                        raw_err
+                    })
+                }
             },
             Hook::Empty => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY),
         };
         attached.map_err(|e| classify_load_error(&e))?;
+        let mut limits = Limits::default();
+        let mut events = None;
+        if hook == Hook::Record {
+            ensure_tracefs();
+            limits.missing_exits = attach_exits(&mut ebpf)?;
+            limits.capabilities = attach_capable(&mut ebpf).err();
+            events = Some(
+                RingBuf::try_from(
+                    ebpf.take_map(maps::EVENTS)
+                        .ok_or_else(|| missing(maps::EVENTS))?,
+                )
+                .map_err(map_err)?,
+            );
+        }
         Ok(Self {
             ebpf,
             levels: Vec::new(),
+            events,
+            limits,
         })
+    }
+
+    /// The ring buffer's fd, readable when events wait: the session drains it as soon as
+    /// they arrive, while the processes that made them still exist (relative paths and fds
+    /// are resolved through `/proc/<pid>`).
+    pub fn events_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.events.as_ref().map(|ring| ring.as_raw_fd())
+    }
+
+    /// Takes every event waiting in the ring buffer.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if let Some(ring) = self.events.as_mut() {
+            while let Some(item) = ring.next() {
+                if item.len() >= std::mem::size_of::<Event>() {
+                    // SAFETY: the kernel side writes whole `Event`s; read unaligned.
+                    out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+                }
+            }
+        }
+        out
     }
 
     /// Records the cgroup `id` at `level` and every cgroup below it, including those created
@@ -107,9 +160,12 @@ impl Kernel {
 
     /// What every recorded cgroup did so far, by cgroup id.
     pub fn cgroups(&self) -> Result<BTreeMap<u64, CgroupSyscalls>, Error> {
-        let slots: Array<&MapData, CgroupSyscalls> =
-            Array::try_from(self.ebpf.map(maps::SLOTS).ok_or_else(|| missing(maps::SLOTS))?)
-                .map_err(map_err)?;
+        let slots: Array<&MapData, CgroupSyscalls> = Array::try_from(
+            self.ebpf
+                .map(maps::SLOTS)
+                .ok_or_else(|| missing(maps::SLOTS))?,
+        )
+        .map_err(map_err)?;
         let mut found = BTreeMap::new();
         for value in slots.iter() {
             let value = value.map_err(map_err)?;
@@ -133,7 +189,9 @@ impl Kernel {
     /// The loss counters, summed over CPUs, by their recording name.
     pub fn events_lost(&self) -> Result<BTreeMap<String, u64>, Error> {
         let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
-            self.ebpf.map(maps::STATS).ok_or_else(|| missing(maps::STATS))?,
+            self.ebpf
+                .map(maps::STATS)
+                .ok_or_else(|| missing(maps::STATS))?,
         )
         .map_err(map_err)?;
         Stat::ALL
@@ -160,8 +218,90 @@ fn attach_btf(ebpf: &mut Ebpf) -> Result<(), String> {
         .ok_or("BTF program missing from the object")?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load(maps::TP_SYS_ENTER, &btf).map_err(|e| verbose(&e))?;
+    program
+        .load(maps::TP_SYS_ENTER, &btf)
+        .map_err(|e| verbose(&e))?;
     program.attach().map_err(|e| verbose(&e))?;
+    Ok(())
+}
+
+/// Classic tracepoints need tracefs; mount it where the kernel documents it if nothing is
+/// there.
+fn ensure_tracefs() {
+    let base = std::path::Path::new("/sys/kernel/tracing");
+    if base.join("events").exists()
+        || std::path::Path::new("/sys/kernel/debug/tracing/events").exists()
+    {
+        return;
+    }
+    let _ = nix::mount::mount(
+        Some("tracefs"),
+        base,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+}
+
+/// Attaches the event-completing program to every `syscalls:sys_exit_*` it needs; returns
+/// the ones the kernel does not have.
+fn attach_exits(ebpf: &mut Ebpf) -> Result<Vec<String>, Error> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(maps::PROG_SYS_EXIT_EVENT)
+        .ok_or_else(|| Error::Kernel("exit program missing from the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| Error::Kernel(e.to_string()))?;
+    program
+        .load()
+        .map_err(|e| classify_load_error(&verbose(&e)))?;
+    let mut missing = Vec::new();
+    for (_, tp) in nr::ALL.iter().chain(nr::MORE.iter()) {
+        if program.attach("syscalls", tp).is_err() {
+            missing.push((*tp).to_owned());
+        }
+    }
+    if missing.len() == nr::ALL.len() + nr::MORE.len() {
+        return Err(Error::Kernel(
+            "no syscalls:sys_exit_* tracepoint could be attached (is tracefs mounted at /sys/kernel/tracing?)".into(),
+        ));
+    }
+    Ok(missing)
+}
+
+/// `capability:cap_capable` exists from Linux 6.14; the program reads `cap` at offset 32 and
+/// `ret` at 36, so the format is checked before attaching.
+fn attach_capable(ebpf: &mut Ebpf) -> Result<(), String> {
+    let format = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|base| {
+            std::fs::read_to_string(format!("{base}/events/capability/cap_capable/format")).ok()
+        })
+        .ok_or_else(|| {
+            format!(
+                "the kernel ({}) has no capability:cap_capable tracepoint (Linux 6.14+): capabilities were not recorded",
+                kernel_release()
+            )
+        })?;
+    let field = |decl: &str, offset: u32| {
+        format.lines().any(|l| {
+            l.contains(&format!("field:{decl};")) && l.contains(&format!("offset:{offset};"))
+        })
+    };
+    if !(field("int cap", 32) && field("int ret", 36)) {
+        return Err(
+            "capability:cap_capable has an unexpected format: capabilities were not recorded"
+                .into(),
+        );
+    }
+    let program: &mut TracePoint = ebpf
+        .program_mut(maps::PROG_CAP_CAPABLE)
+        .ok_or("capability program missing from the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load().map_err(|e| verbose(&e))?;
+    program
+        .attach("capability", "cap_capable")
+        .map_err(|e| verbose(&e))?;
     Ok(())
 }
 
@@ -172,7 +312,9 @@ fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program.load().map_err(|e| verbose(&e))?;
-    program.attach(maps::TP_SYS_ENTER).map_err(|e| verbose(&e))?;
+    program
+        .attach(maps::TP_SYS_ENTER)
+        .map_err(|e| verbose(&e))?;
     Ok(())
 }
 
@@ -198,6 +340,9 @@ fn verbose(e: &dyn std::error::Error) -> String {
 
 /// Turns a load failure into what the user can do about it.
 fn classify_load_error(text: &str) -> Error {
+    if std::env::var_os("PROFGEN_DEBUG").is_some() {
+        eprintln!("profgen: debug: {text}");
+    }
     let lower = text.to_lowercase();
     if lower.contains("operation not permitted") || lower.contains("permission denied") {
         Error::Permission(

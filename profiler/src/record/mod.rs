@@ -1,9 +1,13 @@
 //! Recording: the only part of profgen that touches the kernel.
 //!
 //! * [`kernel`] loads the eBPF programs and reads their maps;
+//! * [`facts`] decodes kernel events and [`activity`] resolves them (paths in the workload's
+//!   mount namespace, fds, listening ports) into each cgroup's activity;
 //! * [`session`] picks the target cgroup, runs the workload, stops on time, exit or signal,
 //!   and turns the kernel's bitmaps into a [`crate::model::Recording`].
 
+pub mod activity;
+pub mod facts;
 pub mod kernel;
 pub mod session;
 
@@ -38,6 +42,9 @@ pub enum Error {
 impl Error {
     /// Missing privilege or kernel feature: the user must change how profgen runs.
     pub fn is_permission(&self) -> bool {
-        matches!(self, Error::Permission(_) | Error::OldKernel(_) | Error::NoEbpf)
+        matches!(
+            self,
+            Error::Permission(_) | Error::OldKernel(_) | Error::NoEbpf
+        )
     }
 }

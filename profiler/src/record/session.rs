@@ -17,6 +17,7 @@ use tokio::{
 };
 
 use super::{
+    activity::Collector,
     kernel::{kernel_release, Hook, Kernel},
     Error,
 };
@@ -60,6 +61,9 @@ pub enum Stop {
 pub struct Outcome {
     pub recording: Recording,
     pub stop: Stop,
+    /// What this kernel could not record, and facts that could not be resolved; to be
+    /// printed.
+    pub warnings: Vec<String>,
 }
 
 /// Records until the command exits, the duration elapses, or SIGINT/SIGTERM arrives.
@@ -77,7 +81,9 @@ pub fn record(opts: &Options) -> Result<Outcome, Error> {
 async fn run(opts: &Options) -> Result<Outcome, Error> {
     // Fail on a missing command before touching the kernel or the cgroup tree.
     if let TargetSpec::Command(argv) = &opts.target {
-        let program = argv.first().ok_or_else(|| Error::Target("no command given".into()))?;
+        let program = argv
+            .first()
+            .ok_or_else(|| Error::Target("no command given".into()))?;
         find_program(program)?;
     }
     let (cgroup, fresh) = match &opts.target {
@@ -108,14 +114,37 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
 
     let mut names = Names::default();
     names.scan(&cgroup);
+    let mut collector = Collector::default();
     let mut tick = interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut sigint = signal(SignalKind::interrupt()).map_err(io("installing a SIGINT handler"))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing a SIGTERM handler"))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(io("installing a SIGTERM handler"))?;
 
+    let events_fd = match kernel.events_fd() {
+        // SAFETY: the fd stays open while `kernel` lives, and `events_fd` is dropped first.
+        Some(fd) => Some(
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    RawFd(fd),
+                    tokio::io::Interest::READABLE,
+                )
+            }
+            .map_err(|e| io("watching the event ring buffer")(e.into()))?,
+        ),
+        None => None,
+    };
     let stop = loop {
         tokio::select! {
+            ready = async { events_fd.as_ref().unwrap().readable().await }, if events_fd.is_some() => {
+                if let Ok(mut guard) = ready {
+                    guard.clear_ready();
+                }
+                for ev in kernel.drain_events() {
+                    collector.add(&ev);
+                }
+            }
             status = async { child.as_mut().unwrap().wait().await }, if child.is_some() => {
                 break Stop::CommandExited(status.map_err(io("waiting for the command"))?);
             }
@@ -128,9 +157,31 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     names.scan(&cgroup);
     let ended_at = SystemTime::now();
 
+    for ev in kernel.drain_events() {
+        collector.add(&ev);
+    }
     let bitmaps = kernel.cgroups()?;
     let events_lost = kernel.events_lost()?;
+    let limits = kernel.limits.clone();
+    drop(events_fd);
     drop(kernel);
+    let mut warnings = Vec::new();
+    if let Some(why) = &limits.capabilities {
+        warnings.push(why.clone());
+    }
+    if !limits.missing_exits.is_empty() {
+        warnings.push(format!(
+            "no events for syscalls without exit tracepoints here: {}",
+            limits.missing_exits.join(", ")
+        ));
+    }
+    if collector.unresolved > 0 {
+        warnings.push(format!(
+            "{} file or socket fact(s) could not be resolved (the process exited before its path or fd could be read)",
+            collector.unresolved
+        ));
+    }
+    let mut activities = collector.finish(limits.capabilities.is_none());
 
     if let (Some(child), Stop::Signal(_)) = (child.as_mut(), &stop) {
         // The command shares our terminal and got SIGINT itself; SIGTERM needs forwarding.
@@ -160,7 +211,14 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     let mut cgroups: Vec<CgroupRecord> = bitmaps
         .iter()
         .map(|(&id, value)| {
-            cgroup_record(id, names.paths.get(&id).cloned(), value, opts.include_runtime_setup)
+            let mut record = cgroup_record(
+                id,
+                names.paths.get(&id).cloned(),
+                value,
+                opts.include_runtime_setup,
+            );
+            record.activity = activities.remove(&id).unwrap_or_default();
+            record
         })
         .collect();
     cgroups.sort_by(|a, b| (&a.path, a.id).cmp(&(&b.path, b.id)));
@@ -175,7 +233,11 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
         events_lost,
         cgroups,
     };
-    Ok(Outcome { recording, stop })
+    Ok(Outcome {
+        recording,
+        stop,
+        warnings,
+    })
 }
 
 /// Turns one cgroup's bitmaps into names. After the runtime armed its seccomp filter only
@@ -223,6 +285,7 @@ fn cgroup_record(
         syscalls,
         excluded_before_filter: excluded,
         unknown_numbers: unknown,
+        activity: Default::default(),
     }
 }
 
@@ -277,13 +340,26 @@ fn runtime_in(dir: &Path) -> Option<Runtime> {
             .ok()
             .and_then(|o| {
                 let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.lines().next()?.split_whitespace().last().map(str::to_owned)
+                text.lines()
+                    .next()?
+                    .split_whitespace()
+                    .last()
+                    .map(str::to_owned)
             });
         Some(Runtime {
             name: name.to_owned(),
             version,
         })
     })
+}
+
+/// The ring buffer's fd, borrowed for readiness only (the kernel handle owns it).
+struct RawFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for RawFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
 }
 
 /// Removes the cgroup made for `record -- CMD` when the session ends.
@@ -293,7 +369,10 @@ impl Drop for FreshCgroup {
     fn drop(&mut self) {
         if let Some(cgroup) = &self.0 {
             if let Err(e) = cgroup.remove_tree() {
-                eprintln!("profgen: warning: could not remove cgroup {}: {e}", cgroup.rel);
+                eprintln!(
+                    "profgen: warning: could not remove cgroup {}: {e}",
+                    cgroup.rel
+                );
             }
         }
     }
@@ -302,8 +381,14 @@ impl Drop for FreshCgroup {
 /// Starts `argv` inside `cgroup`: the child moves itself there before it execs, so its very
 /// first syscall is recorded.
 fn spawn_in(cgroup: &Cgroup, argv: &[String]) -> Result<tokio::process::Child, Error> {
-    let procs = CString::new(cgroup.path().join("cgroup.procs").into_os_string().into_encoded_bytes())
-        .map_err(|_| Error::Target("cgroup path contains a NUL byte".into()))?;
+    let procs = CString::new(
+        cgroup
+            .path()
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .map_err(|_| Error::Target("cgroup path contains a NUL byte".into()))?;
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.

@@ -1,0 +1,87 @@
+//! `cargo xtask bench`: what recording costs, measured against baselines in the same run.
+//!
+//! * syscall cost: a `getppid` loop untraced, under an empty raw tracepoint on `sys_enter`
+//!   (the floor any syscall-entry hook pays), recorded by profgen, and running outside a
+//!   cgroup profgen records (what every other workload on the node pays);
+//! * nginx requests/s under wrk, with and without recording.
+//!
+//! Configurations are interleaved over several rounds and the median is kept, so drift on a
+//! shared machine hits them alike.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+mod nginx;
+mod syscall;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// getppid calls per measurement.
+    #[arg(long, default_value_t = 10_000_000)]
+    calls: u64,
+    /// Rounds per configuration.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of load per nginx measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// (internal) The measured loop: N getppid calls, ns per call written to FILE.
+    #[command(hide = true)]
+    GetppidLoop { calls: u64, out: PathBuf },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Mode::GetppidLoop { calls, out }) = cli.mode {
+        return syscall::run_loop(calls, &out);
+    }
+    if !is_root() {
+        bail!("the benchmark loads eBPF programs and starts containers: run it as root");
+    }
+    syscall::bench(cli.calls, cli.rounds)?;
+    nginx::bench(cli.seconds, cli.rounds)?;
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The `profgen` binary built beside this one.
+pub fn profgen_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the benchmark binary")?;
+    let bin = exe.with_file_name("profgen");
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p profiler`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs a command to completion, failing with its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

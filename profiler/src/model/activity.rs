@@ -1,0 +1,223 @@
+//! What a cgroup did besides syscalls: files, network, capabilities, processes. Recorded from
+//! deduplicated kernel events; each synthesizer (AppArmor, NetworkPolicy, securityContext)
+//! reads the part it needs.
+
+use std::{collections::BTreeSet, net::IpAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// A path as the kernel saw it: bytes, not necessarily UTF-8. Serialized as a JSON string
+/// when it is UTF-8, otherwise as `{"hex": "…"}`, so nothing is lost or mangled.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FsPath(pub Vec<u8>);
+
+impl FsPath {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+}
+
+impl From<&str> for FsPath {
+    fn from(s: &str) -> Self {
+        FsPath(s.as_bytes().to_vec())
+    }
+}
+
+impl Serialize for FsPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                use serde::ser::SerializeStruct;
+                let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+                let mut st = s.serialize_struct("FsPath", 1)?;
+                st.serialize_field("hex", &hex)?;
+                st.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FsPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Hex { hex: String },
+        }
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(FsPath(t.into_bytes())),
+            Repr::Hex { hex } => {
+                if hex.len() % 2 != 0 {
+                    return Err(serde::de::Error::custom("odd-length hex path"));
+                }
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                    .collect::<Result<Vec<u8>, _>>()
+                    .map(FsPath)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
+/// What was done to a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOp {
+    Read,
+    Write,
+    Append,
+    Create,
+    Truncate,
+    /// Executed (execve/execveat): the binary.
+    Exec,
+    /// Mapped with PROT_EXEC (shared libraries): AppArmor `m`.
+    MmapExec,
+    /// Made a hard link to it (`link`/`linkat`, as the new name).
+    Link,
+    /// Created a symlink at this path.
+    Symlink,
+    /// Renamed from or to this path.
+    Rename,
+    Unlink,
+    Mkdir,
+    Rmdir,
+    Chmod,
+    Chown,
+    /// flock(2): AppArmor `k`.
+    Lock,
+}
+
+/// One file (or directory) and everything done to it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccess {
+    /// Absolute, in the workload's mount namespace, symlinks resolved (what AppArmor
+    /// mediates).
+    pub path: FsPath,
+    pub ops: BTreeSet<FileOp>,
+    /// The call failed (ENOENT, EACCES, …). Kept apart: a profile should not have to allow
+    /// what the workload tried and did without.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// uid of the process when it was the file's owner at the time (AppArmor `owner`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owned: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// A socket the workload created: family and type (`inet`/`stream`), for AppArmor `network`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketKind {
+    /// `inet`, `inet6`, `unix`, `netlink`, `packet`, or `af_N`.
+    pub family: String,
+    /// `stream`, `dgram`, `seqpacket`, `raw`, or `type_N`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A port the workload listened on (TCP/SCTP `listen`, or a bound UDP socket).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub protocol: Protocol,
+    /// The bound address (`0.0.0.0` / `::` for any). v4-mapped v6 addresses are normalised
+    /// to v4.
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// A peer connected to (or sent a datagram to) the workload.
+    Ingress,
+    /// The workload connected to (or sent a datagram to) a peer.
+    Egress,
+}
+
+/// One network conversation, deduplicated by its endpoints (not by the ephemeral port of the
+/// side that initiated it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub direction: Direction,
+    pub protocol: Protocol,
+    pub peer: IpAddr,
+    /// Egress: the peer's port. Ingress: 0 (the peer's ephemeral port is irrelevant).
+    pub peer_port: u16,
+    /// Ingress: the workload's own port that was reached. Egress: 0.
+    pub local_port: u16,
+    /// A DNS query (egress to port 53).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dns: bool,
+}
+
+/// A unix socket the workload bound or connected to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixSocket {
+    /// The path, or `@name` for an abstract socket.
+    pub address: FsPath,
+    /// `bind` or `connect`.
+    pub op: String,
+}
+
+/// A program the workload ran, and as whom.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub exe: FsPath,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Everything besides syscalls that one cgroup did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activity {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileAccess>,
+    /// Capabilities the workload used (`chown`, `net_bind_service`, …). `None` when the
+    /// kernel could not report them (no `capability:cap_capable` tracepoint before 6.14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<BTreeSet<String>>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sockets: BTreeSet<SocketKind>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub listens: BTreeSet<Listen>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub flows: BTreeSet<Flow>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unix_sockets: BTreeSet<UnixSocket>,
+    /// Every uid/gid a task of the cgroup ran as, from exec and from each recorded event.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub uids: BTreeSet<u32>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub gids: BTreeSet<u32>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub processes: BTreeSet<Process>,
+    /// A setuid/setgid binary was executed, or a task gained a capability it did not have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privilege_gained: bool,
+}
+
+impl Activity {
+    pub fn is_empty(&self) -> bool {
+        self == &Activity::default()
+    }
+}

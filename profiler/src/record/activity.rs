@@ -1,0 +1,455 @@
+//! Turns decoded facts into each cgroup's [`Activity`]: resolves paths in the workload's own
+//! mount namespace (through `/proc/<pid>/root`, `cwd` and `fd`), remembers which fd is which
+//! file or socket, and pairs accepts with the port they were listening on.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    ffi::OsStr,
+    net::IpAddr,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+};
+
+use profiler_common::event::Event;
+
+use super::facts::{self, Fact, SockAddr, AF_INET, AF_INET6, AF_UNIX, AT_FDCWD};
+use crate::model::{
+    Activity, Direction, FileAccess, FileOp, Flow, FsPath, Listen, Process, Protocol, SocketKind,
+    UnixSocket,
+};
+use crate::paths::{self, Base, Last};
+
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+const IPPROTO_SCTP: u32 = 132;
+
+#[derive(Clone, Debug)]
+enum Fd {
+    File(Vec<u8>),
+    Socket {
+        kind: u32,
+        protocol: u32,
+        bound: Option<(IpAddr, u16)>,
+    },
+}
+
+#[derive(Default)]
+struct PerCgroup {
+    files: BTreeMap<(Vec<u8>, bool), BTreeSet<FileOp>>,
+    owned: BTreeSet<Vec<u8>>,
+    activity: Activity,
+    caps: BTreeSet<String>,
+    /// Listening fd number → (protocol, port), for accepts made by other processes that
+    /// inherited the fd (nginx workers accept on the master's sockets).
+    listening: HashMap<i64, (Protocol, u16)>,
+}
+
+/// Accumulates facts while the recording runs.
+#[derive(Default)]
+pub struct Collector {
+    cgroups: BTreeMap<u64, PerCgroup>,
+    fds: HashMap<(u32, i64), Fd>,
+    /// Facts whose path or fd could not be resolved (the process was gone).
+    pub unresolved: u64,
+}
+
+impl Collector {
+    pub fn add(&mut self, ev: &Event) {
+        let tgid = (ev.pid_tgid >> 32) as u32;
+        let uid = ev.uid_gid as u32;
+        let gid = (ev.uid_gid >> 32) as u32;
+        let failed = facts::failed(ev);
+        let proc_view = ProcView::of(tgid);
+        let cg = self.cgroups.entry(ev.cgroup).or_default();
+        cg.activity.uids.insert(uid);
+        cg.activity.gids.insert(gid);
+        for fact in facts::decode(ev) {
+            match fact {
+                Fact::File { path, dirfd, ops } => {
+                    let names_link = ops.iter().any(|op| {
+                        matches!(
+                            op,
+                            FileOp::Unlink
+                                | FileOp::Rmdir
+                                | FileOp::Rename
+                                | FileOp::Symlink
+                                | FileOp::Link
+                        )
+                    });
+                    let last = if names_link {
+                        Last::NoFollow
+                    } else {
+                        Last::Follow
+                    };
+                    let Some(path) = proc_view.resolve(&path, dirfd, last) else {
+                        self.unresolved += 1;
+                        continue;
+                    };
+                    if !failed && !ops.is_empty() {
+                        // Open-like calls return the new fd.
+                        self.fds.insert((tgid, ev.ret), Fd::File(path.clone()));
+                        if proc_view.owner(&path) == Some(uid) {
+                            cg.owned.insert(path.clone());
+                        }
+                    }
+                    if !ops.is_empty() {
+                        cg.files.entry((path, failed)).or_default().extend(ops);
+                    }
+                }
+                Fact::Exec { path, dirfd } => {
+                    let Some(path) = proc_view.resolve(&path, dirfd, Last::Follow) else {
+                        self.unresolved += 1;
+                        continue;
+                    };
+                    cg.files
+                        .entry((path.clone(), failed))
+                        .or_default()
+                        .insert(FileOp::Exec);
+                    if !failed {
+                        // Credentials after the exec, as the kernel side read them at exit.
+                        let after = ev.args[3];
+                        cg.activity.processes.insert(Process {
+                            exe: FsPath(path.clone()),
+                            uid: after as u32,
+                            gid: (after >> 32) as u32,
+                        });
+                        if proc_view.is_setid(&path) || after as u32 != uid {
+                            cg.activity.privilege_gained = true;
+                        }
+                    }
+                }
+                Fact::FdFile { fd, op } => {
+                    if failed {
+                        continue;
+                    }
+                    let path = match self.fds.get(&(tgid, fd)) {
+                        Some(Fd::File(p)) => Some(p.clone()),
+                        _ => proc_view.fd_path(fd),
+                    };
+                    match path {
+                        Some(p) => {
+                            cg.files.entry((p, false)).or_default().insert(op);
+                        }
+                        None => self.unresolved += 1,
+                    }
+                }
+                Fact::Socket {
+                    fd,
+                    family,
+                    kind,
+                    protocol,
+                } => {
+                    if failed {
+                        continue;
+                    }
+                    cg.activity.sockets.insert(SocketKind {
+                        family: family_name(family),
+                        kind: type_name(kind),
+                    });
+                    self.fds.insert(
+                        (tgid, fd),
+                        Fd::Socket {
+                            kind,
+                            protocol,
+                            bound: None,
+                        },
+                    );
+                }
+                Fact::Bind { fd, addr } => {
+                    if failed {
+                        continue;
+                    }
+                    match addr {
+                        SockAddr::Unix(path) => {
+                            cg.activity.unix_sockets.insert(UnixSocket {
+                                address: FsPath(path),
+                                op: "bind".into(),
+                            });
+                        }
+                        SockAddr::Inet(ip, port) => {
+                            let entry = self.fds.entry((tgid, fd)).or_insert(Fd::Socket {
+                                kind: 0,
+                                protocol: 0,
+                                bound: None,
+                            });
+                            if let Fd::Socket { kind, bound, .. } = entry {
+                                *bound = Some((ip, port));
+                                if *kind == SOCK_DGRAM {
+                                    cg.activity.listens.insert(Listen {
+                                        protocol: Protocol::Udp,
+                                        addr: ip,
+                                        port,
+                                    });
+                                }
+                            }
+                        }
+                        SockAddr::Other(_) => {}
+                    }
+                }
+                Fact::Listen { fd } => {
+                    if failed {
+                        continue;
+                    }
+                    if let Some(Fd::Socket {
+                        protocol,
+                        bound: Some((ip, port)),
+                        ..
+                    }) = self.fds.get(&(tgid, fd))
+                    {
+                        let proto = if *protocol == IPPROTO_SCTP {
+                            Protocol::Sctp
+                        } else {
+                            Protocol::Tcp
+                        };
+                        cg.activity.listens.insert(Listen {
+                            protocol: proto,
+                            addr: *ip,
+                            port: *port,
+                        });
+                        cg.listening.insert(fd, (proto, *port));
+                    } else {
+                        self.unresolved += 1;
+                    }
+                }
+                Fact::Connect { fd, addr } | Fact::Send { fd, addr } => {
+                    if failed {
+                        continue;
+                    }
+                    let is_send = ev.nr != profiler_common::event::nr::CONNECT;
+                    match addr {
+                        SockAddr::Unix(path) => {
+                            cg.activity.unix_sockets.insert(UnixSocket {
+                                address: FsPath(path),
+                                op: "connect".into(),
+                            });
+                        }
+                        SockAddr::Inet(peer, peer_port) => {
+                            let protocol = match self.fds.get(&(tgid, fd)) {
+                                Some(Fd::Socket { kind, protocol, .. }) => {
+                                    socket_protocol(*kind, *protocol, is_send)
+                                }
+                                _ if is_send => Protocol::Udp,
+                                _ => Protocol::Tcp,
+                            };
+                            cg.activity.flows.insert(Flow {
+                                direction: Direction::Egress,
+                                protocol,
+                                peer,
+                                peer_port,
+                                local_port: 0,
+                                dns: peer_port == 53,
+                            });
+                        }
+                        SockAddr::Other(_) => {}
+                    }
+                }
+                Fact::Accept { listen_fd, peer } => {
+                    if failed {
+                        continue;
+                    }
+                    let SockAddr::Inet(peer, _) = peer else {
+                        continue;
+                    };
+                    let local = match self.fds.get(&(tgid, listen_fd)) {
+                        Some(Fd::Socket {
+                            bound: Some((_, port)),
+                            protocol,
+                            ..
+                        }) => Some((socket_protocol(SOCK_STREAM, *protocol, false), *port)),
+                        _ => cg.listening.get(&listen_fd).copied(),
+                    };
+                    match local {
+                        Some((protocol, port)) => {
+                            cg.activity.flows.insert(Flow {
+                                direction: Direction::Ingress,
+                                protocol,
+                                peer,
+                                peer_port: 0,
+                                local_port: port,
+                                dns: false,
+                            });
+                        }
+                        None => self.unresolved += 1,
+                    }
+                }
+                Fact::Capability { cap } => {
+                    cg.caps.insert(facts::capability_name(cap));
+                }
+            }
+        }
+    }
+
+    /// Each cgroup's activity. `capabilities_recorded` is false on kernels that cannot report
+    /// them, which leaves `capabilities` unset rather than empty.
+    pub fn finish(self, capabilities_recorded: bool) -> BTreeMap<u64, Activity> {
+        self.cgroups
+            .into_iter()
+            .map(|(id, mut cg)| {
+                cg.activity.files = cg
+                    .files
+                    .into_iter()
+                    .map(|((path, failed), ops)| FileAccess {
+                        owned: !failed && cg.owned.contains(&path),
+                        path: FsPath(path),
+                        ops,
+                        failed,
+                    })
+                    .collect();
+                cg.activity.capabilities = capabilities_recorded.then_some(cg.caps);
+                (id, cg.activity)
+            })
+            .collect()
+    }
+}
+
+fn socket_protocol(kind: u32, protocol: u32, datagram_default: bool) -> Protocol {
+    match (kind, protocol) {
+        (_, IPPROTO_SCTP) => Protocol::Sctp,
+        (SOCK_STREAM, _) => Protocol::Tcp,
+        (SOCK_DGRAM, _) => Protocol::Udp,
+        _ if datagram_default => Protocol::Udp,
+        _ => Protocol::Tcp,
+    }
+}
+
+fn family_name(family: u16) -> String {
+    match family {
+        AF_UNIX => "unix".into(),
+        AF_INET => "inet".into(),
+        AF_INET6 => "inet6".into(),
+        16 => "netlink".into(),
+        17 => "packet".into(),
+        other => format!("af_{other}"),
+    }
+}
+
+fn type_name(kind: u32) -> String {
+    match kind {
+        SOCK_STREAM => "stream".into(),
+        SOCK_DGRAM => "dgram".into(),
+        3 => "raw".into(),
+        5 => "seqpacket".into(),
+        other => format!("type_{other}"),
+    }
+}
+
+/// A process's view of the filesystem, read from `/proc` while it is alive.
+struct ProcView {
+    tgid: u32,
+    /// The process's root as a host path (`/` outside containers).
+    root: Option<PathBuf>,
+}
+
+impl ProcView {
+    fn of(tgid: u32) -> Self {
+        Self {
+            tgid,
+            root: std::fs::read_link(format!("/proc/{tgid}/root")).ok(),
+        }
+    }
+
+    /// A host path (as `/proc` links show it) turned into the process's own view.
+    fn inside(&self, host: &Path) -> Option<Vec<u8>> {
+        let root = self.root.as_deref()?;
+        let rel = host.strip_prefix(root).ok()?;
+        let mut out = b"/".to_vec();
+        out.extend_from_slice(rel.as_os_str().as_bytes());
+        Some(out)
+    }
+
+    /// The absolute path, in the process's mount namespace and with symlinks resolved inside
+    /// its root, that `path` (relative to `dirfd`) names; directories end with `/`. Relative
+    /// paths need the process alive to read its cwd or dirfd.
+    fn resolve(&self, path: &[u8], dirfd: i64, last: Last) -> Option<Vec<u8>> {
+        let base = if path.first() == Some(&b'/') {
+            b"/".to_vec()
+        } else {
+            let link = if dirfd == AT_FDCWD {
+                format!("/proc/{}/cwd", self.tgid)
+            } else {
+                format!("/proc/{}/fd/{dirfd}", self.tgid)
+            };
+            self.inside(&std::fs::read_link(link).ok()?)?
+        };
+        match self.root.as_deref() {
+            Some(root) => {
+                let base = if dirfd == AT_FDCWD {
+                    Base::Cwd(&base)
+                } else {
+                    Base::Dirfd(&base)
+                };
+                paths::resolve(root, base, path, last)
+                    .ok()
+                    .map(|r| r.apparmor_path().0)
+            }
+            None => {
+                let mut joined = base;
+                joined.push(b'/');
+                joined.extend_from_slice(path);
+                Some(normalize(&joined))
+            }
+        }
+    }
+
+    fn host(&self, path: &[u8]) -> Option<PathBuf> {
+        let root = self.root.as_deref()?;
+        Some(root.join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path))))
+    }
+
+    fn owner(&self, path: &[u8]) -> Option<u32> {
+        std::fs::metadata(self.host(path)?).ok().map(|m| m.uid())
+    }
+
+    fn is_setid(&self, path: &[u8]) -> bool {
+        self.host(path)
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.mode() & 0o6000 != 0)
+    }
+
+    fn fd_path(&self, fd: i64) -> Option<Vec<u8>> {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", self.tgid)).ok()?;
+        self.inside(&target)
+    }
+}
+
+/// Lexical normalisation: drops `.` and empty components, applies `..` (never above `/`).
+pub fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_lexically() {
+        let cases: &[(&str, &str)] = &[
+            ("/a/b/../c", "/a/c"),
+            ("/../../etc", "/etc"),
+            ("/a/./b//c/", "/a/b/c"),
+            ("/", "/"),
+            ("/..", "/"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input.as_bytes()), want.as_bytes(), "{input}");
+        }
+    }
+}
