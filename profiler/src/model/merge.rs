@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Abi, CgroupRecord, ModelError, Recording, SyscallSet, SCHEMA_VERSION};
+use super::{
+    Abi, Activity, CgroupRecord, FileAccess, FileOp, FsPath, ModelError, Recording, SyscallSet,
+    SCHEMA_VERSION,
+};
 
 impl Recording {
     /// The syscalls the profile must allow: the union over all cgroups, per ABI.
@@ -123,4 +126,52 @@ fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
     for (abi, nrs) in &other.unknown_numbers {
         into.unknown_numbers.entry(*abi).or_default().extend(nrs);
     }
+    merge_activity(&mut into.activity, &other.activity);
+}
+
+/// Everything either run did. Destructured in full so a new field cannot be forgotten here.
+fn merge_activity(into: &mut Activity, other: &Activity) {
+    let Activity {
+        files,
+        capabilities,
+        sockets,
+        listens,
+        flows,
+        unix_sockets,
+        uids,
+        gids,
+        processes,
+        privilege_gained,
+    } = other;
+    // One entry per (path, failed, owned), with every operation either run did.
+    let mut by_file: BTreeMap<(FsPath, bool, bool), BTreeSet<FileOp>> = BTreeMap::new();
+    for f in into.files.iter().chain(files) {
+        by_file
+            .entry((f.path.clone(), f.failed, f.owned))
+            .or_default()
+            .extend(f.ops.iter().copied());
+    }
+    into.files = by_file
+        .into_iter()
+        .map(|((path, failed, owned), ops)| FileAccess {
+            path,
+            ops,
+            failed,
+            owned,
+        })
+        .collect();
+    // `None` means the kernel could not tell; a run that could tell is the better evidence.
+    if let Some(caps) = capabilities {
+        into.capabilities
+            .get_or_insert_with(BTreeSet::new)
+            .extend(caps.iter().cloned());
+    }
+    into.sockets.extend(sockets.iter().cloned());
+    into.listens.extend(listens.iter().cloned());
+    into.flows.extend(flows.iter().cloned());
+    into.unix_sockets.extend(unix_sockets.iter().cloned());
+    into.uids.extend(uids);
+    into.gids.extend(gids);
+    into.processes.extend(processes.iter().cloned());
+    into.privilege_gained |= *privilege_gained;
 }

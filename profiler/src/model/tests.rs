@@ -233,3 +233,34 @@ fn merge_refuses_nothing_and_mixed_machines() {
     assert!(matches!(err, ModelError::MergeMachines { .. }));
     assert!(message(err).contains("x86_64 and aarch64"));
 }
+
+#[test]
+fn merge_unions_activity_of_the_same_cgroup() {
+    let file = |path: &str, op: FileOp| FileAccess {
+        path: path.into(),
+        ops: [op].into(),
+        failed: false,
+        owned: false,
+    };
+    let mut a = recording(vec![cgroup(1, "/web", &[(Abi::X86_64, &["read"])])]);
+    a.cgroups[0].activity.files = vec![file("/etc/nginx/nginx.conf", FileOp::Read)];
+    a.cgroups[0].activity.uids = [101].into();
+    let mut b = a.clone();
+    b.cgroups[0].activity.files = vec![
+        file("/etc/nginx/nginx.conf", FileOp::Lock),
+        file("/var/log/nginx/access.log", FileOp::Append),
+    ];
+    b.cgroups[0].activity.capabilities = Some(["net_bind_service".to_owned()].into());
+    b.cgroups[0].activity.privilege_gained = true;
+
+    let merged = Recording::merge(&[a, b]).unwrap();
+    let act = &merged.cgroups[0].activity;
+    assert_eq!(act.files.len(), 2);
+    assert_eq!(act.files[0].ops, [FileOp::Read, FileOp::Lock].into());
+    assert_eq!(act.uids, [101].into());
+    assert_eq!(
+        act.capabilities,
+        Some(["net_bind_service".to_owned()].into())
+    );
+    assert!(act.privilege_gained);
+}
