@@ -237,20 +237,25 @@ fn is_target() -> bool {
     false
 }
 
-/// Whether this call installs a seccomp filter: `seccomp(SECCOMP_SET_MODE_FILTER, …)` or
-/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, …)`. From then on the runtime's own set-up is
-/// over and what the cgroup does must be allowed by the profile.
+/// Whether this call installs a seccomp filter: `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`
+/// or `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)` with a program. From then on the
+/// runtime's own set-up is over and what the cgroup does must be allowed by the profile.
+/// libseccomp probes for kernel features with the same calls and a NULL program (they fail
+/// with EFAULT): those must not count.
 #[inline(always)]
 fn installs_seccomp_filter(regs: &impl Regs, abi: Abi, nr: u64) -> bool {
     let (seccomp, prctl, arg0, arg1) = match abi {
         Abi::X86_64 | Abi::X32 => (sc::X86_64_SECCOMP, sc::X86_64_PRCTL, regs::DI, regs::SI),
         Abi::I386 => (sc::I386_SECCOMP, sc::I386_PRCTL, regs::BX, regs::CX),
     };
+    // The third argument is in dx for both ABIs.
+    let has_program = || regs.read(regs::DX).is_some_and(|p| p != 0);
     if nr == seccomp {
-        regs.read(arg0) == Some(sc::SECCOMP_SET_MODE_FILTER)
+        regs.read(arg0) == Some(sc::SECCOMP_SET_MODE_FILTER) && has_program()
     } else if nr == prctl {
         regs.read(arg0) == Some(sc::PR_SET_SECCOMP)
             && regs.read(arg1) == Some(sc::SECCOMP_MODE_FILTER)
+            && has_program()
     } else {
         false
     }

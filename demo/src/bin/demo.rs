@@ -24,7 +24,10 @@ use profgen::{
 use profgen_demo::{build_bundle, seccomp, suite, BundleOptions};
 
 fn main() -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("locating the workspace")?
+        .to_owned();
     let out_dir = root.join("profiles/demo-nginx");
     let bin_dir = std::env::current_exe()?
         .parent()
@@ -83,8 +86,11 @@ fn main() -> Result<()> {
             .run_detached(&bundle.dir, &unique_id("profgen-demo"))
             .context("starting the demo container")?;
         container.wait_tcp(bundle.addr, Duration::from_secs(20))?;
-        suite::run(bundle.addr, Duration::from_secs(10))
-        // The container is deleted here, before the recording stops.
+        let checks = suite::run(bundle.addr, Duration::from_secs(10));
+        // A graceful stop while recording: shutting down is part of what the workload does
+        // (nginx's workers and master exit through exit_group).
+        container.stop(Duration::from_secs(10))?;
+        checks
     };
     let failed: Vec<_> = checks.iter().filter(|c| c.result.is_err()).collect();
     for check in &checks {
