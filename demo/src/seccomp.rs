@@ -10,10 +10,16 @@ const EPERM: u32 = 1;
 
 /// The filter to record under: it allows everything, yet runc still installs it.
 ///
-/// The recorder needs a filter in place for two reasons: the runtime's `seccomp()` call marks
+/// The recorder needs a filter in place for two reasons: the runtime's call installing it marks
 /// the end of its own set-up (what it does afterwards belongs in the profile, what it did
 /// before does not), and a stricter filter (RuntimeDefault) would hide the calls it refuses,
 /// because `sys_enter` runs after seccomp.
+///
+/// Seen with strace on runc 1.1.5 (libseccomp 2.5.4): with no `flags` the filter goes in with
+/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)`, right before the workload's `execve`.
+/// Long before that, while still mounting and pivoting, libseccomp probes the kernel with
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flag, NULL)` calls that fail with EFAULT: only a call
+/// with a program marks the moment.
 ///
 /// No rule is needed to make runc load it: runc 1.1.5 installs a filter whenever
 /// `defaultAction` is set, even with an empty rule list (checked: `Seccomp: 2`,
