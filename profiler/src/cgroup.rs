@@ -41,6 +41,25 @@ pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
     mount_from_mountinfo(&mountinfo).ok_or(CgroupError::NoCgroup2)
 }
 
+/// Environment variable naming where the host's cgroup2 tree is visible, for an agent that
+/// sees it through a hostPath mount (`/host/sys/fs/cgroup`) rather than at its own
+/// `/proc/self/mountinfo` mount point.
+pub const CGROUP_ROOT_ENV: &str = "PROFGEN_CGROUP_ROOT";
+
+/// The cgroup2 tree to work in: `explicit` if given, else `$PROFGEN_CGROUP_ROOT`, else this
+/// process's cgroup2 mount. A cgroup's id is its directory's inode, the same through any
+/// mount of the hierarchy, so ids read below an override match what the kernel reports.
+pub fn cgroup2_root(explicit: Option<&Path>) -> Result<PathBuf, CgroupError> {
+    let chosen = explicit
+        .map(Path::to_owned)
+        .or_else(|| std::env::var_os(CGROUP_ROOT_ENV).map(PathBuf::from));
+    match chosen {
+        Some(root) if root.is_dir() => Ok(root),
+        Some(root) => Err(CgroupError::Missing(root)),
+        None => cgroup2_mount(),
+    }
+}
+
 /// Parses mountinfo: fields are `id parent major:minor root mountpoint opts… - fstype …`.
 fn mount_from_mountinfo(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
@@ -69,6 +88,19 @@ impl Cgroup {
             mount: cgroup2_mount()?,
             rel: "/".into(),
         })
+    }
+
+    /// The cgroup `rel` (below the root, starting with `/`) of the tree at `mount`, which
+    /// must exist.
+    pub fn at(mount: &Path, rel: &str) -> Result<Self, CgroupError> {
+        let cg = Self {
+            mount: mount.to_owned(),
+            rel: format!("/{}", rel.trim_start_matches('/')),
+        };
+        if !cg.path().is_dir() {
+            return Err(CgroupError::Missing(cg.path()));
+        }
+        Ok(cg)
     }
 
     /// The cgroup at `path`, which may be absolute on the host or relative to the cgroup2

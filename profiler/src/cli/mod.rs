@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod agent;
+mod pull;
 mod record;
 mod synth;
 mod verify;
@@ -40,6 +42,8 @@ enum Command {
     Record(record::RecordArgs),
     Synth(synth::SynthArgs),
     Verify(verify::VerifyArgs),
+    Agent(agent::AgentArgs),
+    Pull(pull::PullArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Record(args) => record::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Pull(args) => pull::run(args),
     }
 }
 
@@ -61,6 +67,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|e| {
         e.downcast_ref::<profgen::record::Error>()
             .is_some_and(profgen::record::Error::is_permission)
+    }) || err.chain().any(|e| {
+        e.downcast_ref::<profgen::k8s::agent_run::RunError>()
+            .is_some_and(profgen::k8s::agent_run::RunError::is_permission)
     }) {
         return exit::NO_PERMISSION;
     }

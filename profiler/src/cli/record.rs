@@ -3,11 +3,14 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use profgen::record::{self, session::Stop, Options, TargetSpec};
+use profgen::{
+    k8s,
+    record::{self, session::Stop, Options, TargetSpec},
+};
 
 /// Record what a workload does (syscalls per cgroup, from its first syscall).
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("target").required(true).args(["cgroup", "pid", "command"]))]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["cgroup", "pid", "command", "pod", "selector"]))]
 pub struct RecordArgs {
     /// Record a cgroup v2 subtree, including cgroups created below it later (how a container
     /// started after the recording is caught from its first syscall). Absolute, or relative
@@ -17,6 +20,27 @@ pub struct RecordArgs {
     /// Record the cgroup of a running process.
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
+    /// Record a pod running on this node, found through the Kubernetes API (KUBECONFIG,
+    /// ~/.kube/config, or the in-cluster service account). Its pod cgroup is recorded, so
+    /// containers that start or restart meanwhile are recorded from their first syscall.
+    /// Repeatable. Writes one profile set per container below --out-dir.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pod: Vec<String>,
+    /// Record the pods of this node matching a label selector (`app=web,tier!=db`).
+    #[arg(long, value_name = "LABELS")]
+    selector: Option<String>,
+    /// Namespace of --selector (default: all) and of --pod names given without one.
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: Option<String>,
+    /// Where --pod/--selector write their profile sets: DIR/<namespace>/<workload>/<container>/.
+    #[arg(long, value_name = "DIR", default_value = "profiles")]
+    out_dir: PathBuf,
+    /// The node's cgroup2 tree, when it is not this process's cgroup2 mount (a hostPath).
+    #[arg(long, value_name = "PATH", env = "PROFGEN_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
+    /// This node's name as the API knows it (default: $NODE_NAME, else the host name).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
     /// Stop after this long, e.g. `30s`, `5m` (default: when the command exits, or on
     /// Ctrl-C / SIGTERM).
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -37,6 +61,9 @@ pub struct RecordArgs {
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<()> {
+    if !args.pod.is_empty() || args.selector.is_some() {
+        return run_pods(args);
+    }
     let target = if let Some(path) = args.cgroup {
         TargetSpec::Cgroup(path)
     } else if let Some(pid) = args.pid {
@@ -108,5 +135,71 @@ fn describe_stop(stop: &Stop) -> String {
         }
         Stop::Duration => "duration elapsed".into(),
         Stop::Signal(name) => format!("{name} received"),
+    }
+}
+
+/// `--pod` / `--selector`: the pods' cgroups, one profile set per workload container.
+fn run_pods(args: RecordArgs) -> anyhow::Result<()> {
+    let pods = args
+        .pod
+        .iter()
+        .map(|p| match p.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                Ok((ns.to_owned(), name.to_owned()))
+            }
+            None if !p.is_empty() => Ok((
+                args.namespace.clone().unwrap_or_else(|| "default".into()),
+                p.clone(),
+            )),
+            _ => anyhow::bail!("--pod {p}: give NAMESPACE/NAME"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = k8s::agent_run::RecordPods {
+        pods,
+        selector: args.selector,
+        namespace: args.namespace,
+        duration: args.duration,
+        out: args.out_dir,
+        cgroup_root: args.cgroup_root,
+        node: args.node.unwrap_or_else(k8s::this_node_name),
+        include_runtime_setup: args.include_runtime_setup,
+        ready_file: args.ready_file,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the event loop")?;
+    let summary = runtime.block_on(async {
+        let cluster = k8s::Cluster::infer().await?;
+        k8s::agent_run::record_pods(&cluster, &opts, &|line| eprintln!("profgen: {line}")).await
+    })?;
+    print_sets(&summary.index, &opts.out);
+    eprintln!("profgen: stopped: {}", summary.stop);
+    for warning in &summary.warnings {
+        eprintln!("profgen: warning: {warning}");
+    }
+    if summary.index.sets.is_empty() {
+        anyhow::bail!(
+            "no container of the pod(s) was recorded (none ran, or none made a syscall while recording)"
+        );
+    }
+    Ok(())
+}
+
+/// One line per profile set written.
+pub(super) fn print_sets(index: &k8s::profiles::Index, out: &std::path::Path) {
+    for set in &index.sets {
+        eprintln!(
+            "profgen: {} {}/{} container {} ({}): {}",
+            set.workload.kind,
+            set.workload.namespace,
+            set.workload.name,
+            set.container,
+            set.pods.join(", "),
+            out.join(&set.dir).display()
+        );
+        for problem in &set.problems {
+            eprintln!("profgen: warning: {}: {problem}", set.dir);
+        }
     }
 }

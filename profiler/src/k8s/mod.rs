@@ -2,11 +2,17 @@
 //! their owners, and the agent that records the pods of one node.
 
 pub mod agent;
+pub mod agent_run;
 pub mod cgroup_path;
 pub mod client;
+pub mod engine;
 pub mod error;
+pub mod http;
 pub mod owner;
 pub mod pod;
+pub mod profiles;
+pub mod pull;
+pub mod recorder;
 
 pub use client::{ensure_on_node, this_node_name, Cluster, PodEvent, PodSelector};
 pub use error::K8sError;

@@ -1,0 +1,251 @@
+//! Profile sets on disk: one directory per workload container,
+//! `<out>/<namespace>/<workload>/<container>/`, holding the recording it was made from and the
+//! artifacts, plus `<out>/index.json` naming every set (what the agent serves and
+//! `profgen pull` reads).
+//!
+//! Replicas merge here: every recorded cgroup attributed to the same workload container, from
+//! any pod, lands in the same set.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+
+use super::{owner::Workload, pod};
+use crate::{
+    model::{CgroupRecord, ModelError, Recording},
+    output::{write_atomic, OutputError},
+    synth::{self, securitycontext},
+};
+
+/// What was recorded for one pod, with the container each recorded cgroup belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PodRecord {
+    pub pod: Pod,
+    pub workload: Workload,
+    /// Recorded cgroup path → container name. Kept from the moment the pod status named the
+    /// container, so a container that restarted (and left the status) stays attributed.
+    pub containers: BTreeMap<String, String>,
+    pub recording: Recording,
+}
+
+/// The index of an output directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// The node that recorded (empty for a merged, pulled directory).
+    #[serde(default)]
+    pub node: String,
+    pub sets: Vec<SetEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetEntry {
+    pub workload: Workload,
+    pub container: String,
+    /// `namespace/name` of the pods recorded.
+    pub pods: Vec<String>,
+    /// Relative to the output root: `<namespace>/<workload>/<container>`.
+    pub dir: String,
+    /// File names in `dir`.
+    pub files: Vec<String>,
+    /// The container's volume mount paths, so a merge elsewhere judges writes alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Why an artifact is missing (synthesis refused the recording), if one is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+pub const INDEX: &str = "index.json";
+pub const RECORDING: &str = "recording.json";
+pub const SECCOMP: &str = "seccomp.json";
+pub const SECURITY_CONTEXT: &str = "securitycontext.txt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfilesError {
+    #[error("creating {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// One set before writing: the workload container and its recording.
+pub struct Set {
+    pub workload: Workload,
+    pub container: String,
+    pub pods: Vec<String>,
+    /// Volume mount paths of the container (writes there do not block a read-only root).
+    pub volumes: Vec<String>,
+    pub recording: Recording,
+}
+
+/// Groups the pods' recorded cgroups into sets by workload container. Cgroups without a
+/// container (the sandbox, the pod cgroup itself, not yet named) are left out.
+pub fn sets(pods: &[PodRecord]) -> Vec<Set> {
+    let mut grouped: BTreeMap<(Workload, String), Set> = BTreeMap::new();
+    for p in pods {
+        for cg in &p.recording.cgroups {
+            let Some(container) = cg.path.as_ref().and_then(|path| p.containers.get(path)) else {
+                continue;
+            };
+            let key = (p.workload.clone(), container.clone());
+            let set = grouped.entry(key).or_insert_with(|| Set {
+                workload: p.workload.clone(),
+                container: container.clone(),
+                pods: Vec::new(),
+                volumes: pod::volume_mounts(&p.pod, container),
+                recording: Recording {
+                    cgroups: Vec::new(),
+                    ..p.recording.clone()
+                },
+            });
+            let key = pod::key(&p.pod);
+            if !set.pods.contains(&key) {
+                set.pods.push(key);
+                absorb(&mut set.recording, &p.recording);
+            }
+            set.recording.cgroups.push(cg.clone());
+        }
+    }
+    grouped
+        .into_values()
+        .map(|mut s| {
+            s.pods.sort();
+            s.recording
+                .cgroups
+                .sort_by(|a, b| (&a.path, a.id).cmp(&(&b.path, b.id)));
+            s
+        })
+        .collect()
+}
+
+/// The time span and loss counters of another pod's recording. Pods recorded by one session
+/// share its loss counters, so the larger count is kept rather than the sum.
+fn absorb(into: &mut Recording, other: &Recording) {
+    if other.started_at < into.started_at {
+        into.started_at.clone_from(&other.started_at);
+    }
+    if other.ended_at > into.ended_at {
+        into.ended_at.clone_from(&other.ended_at);
+    }
+    for (reason, n) in &other.events_lost {
+        let e = into.events_lost.entry(reason.clone()).or_default();
+        *e = (*e).max(*n);
+    }
+}
+
+/// Writes every set below `out` and the index; returns the index.
+pub fn write(out: &Path, node: &str, sets: &[Set]) -> Result<Index, ProfilesError> {
+    let mut index = Index {
+        node: node.to_owned(),
+        sets: Vec::new(),
+    };
+    for set in sets {
+        index.sets.push(write_set(out, set)?);
+    }
+    mkdir(out)?;
+    let bytes = serde_json::to_vec_pretty(&index).map_err(ModelError::Serialize)?;
+    write_atomic(&out.join(INDEX), &bytes)?;
+    Ok(index)
+}
+
+fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
+    let rel = set.workload.dir().join(&set.container);
+    let dir = out.join(&rel);
+    mkdir(&dir)?;
+    set.recording.save(dir.join(RECORDING))?;
+    let mut files = vec![RECORDING.to_owned()];
+    let mut problems = Vec::new();
+    // A refused synthesis (unknown syscall numbers, say) must not hide the other sets: it is
+    // reported in the index and the recording stays for a later `profgen synth`.
+    match synth::seccomp(&set.recording).and_then(|p| synth::seccomp::to_json(&p)) {
+        Ok(json) => {
+            write_atomic(&dir.join(SECCOMP), &json)?;
+            files.push(SECCOMP.to_owned());
+        }
+        Err(e) => problems.push(format!("seccomp: {e}")),
+    }
+    let activity = synth::workload_activity(&set.recording);
+    let suggestion = securitycontext::security_context(
+        &activity,
+        &securitycontext::Options::with_volumes(set.volumes.iter().cloned()),
+    );
+    write_atomic(
+        &dir.join(SECURITY_CONTEXT),
+        suggestion.to_string().as_bytes(),
+    )?;
+    files.push(SECURITY_CONTEXT.to_owned());
+    Ok(SetEntry {
+        workload: set.workload.clone(),
+        container: set.container.clone(),
+        pods: set.pods.clone(),
+        dir: rel.display().to_string(),
+        files,
+        volumes: set.volumes.clone(),
+        problems,
+    })
+}
+
+fn mkdir(path: &Path) -> Result<(), ProfilesError> {
+    std::fs::create_dir_all(path).map_err(|source| ProfilesError::Dir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Merges sets of the same workload container recorded on several nodes (what `profgen pull`
+/// collects): what any replica did is allowed.
+pub fn merge_pulled(pulled: Vec<(SetEntry, Recording)>) -> Result<Vec<Set>, ModelError> {
+    type Group = (Vec<String>, Vec<String>, Vec<Recording>);
+    let mut grouped: BTreeMap<(Workload, String), Group> = BTreeMap::new();
+    for (entry, rec) in pulled {
+        let g = grouped
+            .entry((entry.workload, entry.container))
+            .or_default();
+        g.0.extend(entry.pods);
+        g.1.extend(entry.volumes);
+        g.2.push(rec);
+    }
+    grouped
+        .into_iter()
+        .map(|((workload, container), (mut pods, mut volumes, recs))| {
+            pods.sort();
+            pods.dedup();
+            volumes.sort();
+            volumes.dedup();
+            Ok(Set {
+                workload,
+                container,
+                pods,
+                volumes,
+                recording: Recording::merge(&recs)?,
+            })
+        })
+        .collect()
+}
+
+/// Only the cgroups of `rec` below (or at) `cgroup`.
+pub fn below<'a>(
+    cgroups: impl IntoIterator<Item = &'a CgroupRecord>,
+    cgroup: &str,
+) -> Vec<CgroupRecord> {
+    let prefix = format!("{}/", cgroup.trim_end_matches('/'));
+    cgroups
+        .into_iter()
+        .filter(|cg| {
+            cg.path
+                .as_deref()
+                .is_some_and(|p| p == cgroup || p.starts_with(&prefix))
+        })
+        .cloned()
+        .collect()
+}
