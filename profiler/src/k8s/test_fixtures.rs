@@ -4,14 +4,20 @@
 
 use std::path::PathBuf;
 
-/// `$PROFGEN_FIXTURES`, else `<workspace>/../shared/fixtures`.
+/// `$PROFGEN_FIXTURES`, else `<workspace>/../shared/fixtures`, else the workplace's
+/// `/work/shared/fixtures` (a clone elsewhere, as CI makes, still finds them).
 pub fn dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PROFGEN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.is_dir() {
-        return Some(dir);
+    let candidates: Vec<PathBuf> = match std::env::var_os("PROFGEN_FIXTURES") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
+            PathBuf::from("/work/shared/fixtures"),
+        ],
+    };
+    if let Some(dir) = candidates.iter().find(|d| d.is_dir()) {
+        return Some(dir.clone());
     }
+    let dir = &candidates[0];
     let reason = format!(
         "fixtures not found at {} (set PROFGEN_FIXTURES)",
         dir.display()
