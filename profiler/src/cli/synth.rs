@@ -1,16 +1,38 @@
 //! `profgen synth`: turn a recording into profiles.
+//!
+//! Writes into DIR: `seccomp.json`, `apparmor.profile`, `networkpolicy.yaml`,
+//! `securitycontext.yaml` (the suggestion), `securitycontext.md` (its evidence),
+//! `securitycontext-patch.yaml` (a strategic-merge patch wiring the seccomp profile, the
+//! AppArmor profile and the securityContext into the workload) and `kustomization.yaml` (a
+//! kustomize Component holding the NetworkPolicy and that patch). Every artifact is made and
+//! checked in memory first; files are written only when all of them succeeded, each one
+//! atomically, so a failure leaves DIR as it was.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use profgen::{
-    model::{Abi, Recording},
+    cluster::Cluster,
+    model::{Abi, Recording, Target},
     output::write_atomic,
-    synth::{self, SeccompSummary},
+    synth::{
+        self,
+        apparmor::{self, AppArmorOptions},
+        netpol::{self, NetpolOptions, PodRef},
+        securitycontext::{self as sc, ContainerPatch, PatchTarget, Verdict},
+        SeccompSummary, SynthError,
+    },
+    verify::apparmor::parser,
 };
 use tabled::{settings::Style, Table, Tabled};
 
-/// Turn a recording into a least-privilege seccomp profile (DIR/seccomp.json).
+/// Turn recordings into a seccomp profile, an AppArmor profile, a NetworkPolicy and a
+/// securityContext (with the patch wiring them into the workload).
+///
+/// Several cgroups in the recordings (the containers of a pod, sub-cgroups of a command) are
+/// merged into one set of artifacts that allows what any of them did; record or synthesize
+/// per container to get per-container artifacts.
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
     /// The recording, as written by `profgen record`. Several (replicas of a workload, or
@@ -21,6 +43,50 @@ pub struct SynthArgs {
     /// (single) recording, so it stays beside what was made from it.
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The AppArmor profile's name (what `appArmorProfile.localhostProfile` refers to); also
+    /// names the NetworkPolicy, the workload and the container unless given. Default: derived
+    /// from the recording's target (the cgroup's or the command's last path component).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The workload's pod labels, for the NetworkPolicy's podSelector. Without them (or
+    /// --pod), no NetworkPolicy is written: an empty selector would select every pod.
+    #[arg(long, value_name = "KEY=VALUE,…", value_delimiter = ',')]
+    labels: Vec<String>,
+    /// The workload's namespace (NetworkPolicy, patch, seccomp path). Default: the --pod's,
+    /// else `default`.
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// A cluster snapshot (`kubectl get pods,services,namespaces -A -o json`): peers are named
+    /// by labels, Service addresses become their pods and target ports.
+    #[arg(long, value_name = "FILE")]
+    cluster: Option<PathBuf>,
+    /// The workload's pod in the --cluster snapshot: its labels and namespace are used.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pod: Option<String>,
+    /// Widen ingress: any source may reach the ports that were reached (a public service
+    /// behind a load balancer whose addresses the recording did not see).
+    #[arg(long)]
+    ingress_from_anywhere: bool,
+    /// Widen DNS egress: UDP and TCP 53 to anywhere (a cluster DNS that is not
+    /// k8s-app=kube-dns in kube-system).
+    #[arg(long)]
+    egress_dns_anywhere: bool,
+    /// The workload the securityContext patch applies to. Default: Deployment/NAME.
+    #[arg(long, value_name = "KIND/NAME")]
+    workload: Option<String>,
+    /// The container the patch applies to (containers are merged by name). Default: NAME.
+    #[arg(long, value_name = "NAME")]
+    container: Option<String>,
+    /// The container's writable volume mount paths (emptyDir, tmpfs, PVC): writes below them
+    /// do not block readOnlyRootFilesystem.
+    #[arg(long, value_name = "PATH,…", value_delimiter = ',')]
+    volumes: Vec<String>,
+}
+
+/// One file to write, made in full before anything is written.
+struct Artifact {
+    file: &'static str,
+    bytes: Vec<u8>,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
@@ -39,17 +105,149 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let rec = Recording::merge(&recordings).context("merging the recordings")?;
     let source = describe(&args.recordings);
+    let activity = synth::workload_activity(&rec);
+    let mut artifacts = Vec::new();
+    let mut report = String::new();
+
+    // seccomp
     let profile = synth::seccomp(&rec)
         .with_context(|| format!("synthesizing a seccomp profile from {source}"))?;
+    artifacts.push(Artifact {
+        file: "seccomp.json",
+        bytes: synth::seccomp::to_json(&profile)?,
+    });
+    let summary = SeccompSummary::of(&rec);
+    writeln!(report, "{}", summary_table(&summary))?;
+
+    // AppArmor, compiled by the real parser when it is installed.
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&rec.target),
+    };
+    let aa = apparmor::apparmor(&name, &activity, &AppArmorOptions::default())
+        .map_err(SynthError::from)?;
+    let parser_verdict = match parser::check(&aa.text) {
+        Ok(()) => "apparmor_parser -Q -K: compiled".to_string(),
+        Err(parser::ParserError::Absent(why)) => format!("not validated: {why}"),
+        Err(parser::ParserError::Rejected { stderr }) => {
+            return Err(SynthError::AppArmorRejected {
+                name,
+                reason: stderr,
+            }
+            .into())
+        }
+        Err(e) => return Err(e).context("validating the AppArmor profile"),
+    };
+    artifacts.push(Artifact {
+        file: "apparmor.profile",
+        bytes: aa.text.clone().into_bytes(),
+    });
+    writeln!(report, "{}", apparmor_table(&aa, &parser_verdict))?;
+    let mut notes: Vec<String> = aa
+        .warnings
+        .iter()
+        .chain(&aa.not_expressible)
+        .map(|w| format!("apparmor: {w}"))
+        .collect();
+
+    // NetworkPolicy
+    let cluster = match &args.cluster {
+        Some(path) => Some(
+            Cluster::from_file(path)
+                .with_context(|| format!("reading the cluster snapshot {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let pod = args.pod.as_deref().map(parse_pod).transpose()?;
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| pod.as_ref().map(|p| p.namespace.clone()));
+    let labels = parse_labels(&args.labels)?;
+    let netpol = if labels.is_empty() && pod.is_none() {
+        notes.push(
+            "networkpolicy.yaml not written: no labels to select the workload by (give --labels KEY=VALUE,… or --pod NS/NAME with --cluster FILE)"
+                .into(),
+        );
+        None
+    } else {
+        let opts = NetpolOptions {
+            name: kube_name(&name),
+            namespace: namespace.clone(),
+            labels,
+            pod,
+            cluster: cluster.as_ref(),
+            ingress_from_anywhere: args.ingress_from_anywhere,
+            egress_dns_anywhere: args.egress_dns_anywhere,
+        };
+        let s = netpol::synthesize(&activity, &opts).map_err(SynthError::from)?;
+        notes.extend(s.notes.iter().map(|n| format!("networkpolicy: {n}")));
+        artifacts.push(Artifact {
+            file: "networkpolicy.yaml",
+            bytes: netpol::to_yaml(&s.policy)
+                .map_err(SynthError::from)?
+                .into_bytes(),
+        });
+        writeln!(report, "{}", netpol_table(&s.policy))?;
+        Some(s.policy)
+    };
+
+    // securityContext, its evidence, and the patch wiring everything into the workload.
+    let suggestion = sc::security_context(&activity, &sc::Options::with_volumes(&args.volumes));
+    let target = patch_target(args.workload.as_deref(), &name, namespace.as_deref())?;
+    let seccomp_path = sc::seccomp_localhost_path(&target.namespace, &target.name, None);
+    let container = ContainerPatch {
+        name: args.container.clone().unwrap_or_else(|| kube_name(&name)),
+        suggestion: suggestion.clone(),
+        seccomp_localhost: Some(seccomp_path.clone()),
+        apparmor_profile: Some(name.clone()),
+    };
+    let patch = sc::workload_patch(&target, std::slice::from_ref(&container));
+    artifacts.push(Artifact {
+        file: "securitycontext.yaml",
+        bytes: format!(
+            "# The securityContext the recording supports; evidence in securitycontext.md.\n{}",
+            to_yaml(&suggestion.security_context)?
+        )
+        .into_bytes(),
+    });
+    artifacts.push(Artifact {
+        file: "securitycontext-patch.yaml",
+        bytes: format!(
+            "# Strategic-merge patch: `kubectl patch {} {} -n {} --type strategic --patch-file securitycontext-patch.yaml`.\n# Needs {seccomp_path} on every node below /var/lib/kubelet/seccomp/ and apparmor.profile loaded (apparmor_parser -r).\n{}",
+            target.kind.to_lowercase(),
+            target.name,
+            target.namespace,
+            to_yaml(&patch)?
+        )
+        .into_bytes(),
+    });
+    artifacts.push(Artifact {
+        file: "kustomization.yaml",
+        bytes: to_yaml(&kustomization(&target, netpol.is_some()))?.into_bytes(),
+    });
+    artifacts.push(Artifact {
+        file: "securitycontext.md",
+        bytes: evidence_report(&suggestion, &container, &target, &source).into_bytes(),
+    });
+    writeln!(report, "{}", security_context_table(&suggestion))?;
 
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the output directory {}", dir.display()))?;
-    let path = dir.join("seccomp.json");
-    write_atomic(&path, &synth::seccomp::to_json(&profile)?)?;
+    for a in &artifacts {
+        write_atomic(&dir.join(a.file), &a.bytes)?;
+    }
 
-    let summary = SeccompSummary::of(&rec);
-    println!("{}", summary_table(&summary));
-    eprintln!("profgen: wrote {} from {source}", path.display());
+    print!("{report}");
+    for n in &notes {
+        eprintln!("profgen: note: {n}");
+    }
+    let files: Vec<&str> = artifacts.iter().map(|a| a.file).collect();
+    eprintln!(
+        "profgen: wrote {} into {} from {source}",
+        files.join(", "),
+        dir.display()
+    );
     if summary.events_lost > 0 {
         eprintln!("{}", lost_warning(&rec, &source));
     }
@@ -62,6 +260,157 @@ fn describe(paths: &[PathBuf]) -> String {
         [one] => one.display().to_string(),
         many => format!("{} merged recordings", many.len()),
     }
+}
+
+/// A profile name from what was recorded: the command's or the cgroup's last component,
+/// with the characters AppArmor and Kubernetes refuse replaced by `-`.
+fn default_name(target: &Target) -> String {
+    let source = match target {
+        Target::Command { argv, .. } => argv.first().map(String::as_str).unwrap_or(""),
+        Target::Cgroup { cgroup } | Target::Pid { cgroup, .. } => cgroup.as_str(),
+    };
+    let last = source
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut name: String = cleaned.chars().take(200).collect();
+    if name.is_empty() {
+        name = "workload".into();
+    }
+    name
+}
+
+/// A Kubernetes object name (DNS-1123) for the profile name: lower case, `_` and `.` as `-`.
+fn kube_name(name: &str) -> String {
+    let n: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    n.trim_matches('-').to_string()
+}
+
+fn parse_pod(text: &str) -> anyhow::Result<PodRef> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(PodRef {
+                namespace: ns.into(),
+                name: name.into(),
+            })
+        }
+        _ => bail!("--pod {text:?}: expected NAMESPACE/NAME"),
+    }
+}
+
+fn parse_labels(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for item in items.iter().filter(|i| !i.trim().is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            bail!("--labels {item:?}: expected KEY=VALUE");
+        };
+        labels.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(labels)
+}
+
+fn patch_target(
+    workload: Option<&str>,
+    name: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<PatchTarget> {
+    let (kind, wname) = match workload {
+        None => ("Deployment".to_string(), kube_name(name)),
+        Some(w) => match w.split_once('/') {
+            Some((k, n)) if !k.is_empty() && !n.is_empty() => (k.to_string(), n.to_string()),
+            _ => bail!("--workload {w:?}: expected KIND/NAME, e.g. Deployment/web"),
+        },
+    };
+    let api_version = match kind.as_str() {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps/v1",
+        "Job" | "CronJob" => "batch/v1",
+        "Pod" => "v1",
+        other => bail!(
+            "--workload kind {other:?}: expected Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod"
+        ),
+    };
+    Ok(PatchTarget {
+        api_version: api_version.into(),
+        kind,
+        namespace: namespace.unwrap_or("default").into(),
+        name: wname,
+    })
+}
+
+/// A kustomize Component: an overlay lists this directory under `components:` and gets the
+/// NetworkPolicy and the securityContext patch applied to its own resources.
+fn kustomization(target: &PatchTarget, with_netpol: bool) -> serde_json::Value {
+    let mut k = serde_json::json!({
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "patches": [sc::kustomization_entry(target, "securitycontext-patch.yaml")],
+    });
+    if with_netpol {
+        k["resources"] = serde_json::json!(["networkpolicy.yaml"]);
+    }
+    k
+}
+
+fn to_yaml<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
+    serde_norway::to_string(v).context("serializing YAML")
+}
+
+fn evidence_report(
+    s: &sc::Suggestion,
+    c: &ContainerPatch,
+    target: &PatchTarget,
+    source: &str,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# securityContext for {}/{} (container {})\n",
+        target.namespace, target.name, c.name
+    );
+    let _ = writeln!(md, "Synthesized by profgen from {source}. A field is suggested only when the recording supports it.\n");
+    for e in &s.evidence {
+        let verdict = match e.verdict {
+            Verdict::Suggested => "suggested",
+            Verdict::Blocked => "blocked",
+            Verdict::NoEvidence => "no evidence",
+        };
+        let _ = writeln!(md, "## {}: {verdict}\n", e.field);
+        for f in &e.facts {
+            let _ = writeln!(md, "- {f}");
+        }
+        if let Some(r) = &e.remedy {
+            let _ = writeln!(md, "\nTo change: {r}");
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "## Wiring\n\n`securitycontext-patch.yaml` sets, for container `{}`:\n",
+        c.name
+    );
+    let _ = writeln!(
+        md,
+        "```yaml\n{}```",
+        to_yaml(&sc::wired_security_context(c)).unwrap_or_default()
+    );
+    md
 }
 
 #[derive(Tabled)]
@@ -77,6 +426,16 @@ fn row(what: impl Into<String>, count: impl ToString) -> Row {
         what: what.into(),
         count: count.to_string(),
     }
+}
+
+/// A two-column table with the given headers.
+fn table(headers: [&str; 2], rows: Vec<(String, String)>) -> String {
+    let mut b = tabled::builder::Builder::default();
+    b.push_record(headers);
+    for (a, c) in rows {
+        b.push_record([a, c]);
+    }
+    b.build().with(Style::sharp()).to_string()
 }
 
 fn summary_table(s: &SeccompSummary) -> String {
@@ -102,6 +461,93 @@ fn summary_table(s: &SeccompSummary) -> String {
     Table::new(rows).with(Style::sharp()).to_string()
 }
 
+fn apparmor_table(p: &apparmor::Profile, parser_verdict: &str) -> String {
+    let mut rows: Vec<(String, String)> = p
+        .summary
+        .rows()
+        .into_iter()
+        .map(|(what, n)| (what.to_string(), n.to_string()))
+        .collect();
+    rows.push(("parser".into(), parser_verdict.into()));
+    table([&format!("AppArmor {}", p.name), "rules"], rows)
+}
+
+fn port_list(ports: Option<&Vec<k8s_openapi::api::networking::v1::NetworkPolicyPort>>) -> String {
+    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
+        return "any port".into();
+    };
+    ports
+        .iter()
+        .map(|p| {
+            let port = match &p.port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
+                    n.to_string()
+                }
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => {
+                    s.clone()
+                }
+                None => "any".into(),
+            };
+            format!("{}/{port}", p.protocol.as_deref().unwrap_or("TCP"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn netpol_table(policy: &NetworkPolicy) -> String {
+    let spec = policy.spec.clone().unwrap_or_default();
+    let mut rows = vec![(
+        "policyTypes".to_string(),
+        spec.policy_types.unwrap_or_default().join(", "),
+    )];
+    let ingress = spec.ingress.unwrap_or_default();
+    rows.push(("ingress rules".into(), ingress.len().to_string()));
+    for (i, r) in ingress.iter().enumerate() {
+        let from = r.from.as_ref().map_or(0, Vec::len);
+        let peers = if from == 0 {
+            "any source".to_string()
+        } else {
+            format!("{from} peer(s)")
+        };
+        rows.push((
+            format!("  ingress {}", i + 1),
+            format!("{}, from {peers}", port_list(r.ports.as_ref())),
+        ));
+    }
+    let egress = spec.egress.unwrap_or_default();
+    rows.push(("egress rules".into(), egress.len().to_string()));
+    for (i, r) in egress.iter().enumerate() {
+        let to = r.to.as_ref().map_or(0, Vec::len);
+        let peers = if to == 0 {
+            "any destination".to_string()
+        } else {
+            format!("{to} peer(s)")
+        };
+        rows.push((
+            format!("  egress {}", i + 1),
+            format!("{}, to {peers}", port_list(r.ports.as_ref())),
+        ));
+    }
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    table([&format!("NetworkPolicy {name}"), "allows"], rows)
+}
+
+fn security_context_table(s: &sc::Suggestion) -> String {
+    let rows = s
+        .evidence
+        .iter()
+        .map(|e| {
+            let v = match e.verdict {
+                Verdict::Suggested => "suggested",
+                Verdict::Blocked => "blocked (see securitycontext.md)",
+                Verdict::NoEvidence => "no evidence",
+            };
+            (e.field.to_string(), v.to_string())
+        })
+        .collect();
+    table(["securityContext", "verdict"], rows)
+}
+
 /// One loud line: a profile from a lossy recording may refuse something the workload does.
 fn lost_warning(rec: &Recording, source: &str) -> String {
     let reasons: Vec<String> = rec
@@ -111,7 +557,7 @@ fn lost_warning(rec: &Recording, source: &str) -> String {
         .map(|(reason, n)| format!("{reason}={n}"))
         .collect();
     format!(
-        "profgen: WARNING: {} events were lost while recording {} ({}); the profile may miss syscalls: verify it, or record again",
+        "profgen: WARNING: {} events were lost while recording {} ({}); the profiles may miss what the workload does: verify them, or record again",
         rec.events_lost_total(),
         source,
         reasons.join(", ")
@@ -123,6 +569,23 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    fn args(recordings: Vec<PathBuf>, out: Option<PathBuf>) -> SynthArgs {
+        SynthArgs {
+            recordings,
+            out,
+            name: None,
+            labels: Vec::new(),
+            namespace: None,
+            cluster: None,
+            pod: None,
+            ingress_from_anywhere: false,
+            egress_dns_anywhere: false,
+            workload: None,
+            container: None,
+            volumes: Vec::new(),
+        }
+    }
 
     #[test]
     fn table_shows_each_abi_total_and_docker() {
@@ -190,11 +653,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recording = write_recording(dir.path(), false);
         let out = dir.path().join("profiles/web");
-        run(SynthArgs {
-            recordings: vec![recording],
-            out: Some(out.clone()),
-        })
-        .unwrap();
+        run(args(vec![recording], Some(out.clone()))).unwrap();
         let profile: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
         assert_eq!(
@@ -207,11 +666,7 @@ mod tests {
     fn a_refused_recording_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let recording = write_recording(dir.path(), true);
-        let err = run(SynthArgs {
-            recordings: vec![recording],
-            out: None,
-        })
-        .unwrap_err();
+        let err = run(args(vec![recording], None)).unwrap_err();
         assert!(format!("{err:#}").contains("x86_64: 470"), "{err:#}");
         assert!(!dir.path().join("seccomp.json").exists());
     }
@@ -227,24 +682,105 @@ mod tests {
         std::fs::write(&second, text).unwrap();
 
         let recordings = vec![first, second];
-        let err = run(SynthArgs {
-            recordings: recordings.clone(),
-            out: None,
-        })
-        .unwrap_err();
+        let err = run(args(recordings.clone(), None)).unwrap_err();
         assert!(err.to_string().contains("--out"), "{err}");
 
         let out = a.path().join("merged");
-        run(SynthArgs {
-            recordings,
-            out: Some(out.clone()),
-        })
-        .unwrap();
+        run(args(recordings, Some(out.clone()))).unwrap();
         let profile: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
         assert_eq!(
             profile["syscalls"][0]["names"],
             serde_json::json!(["close", "read", "write"])
         );
+    }
+
+    #[test]
+    fn writes_every_artifact_with_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let recording = write_recording(dir.path(), false);
+        let out = dir.path().join("out");
+        let mut a = args(vec![recording], Some(out.clone()));
+        a.name = Some("web_v2".into());
+        a.labels = vec!["app=web".into()];
+        a.namespace = Some("shop".into());
+        run(a).unwrap();
+        let profile = std::fs::read_to_string(out.join("apparmor.profile")).unwrap();
+        assert!(profile.contains("profile web_v2 flags="), "{profile}");
+        let np = std::fs::read_to_string(out.join("networkpolicy.yaml")).unwrap();
+        assert!(
+            np.contains("name: web-v2") && np.contains("namespace: shop"),
+            "{np}"
+        );
+        let patch = std::fs::read_to_string(out.join("securitycontext-patch.yaml")).unwrap();
+        assert!(
+            patch.contains("localhostProfile: profgen/shop/web-v2/seccomp.json")
+                && patch.contains("localhostProfile: web_v2"),
+            "{patch}"
+        );
+        let k = std::fs::read_to_string(out.join("kustomization.yaml")).unwrap();
+        assert!(
+            k.contains("kind: Component") && k.contains("networkpolicy.yaml"),
+            "{k}"
+        );
+        for f in ["seccomp.json", "securitycontext.yaml", "securitycontext.md"] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+    }
+
+    #[test]
+    fn without_labels_no_network_policy_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let recording = write_recording(dir.path(), false);
+        run(args(vec![recording], None)).unwrap();
+        assert!(dir.path().join("apparmor.profile").is_file());
+        assert!(!dir.path().join("networkpolicy.yaml").exists());
+        let k = std::fs::read_to_string(dir.path().join("kustomization.yaml")).unwrap();
+        assert!(!k.contains("networkpolicy.yaml"), "{k}");
+    }
+
+    #[test]
+    fn a_bad_name_or_label_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let recording = write_recording(dir.path(), false);
+        let mut a = args(vec![recording.clone()], None);
+        a.name = Some("no/slashes".into());
+        let err = run(a).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("invalid AppArmor profile name"),
+            "{err:#}"
+        );
+        let mut a = args(vec![recording], None);
+        a.labels = vec!["app=not valid".into()];
+        let err = run(a).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not a valid Kubernetes label"),
+            "{err:#}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("recording.json")]);
+    }
+
+    #[test]
+    fn names_come_from_the_target() {
+        let cg = |c: &str| Target::Cgroup { cgroup: c.into() };
+        assert_eq!(default_name(&cg("/profgen-demo")), "profgen-demo");
+        assert_eq!(
+            default_name(&cg("/kubepods/pod1/cri-containerd-ab12.scope/")),
+            "cri-containerd-ab12.scope"
+        );
+        assert_eq!(default_name(&cg("/")), "workload");
+        let cmd = Target::Command {
+            argv: vec!["./run tests.sh".into()],
+            cgroup: "/x".into(),
+        };
+        assert_eq!(default_name(&cmd), "run-tests.sh");
+        assert_eq!(kube_name("Web_App.v2"), "web-app-v2");
+        for n in ["profgen-demo", "run-tests.sh", "workload"] {
+            apparmor::validate_name(n).unwrap();
+        }
     }
 }

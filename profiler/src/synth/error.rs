@@ -2,7 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{model::Abi, syscalls::KERNEL_VERSION};
+use crate::{
+    model::Abi,
+    synth::{apparmor::AppArmorError, netpol::NetpolError},
+    syscalls::KERNEL_VERSION,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
@@ -26,6 +30,19 @@ pub enum SynthError {
 
     #[error("cannot serialize the profile: {0}")]
     Serialize(#[source] serde_json::Error),
+
+    /// The AppArmor synthesizer refused (an invalid profile name).
+    #[error(transparent)]
+    AppArmor(#[from] AppArmorError),
+
+    /// `apparmor_parser -Q -K` refused the synthesized profile: a bug in profgen, never
+    /// something to write out.
+    #[error("apparmor_parser refused the synthesized profile {name}: {reason}")]
+    AppArmorRejected { name: String, reason: String },
+
+    /// The NetworkPolicy synthesizer refused (labels, names, a snapshot without the pod).
+    #[error(transparent)]
+    NetworkPolicy(#[from] NetpolError),
 }
 
 fn describe_numbers(numbers: &BTreeMap<Abi, BTreeSet<u32>>) -> String {

@@ -9,3 +9,104 @@ pub mod securitycontext;
 
 pub use error::SynthError;
 pub use seccomp::{seccomp, SeccompSummary};
+
+use crate::model::{Activity, Recording};
+
+/// Everything the recording's cgroups did, as the activity of one workload.
+///
+/// A recording of several cgroups (the containers of a pod, a process tree that made
+/// sub-cgroups) yields one set of artifacts allowing what any of them did, the same way the
+/// seccomp profile is the union of their syscalls. Per-container artifacts come from
+/// per-container recordings (`profgen record --pod` writes one per container).
+pub fn workload_activity(rec: &Recording) -> Activity {
+    match rec.cgroups.as_slice() {
+        [] => Activity::default(),
+        [one] => one.activity.clone(),
+        [first, ..] => {
+            // `Recording::merge` unions the entries of one cgroup seen twice, with the
+            // model's own rules (files by path/failed/owned, "capabilities not recorded"
+            // giving way to a run that recorded them, …): give every cgroup the first one's
+            // identity and let it fold them all into one.
+            let mut one = rec.clone();
+            for cg in &mut one.cgroups {
+                cg.path.clone_from(&first.path);
+                cg.id = first.id;
+            }
+            Recording::merge(std::slice::from_ref(&one))
+                .ok()
+                .and_then(|m| m.cgroups.into_iter().next())
+                .map(|cg| cg.activity)
+                .unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::model::{FileAccess, FileOp, FsPath};
+
+    fn rec(activities: Vec<Activity>) -> Recording {
+        let cgroups: Vec<serde_json::Value> = activities
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                serde_json::json!({
+                    "id": i + 1, "path": format!("/pod/c{i}"), "seccomp_filter_seen": true,
+                    "syscalls": {"x86_64": ["read"]}, "activity": a
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1,
+            "profgen_version": "0.1.0",
+            "host": {"kernel_release": "6.18.0", "machine": "x86_64"},
+            "started_at": "2026-01-01T00:00:00Z",
+            "ended_at": "2026-01-01T00:01:00Z",
+            "target": {"kind": "cgroup", "cgroup": "/pod"},
+            "events_lost": {},
+            "cgroups": cgroups
+        }))
+        .unwrap()
+    }
+
+    fn file(path: &str, op: FileOp) -> FileAccess {
+        FileAccess {
+            path: FsPath::from(path),
+            ops: BTreeSet::from([op]),
+            failed: false,
+            owned: false,
+        }
+    }
+
+    #[test]
+    fn several_cgroups_become_one_workload() {
+        let a = Activity {
+            files: vec![file("/etc/app.conf", FileOp::Read)],
+            capabilities: None,
+            uids: BTreeSet::from([0]),
+            ..Default::default()
+        };
+        let b = Activity {
+            files: vec![file("/etc/app.conf", FileOp::Write)],
+            capabilities: Some(BTreeSet::from(["chown".to_string()])),
+            uids: BTreeSet::from([33]),
+            ..Default::default()
+        };
+        let all = workload_activity(&rec(vec![a.clone(), b]));
+        assert_eq!(all.files.len(), 1);
+        assert_eq!(
+            all.files[0].ops,
+            BTreeSet::from([FileOp::Read, FileOp::Write])
+        );
+        assert_eq!(
+            all.capabilities,
+            Some(BTreeSet::from(["chown".to_string()]))
+        );
+        assert_eq!(all.uids, BTreeSet::from([0, 33]));
+        assert_eq!(workload_activity(&rec(vec![a.clone()])), a);
+        assert!(workload_activity(&rec(vec![])).is_empty());
+    }
+}
