@@ -29,6 +29,9 @@ struct Cli {
     /// Seconds of load per nginx measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u32,
+    /// Skip the nginx benchmark.
+    #[arg(long)]
+    syscalls_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -47,7 +50,9 @@ fn main() -> Result<()> {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");
     }
     syscall::bench(cli.calls, cli.rounds)?;
-    nginx::bench(cli.seconds, cli.rounds)?;
+    if !cli.syscalls_only {
+        nginx::bench(cli.seconds, cli.rounds)?;
+    }
     Ok(())
 }
 

@@ -61,14 +61,15 @@ fn floor(calls: u64, out: &Path) -> Result<f64> {
     plain(calls, out)
 }
 
-fn recorded(calls: u64, out: &Path) -> Result<f64> {
+fn recorded(calls: u64, out: &Path, syscalls_only: bool) -> Result<f64> {
     let argv = loop_cmd(calls, out)?;
     let rec = out.with_extension("recording.json");
-    run(Command::new(profgen_bin()?)
-        .args(["record", "--out"])
-        .arg(&rec)
-        .arg("--")
-        .args(&argv))?;
+    let mut cmd = Command::new(profgen_bin()?);
+    cmd.args(["record", "--out"]).arg(&rec);
+    if syscalls_only {
+        cmd.arg("--syscalls-only");
+    }
+    run(cmd.arg("--").args(&argv))?;
     let text = fs::read_to_string(&rec)?;
     if !text.contains("\"getppid\"") {
         bail!("the recording of the loop does not contain getppid");
@@ -77,16 +78,18 @@ fn recorded(calls: u64, out: &Path) -> Result<f64> {
 }
 
 /// Another cgroup is being recorded while the loop runs outside it.
-fn bystander(calls: u64, out: &Path) -> Result<f64> {
+fn bystander(calls: u64, out: &Path, syscalls_only: bool) -> Result<f64> {
     let ready = out.with_extension("ready");
     let _ = fs::remove_file(&ready);
-    let mut recorder: Child = Command::new(profgen_bin()?)
-        .args(["record", "--out"])
+    let mut cmd = Command::new(profgen_bin()?);
+    cmd.args(["record", "--out"])
         .arg(out.with_extension("bystander.json"))
         .arg("--ready-file")
-        .arg(&ready)
-        .args(["--", "sleep", "3600"])
-        .spawn()?;
+        .arg(&ready);
+    if syscalls_only {
+        cmd.arg("--syscalls-only");
+    }
+    let mut recorder: Child = cmd.args(["--", "sleep", "3600"]).spawn()?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready.exists() {
         if Instant::now() > deadline || recorder.try_wait()?.is_some() {
@@ -107,37 +110,45 @@ pub fn bench(calls: u64, rounds: usize) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let out = dir.join("ns");
     eprintln!("==> syscall cost: {calls} getppid per run, {rounds} rounds, interleaved");
-    let (mut base, mut empty, mut prof, mut other) = (vec![], vec![], vec![], vec![]);
+    // Configurations, measured in this order in every round.
+    let names = [
+        "untraced",
+        "empty raw tracepoint (floor)",
+        "recorded by profgen",
+        "recorded, --syscalls-only",
+        "outside the recorded cgroup",
+        "outside, --syscalls-only",
+    ];
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for round in 1..=rounds {
-        base.push(plain(calls, &out)?);
-        empty.push(floor(calls, &out)?);
-        prof.push(recorded(calls, &out)?);
-        other.push(bystander(calls, &out)?);
-        eprintln!(
-            "    round {round}: untraced {:.1} ns, empty hook {:.1} ns, profgen {:.1} ns, outside the recorded cgroup {:.1} ns",
-            base[round - 1], empty[round - 1], prof[round - 1], other[round - 1]
-        );
+        ns[0].push(plain(calls, &out)?);
+        ns[1].push(floor(calls, &out)?);
+        ns[2].push(recorded(calls, &out, false)?);
+        ns[3].push(recorded(calls, &out, true)?);
+        ns[4].push(bystander(calls, &out, false)?);
+        ns[5].push(bystander(calls, &out, true)?);
+        let row: Vec<String> = names
+            .iter()
+            .zip(&ns)
+            .map(|(n, v)| format!("{n} {:.1}", v[round - 1]))
+            .collect();
+        eprintln!("    round {round}: {}", row.join(", "));
     }
     let _ = fs::remove_dir_all(&dir);
-    let (base, empty, prof, other) = (median(base), median(empty), median(prof), median(other));
-    let floor_added = empty - base;
-    println!("syscall cost (getppid, median of {rounds} rounds)");
-    println!("  untraced                         {base:7.1} ns/call  1.00x");
-    println!(
-        "  empty raw tracepoint (floor)     {empty:7.1} ns/call  {:.2}x  (+{floor_added:.1} ns)",
-        empty / base
-    );
-    println!(
-        "  recorded by profgen              {prof:7.1} ns/call  {:.2}x  (+{:.1} ns; {:.2}x the floor's added cost)",
-        prof / base,
-        prof - base,
-        (prof - base) / floor_added
-    );
-    println!(
-        "  outside the recorded cgroup      {other:7.1} ns/call  {:.2}x  (+{:.1} ns; {:.2}x the floor's added cost)",
-        other / base,
-        other - base,
-        (other - base) / floor_added
-    );
+    let med: Vec<f64> = ns.into_iter().map(median).collect();
+    let (base, floor_added) = (med[0], med[1] - med[0]);
+    println!("syscall cost (getppid, fastest 100k-call chunk, median of {rounds} rounds)");
+    for (name, value) in names.iter().zip(&med) {
+        let added = value - base;
+        let vs_floor = if name.starts_with("untraced") || name.starts_with("empty") {
+            String::new()
+        } else {
+            format!("; {:.2}x the floor's added cost", added / floor_added)
+        };
+        println!(
+            "  {name:<30} {value:7.1} ns/call  {:.2}x untraced  (+{added:.1} ns{vs_floor})",
+            value / base
+        );
+    }
     Ok(())
 }

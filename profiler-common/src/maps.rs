@@ -10,6 +10,10 @@ pub const TARGET_ROOTS: &str = "TARGET_ROOTS";
 /// `Array<u32>`: the distinct levels (depth below the cgroup v2 root) of the target roots,
 /// so the kernel knows which ancestors to compare. 0 marks an unused slot.
 pub const TARGET_LEVELS: &str = "TARGET_LEVELS";
+/// `Array<u32>` of one entry: 1 when file, exec, socket and capability events are recorded,
+/// 0 for syscalls only (then nothing is staged for the exit tracepoints, which are not
+/// attached).
+pub const EVENTS_ENABLED: &str = "EVENTS_ENABLED";
 /// `PerCpuArray<u64>`: counters of lost or degraded data, indexed by [`crate::stats::Stat`].
 pub const STATS: &str = "STATS";
 

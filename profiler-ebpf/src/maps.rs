@@ -26,6 +26,9 @@ pub static TARGET_ROOTS: HashMap<u64, u32> = HashMap::with_max_entries(MAX_TARGE
 pub static TARGET_LEVELS: Array<u32> = Array::with_max_entries(MAX_TARGET_LEVELS, 0);
 
 #[map]
+pub static EVENTS_ENABLED: Array<u32> = Array::with_max_entries(1, 0);
+
+#[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 0);
 
 /// One all-zero `CgroupSyscalls`: the value is larger than the 512-byte eBPF stack, so new

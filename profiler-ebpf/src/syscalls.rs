@@ -25,7 +25,9 @@ use profiler_common::{
 
 use crate::{
     events::{self, Args},
-    maps::{count, CGROUP_SYSCALLS, SLOTS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP},
+    maps::{
+        count, CGROUP_SYSCALLS, EVENTS_ENABLED, SLOTS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP,
+    },
 };
 
 /// Byte offsets in x86_64 `struct pt_regs` (a user-visible ABI, `asm/ptrace.h`).
@@ -126,7 +128,7 @@ fn record(regs: impl Regs, id: u64) -> Option<()> {
     }
     // Files, execs and sockets of the native ABI; the others are rare enough to leave to
     // the syscall list.
-    if abi == Abi::X86_64 && event_nr::is_event(nr) {
+    if abi == Abi::X86_64 && event_nr::is_event(nr) && EVENTS_ENABLED.get(0) == Some(&1) {
         let read = |off| regs.read(off).unwrap_or(0);
         let args = Args([
             read(regs::DI),

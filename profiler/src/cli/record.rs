@@ -52,6 +52,10 @@ pub struct RecordArgs {
     /// runtime's own set-up). Off by default: the profile would allow mount, pivot_root, ….
     #[arg(long)]
     include_runtime_setup: bool,
+    /// Record syscalls only (enough for seccomp): no file, network or capability facts, and
+    /// no exit tracepoints, so every other process on the machine pays less.
+    #[arg(long)]
+    syscalls_only: bool,
     /// Create this (empty) file once recording has started.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
@@ -75,6 +79,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         target,
         duration: args.duration,
         include_runtime_setup: args.include_runtime_setup,
+        syscalls_only: args.syscalls_only,
         ready_file: args.ready_file,
     };
     eprintln!("profgen: recording {}", describe(&opts.target));

@@ -23,8 +23,11 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pr
 /// Which program goes on `sys_enter`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
-    /// Record syscalls per cgroup.
+    /// Record syscalls per cgroup, and files, execs, sockets and capabilities.
     Record,
+    /// Record syscalls only: no exit tracepoints, so the rest of the machine pays only for
+    /// the entry hook.
+    SyscallsOnly,
     /// An empty program: the cost floor of any syscall-entry hook, for the benchmark.
     Empty,
 }
@@ -64,7 +67,7 @@ impl Kernel {
         raise_memlock();
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| classify_load_error(&e.to_string()))?;
         let attached = match hook {
-            Hook::Record => match attach_btf(&mut ebpf) {
+            Hook::Record | Hook::SyscallsOnly => match attach_btf(&mut ebpf) {
                 Ok(()) => Ok(()),
                 Err(btf_err) => {
                     attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).map_err(|raw_err| {
@@ -79,6 +82,12 @@ impl Kernel {
         let mut limits = Limits::default();
         let mut events = None;
         if hook == Hook::Record {
+            let mut enabled: Array<&mut MapData, u32> = Array::try_from(
+                ebpf.map_mut(maps::EVENTS_ENABLED)
+                    .ok_or_else(|| missing(maps::EVENTS_ENABLED))?,
+            )
+            .map_err(map_err)?;
+            enabled.set(0, 1, 0).map_err(map_err)?;
             ensure_tracefs();
             limits.missing_exits = attach_exits(&mut ebpf)?;
             limits.capabilities = attach_capable(&mut ebpf).err();

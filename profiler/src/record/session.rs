@@ -45,6 +45,9 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Keep what tasks did before the runtime installed its seccomp filter in the profile.
     pub include_runtime_setup: bool,
+    /// Record only syscalls (for seccomp): no file, network or capability facts, and less
+    /// overhead for every process on the machine.
+    pub syscalls_only: bool,
     /// Written (empty) once the programs are attached, so a caller knows when to start the
     /// workload.
     pub ready_file: Option<PathBuf>,
@@ -97,7 +100,11 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     };
     let guard = FreshCgroup(fresh.then(|| cgroup.clone()));
 
-    let mut kernel = Kernel::load(Hook::Record)?;
+    let mut kernel = Kernel::load(if opts.syscalls_only {
+        Hook::SyscallsOnly
+    } else {
+        Hook::Record
+    })?;
     kernel.add_target(cgroup.id()?, cgroup.level())?;
     let started_at = SystemTime::now();
     if let Some(ready) = &opts.ready_file {
