@@ -1,0 +1,683 @@
+//! `profgen agent`, `profgen pull` and `profgen record --pod` end to end, on real runc
+//! containers placed where a kubelet (systemd driver, containerd) puts a pod's containers, with
+//! the API served by a local replay of a real kind cluster's responses.
+//!
+//! The pods are the two coredns replicas of the kind capture (node `v1.36-control-plane`);
+//! each container runs busybox under the learning seccomp profile, in the cgroup named by the
+//! pod's UID and its container's id from the capture. The agent is started before the
+//! containers, as on a node where the pod cgroup exists before its first container: what the
+//! containers do from their first syscall must be in the profile.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use profgen::{
+    k8s::profiles::Index,
+    model::{Abi, Recording},
+    verify::runc::{unique_id, Container, Runc},
+};
+use support::*;
+
+const NODE: &str = "v1.36-control-plane";
+const NS: &str = "kube-system";
+const PODLIST: &str = "k8s/kind-v1.36-kube-system-podlist.json";
+const WATCH: &str = "k8s/kind-v1.36-kube-system-pods-watch-sendInitialEvents-bookmark.jsonl";
+/// Both coredns replicas: (pod name, pod UID, coredns container id), from the capture.
+const REPLICAS: [(&str, &str, &str); 2] = [
+    (
+        "coredns-589f44dc88-4fpns",
+        "f78db027-d69e-485e-9a9e-a6dc7493b6d7",
+        "d23296cf3c445ba94bd83b4f0a05d6229c024170e719ea9f8fef7bab8550a480",
+    ),
+    (
+        "coredns-589f44dc88-lxdzt",
+        "2992c3af-bd2e-4630-8719-c718669023ed",
+        "d126bbc605a057dc4ee4d07b5a2e8750c65b3cde370f2653be0f757e30acbebf",
+    ),
+];
+/// The container's first command makes `uname`, which neither runc's set-up nor busybox's
+/// shell loop make: it is in the profile only if the container was recorded from its start.
+const SCRIPT: &str = "/bin/busybox uname -a >/dev/null; \
+    while :; do /bin/busybox cat /proc/self/status >/dev/null; /bin/busybox sleep 0.2; done";
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("PROFGEN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    if dir.join(PODLIST).is_file() && dir.join(WATCH).is_file() {
+        Some(dir)
+    } else {
+        skip(&format!(
+            "fixtures not found at {} (set PROFGEN_FIXTURES)",
+            dir.display()
+        ));
+        None
+    }
+}
+
+/// The cgroup2 mount (`/sys/fs/cgroup/unified` on this hybrid host).
+fn cgroup2_mount() -> PathBuf {
+    profgen::cgroup::cgroup2_mount().expect("a cgroup2 mount")
+}
+
+/// The pod cgroup as the kubelet's systemd driver names it (`-` in the UID becomes `_`).
+fn pod_cgroup(uid: &str) -> String {
+    format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        uid.replace('-', "_")
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The API server: captured bodies, byte for byte.
+
+struct Replay {
+    url: String,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+    }
+}
+
+fn pod_json(podlist: &str, name: &str) -> Option<String> {
+    let list: serde_json::Value = serde_json::from_str(podlist).unwrap();
+    list["items"]
+        .as_array()?
+        .iter()
+        .find(|p| p["metadata"]["name"] == name)
+        .map(|p| {
+            let mut p = p.clone();
+            p["kind"] = "Pod".into();
+            p["apiVersion"] = "v1".into();
+            p.to_string()
+        })
+}
+
+fn not_found(kind: &str, name: &str) -> String {
+    format!(
+        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{kind} \"{name}\" not found","reason":"NotFound","details":{{"name":"{name}","kind":"{kind}"}},"code":404}}"#
+    )
+}
+
+/// Serves the kube-system pods: list, get, and a watch that sends the captured initial
+/// events and then stays open (a quiet cluster), as a real watch does.
+fn serve_api(fixtures: &Path) -> Replay {
+    let podlist = fs::read_to_string(fixtures.join(PODLIST)).unwrap();
+    let watch = fs::read_to_string(fixtures.join(WATCH)).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (stop2, log) = (stop.clone(), requests.clone());
+    thread::spawn(move || {
+        for sock in listener.incoming() {
+            if stop2.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(mut sock) = sock else { continue };
+            let (podlist, watch, stop3, log) =
+                (podlist.clone(), watch.clone(), stop2.clone(), log.clone());
+            thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match sock.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                log.lock().unwrap().push(target.clone());
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let pods = format!("/api/v1/namespaces/{NS}/pods");
+                let (status, body, stream) = if path == pods && query.contains("watch=true") {
+                    (200, watch, true)
+                } else if path == pods {
+                    (200, podlist, false)
+                } else if let Some(name) = path.strip_prefix(&format!("{pods}/")) {
+                    match pod_json(&podlist, name) {
+                        Some(p) => (200, p, false),
+                        None => (404, not_found("pods", name), false),
+                    }
+                } else {
+                    let name = path.rsplit('/').next().unwrap_or("");
+                    (404, not_found("replicasets.apps", name), false)
+                };
+                let length = if stream {
+                    String::new()
+                } else {
+                    format!("Content-Length: {}\r\n", body.len())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n{body}"
+                );
+                let _ = sock.write_all(reply.as_bytes());
+                if stream {
+                    // The watch stays open until the test ends.
+                    while !stop3.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+    });
+    Replay {
+        url,
+        stop,
+        requests,
+    }
+}
+
+fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: replay\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: replay\n  context:\n    cluster: replay\n    user: replay\n\
+             current-context: replay\nusers:\n- name: replay\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+// ---------------------------------------------------------------------------------------
+// The containers.
+
+fn busybox() -> Option<PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            p.is_file()
+                && Command::new("file")
+                    .arg(p)
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"))
+                    .unwrap_or(true)
+        })
+}
+
+/// A bundle whose container runs [`SCRIPT`] in `cgroups_path`, under the learning profile.
+fn bundle(dir: &Path, busybox: &Path, cgroups_path: &str) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    let out = Command::new("runc")
+        .arg("spec")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "runc spec: {out:?}");
+    let path = dir.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", SCRIPT]);
+    spec["root"]["readonly"] = true.into();
+    spec["linux"]["cgroupsPath"] = cgroups_path.into();
+    spec["linux"]["seccomp"] = serde_json::from_str(profgen::k8s::agent::LEARNING_PROFILE).unwrap();
+    fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    dir.to_owned()
+}
+
+/// Pod cgroups made for the test, removed (deepest first) at the end.
+struct PodCgroups(Vec<PathBuf>);
+
+impl PodCgroups {
+    fn create(mount: &Path) -> Self {
+        let mut made = Vec::new();
+        for (_, uid, _) in REPLICAS {
+            let mut path = mount.to_owned();
+            for part in pod_cgroup(uid).trim_start_matches('/').split('/') {
+                path.push(part);
+                if !path.exists() {
+                    fs::create_dir(&path).unwrap();
+                    made.push(path.clone());
+                }
+            }
+        }
+        Self(made)
+    }
+}
+
+impl Drop for PodCgroups {
+    fn drop(&mut self) {
+        let mut dirs = self.0.clone();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            // Empty once the containers are deleted; a leftover is reported, not hidden.
+            if let Err(e) = fs::remove_dir(&d) {
+                eprintln!("could not remove {}: {e}", d.display());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent process.
+
+struct Agent {
+    child: Option<Child>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    fn start(profgen: &Path, kubeconfig: &Path, args: &[&str]) -> Agent {
+        let mut child = Command::new(profgen)
+            .arg("agent")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (pipe, log) = (child.stderr.take().unwrap(), stderr.clone());
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                eprintln!("agent: {line}");
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Agent {
+            child: Some(child),
+            stderr,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the agent's stderr holds every one of `lines`.
+    fn wait_for(&mut self, lines: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !lines.iter().all(|l| self.text().contains(l)) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the agent exited ({status}):\n{}", self.text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not say {lines:?} within {timeout:?}:\n{}",
+                self.text()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        wait_timeout(&mut child, timeout)
+            .unwrap_or_else(|| panic!("the agent did not exit:\n{}", self.text()))
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_ref().unwrap();
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        self.wait(Duration::from_secs(30))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn allowed(profile: &serde_json::Value) -> Vec<String> {
+    profile["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|r| r["names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Checks one profile set: both replicas merged, each cgroup the right container, the start of
+/// the container included, runc's own set-up left out.
+fn check_set(dir: &Path, index: &Index) {
+    let set = index
+        .sets
+        .iter()
+        .find(|s| s.dir == "kube-system/coredns/coredns")
+        .unwrap_or_else(|| panic!("no kube-system/coredns/coredns set in {index:#?}"));
+    assert_eq!(set.workload.kind, "Deployment", "{set:#?}");
+    assert_eq!(set.workload.name, "coredns");
+    assert_eq!(
+        set.pods,
+        REPLICAS
+            .iter()
+            .map(|(name, _, _)| format!("{NS}/{name}"))
+            .collect::<Vec<_>>()
+    );
+    let set_dir = dir.join(&set.dir);
+    let rec = Recording::load(set_dir.join("recording.json")).unwrap();
+    let paths: Vec<String> = rec.cgroups.iter().filter_map(|c| c.path.clone()).collect();
+    for (_, uid, id) in REPLICAS {
+        let want = format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid));
+        assert!(
+            paths.contains(&want),
+            "{want} missing from the set's cgroups {paths:?}"
+        );
+    }
+    assert_eq!(paths.len(), 2, "only the two coredns containers: {paths:?}");
+    let profile: serde_json::Value =
+        serde_json::from_slice(&fs::read(set_dir.join("seccomp.json")).unwrap()).unwrap();
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    let names = allowed(&profile);
+    for want in ["execve", "uname", "nanosleep", "read", "openat"] {
+        let found = names.iter().any(|n| n == want)
+            || (want == "nanosleep" && names.iter().any(|n| n == "clock_nanosleep"));
+        assert!(found, "{want} missing from the profile: {names:?}");
+    }
+    for setup in ["pivot_root", "mount", "sethostname"] {
+        assert!(
+            !names.iter().any(|n| n == setup),
+            "runc's set-up call {setup} leaked into the profile"
+        );
+    }
+    assert!(rec.cgroups.iter().all(|c| c.seccomp_filter_seen));
+    assert!(rec.allowed_syscalls().contains_key(&Abi::X86_64));
+    assert!(set_dir.join("securitycontext.txt").is_file());
+}
+
+#[test]
+fn agent_records_pods_from_their_start_and_pull_collects_them() {
+    if !is_root() {
+        skip("needs root (eBPF, runc, cgroups)");
+        return;
+    }
+    let Some(fixtures) = fixtures() else { return };
+    let Some(busybox) = busybox() else {
+        skip("no static busybox for the container's rootfs");
+        return;
+    };
+    let profgen = profgen_binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let api = serve_api(&fixtures);
+    let kubeconfig = kubeconfig(tmp.path(), &api.url);
+    let mount = cgroup2_mount();
+    // The kubelet makes the pod cgroup before the pod's first container.
+    let pod_cgroups = PodCgroups::create(&mount);
+
+    let (state, output, pulled) = (
+        tmp.path().join("state"),
+        tmp.path().join("output"),
+        tmp.path().join("profiles"),
+    );
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--duration",
+        "10s",
+        "--namespace",
+        NS,
+        "--selector",
+        "k8s-app=kube-dns",
+        "--node",
+        NODE,
+        "--checkpoint",
+        "2s",
+        "--state",
+        state.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ];
+    let mut agent = Agent::start(&profgen, &kubeconfig, &args);
+    let recording: Vec<String> = REPLICAS
+        .iter()
+        .map(|(name, _, _)| format!("recording pod {NS}/{name}"))
+        .collect();
+    let recording: Vec<&str> = recording.iter().map(String::as_str).collect();
+    agent.wait_for(&recording, Duration::from_secs(60));
+
+    let runc = Runc::default();
+    let containers: Vec<Container> = REPLICAS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, uid, id))| {
+            let dir = tmp.path().join(format!("bundle{i}"));
+            fs::create_dir_all(&dir).unwrap();
+            let cgroups_path = format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid));
+            let b = bundle(&dir, &busybox, &cgroups_path);
+            runc.run_detached(&b, &unique_id("profgen-k8s-e2e"))
+                .unwrap_or_else(|e| panic!("starting replica {i}: {e}"))
+        })
+        .collect();
+
+    agent.wait_for(&["window closed"], Duration::from_secs(60));
+    drop(containers);
+
+    // The files under --output.
+    let index: Index =
+        serde_json::from_slice(&fs::read(output.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index.node, NODE);
+    check_set(&output, &index);
+
+    // Over HTTP, into profiles/<ns>/<workload>/.
+    let out = Command::new(&profgen)
+        .args(["pull", "--from", &format!("http://{listen}"), "--out"])
+        .arg(&pulled)
+        .output()
+        .unwrap();
+    assert_success("profgen pull", &out);
+    let pulled_index: Index =
+        serde_json::from_slice(&fs::read(pulled.join("index.json")).unwrap()).unwrap();
+    check_set(&pulled, &pulled_index);
+    assert_eq!(
+        fs::read(pulled.join("kube-system/coredns/coredns/seccomp.json")).unwrap(),
+        fs::read(output.join("kube-system/coredns/coredns/seccomp.json")).unwrap(),
+        "one node: pulling changes nothing"
+    );
+
+    let status = agent.terminate();
+    assert!(
+        status.success(),
+        "agent after SIGTERM: {status}\n{}",
+        agent.text()
+    );
+
+    // A restarted agent resumes the window (already over) from its state: the profiles are
+    // written again from what was saved, with nothing lost.
+    fs::remove_dir_all(&output).unwrap();
+    let restart_args: Vec<&str> = args[..args.len() - 2].to_vec();
+    let mut again = Agent::start(&profgen, &kubeconfig, &restart_args);
+    let status = again.wait(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "restarted agent: {status}\n{}",
+        again.text()
+    );
+    assert!(
+        again.text().contains("resumed 2 pod recording(s)"),
+        "{}",
+        again.text()
+    );
+    let index: Index =
+        serde_json::from_slice(&fs::read(output.join("index.json")).unwrap()).unwrap();
+    check_set(&output, &index);
+
+    let requests = api.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("watch=true") && r.contains("spec.nodeName%3Dv1.36-control-plane")),
+        "the agent watches only its node's pods: {requests:?}"
+    );
+    drop(pod_cgroups);
+}
+
+#[test]
+fn record_pod_writes_one_set_per_container() {
+    if !is_root() {
+        skip("needs root (eBPF, runc, cgroups)");
+        return;
+    }
+    let Some(fixtures) = fixtures() else { return };
+    let Some(busybox) = busybox() else {
+        skip("no static busybox for the container's rootfs");
+        return;
+    };
+    let profgen = profgen_binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let api = serve_api(&fixtures);
+    let kubeconfig = kubeconfig(tmp.path(), &api.url);
+    let pod_cgroups = PodCgroups::create(&cgroup2_mount());
+    let (name, uid, id) = REPLICAS[0];
+    let out_dir = tmp.path().join("profiles");
+    let ready = tmp.path().join("ready");
+    let mut record = Command::new(&profgen)
+        .args([
+            "record",
+            "--pod",
+            &format!("{NS}/{name}"),
+            "--duration",
+            "6s",
+        ])
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg("--ready-file")
+        .arg(&ready)
+        .args(["--node", NODE])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(record.try_wait().unwrap().is_none(), "record exited early");
+        assert!(Instant::now() < deadline, "record was not ready");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let dir = tmp.path().join("bundle");
+    fs::create_dir_all(&dir).unwrap();
+    let b = bundle(
+        &dir,
+        &busybox,
+        &format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid)),
+    );
+    let container = Runc::default()
+        .run_detached(&b, &unique_id("profgen-k8s-e2e"))
+        .unwrap();
+    let status = wait_timeout(&mut record, Duration::from_secs(60)).expect("record exits");
+    drop(container);
+    assert!(status.success(), "profgen record --pod: {status}");
+    let set = out_dir.join("kube-system/coredns/coredns");
+    let rec = Recording::load(set.join("recording.json")).unwrap();
+    let paths: Vec<String> = rec.cgroups.iter().filter_map(|c| c.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid))]
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&fs::read(set.join("seccomp.json")).unwrap()).unwrap();
+    assert!(allowed(&profile).iter().any(|n| n == "uname"));
+    drop(pod_cgroups);
+}
+
+/// Bad input needs no root: the API is asked before anything is loaded into the kernel.
+#[test]
+fn record_pod_refuses_bad_input_in_one_line() {
+    let Some(fixtures) = fixtures() else { return };
+    let profgen = profgen_binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let api = serve_api(&fixtures);
+    let kubeconfig = kubeconfig(tmp.path(), &api.url);
+    let run = |args: &[&str], env: &[(&str, &Path)]| {
+        let mut cmd = Command::new(&profgen);
+        cmd.arg("record").args(args).args(["--duration", "1s"]);
+        cmd.env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", tmp.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        output(&mut cmd)
+    };
+    let kc: &[(&str, &Path)] = &[("KUBECONFIG", &kubeconfig)];
+    let cases: BTreeMap<&str, (Vec<&str>, &[(&str, &Path)], Vec<&str>)> = BTreeMap::from([
+        (
+            "typo",
+            (
+                vec![
+                    "--pod",
+                    "kube-system/coredns-589f44dc88-4fpnz",
+                    "--node",
+                    NODE,
+                ],
+                kc,
+                vec!["not found", "did you mean coredns-589f44dc88-4fpns"],
+            ),
+        ),
+        (
+            "other node",
+            (
+                vec![
+                    "--pod",
+                    "kube-system/coredns-589f44dc88-4fpns",
+                    "--node",
+                    "worker-2",
+                ],
+                kc,
+                vec![
+                    "runs on node v1.36-control-plane",
+                    "not on this node (worker-2)",
+                ],
+            ),
+        ),
+        (
+            "no kubeconfig",
+            (
+                vec!["--pod", "kube-system/coredns-589f44dc88-4fpns"],
+                &[],
+                vec!["no Kubernetes credentials"],
+            ),
+        ),
+    ]);
+    for (what, (args, env, mentions)) in cases {
+        let out = run(&args, env);
+        assert_error(what, &out, EXIT_ERROR, &mentions);
+    }
+}
