@@ -10,7 +10,7 @@ pub mod securitycontext;
 pub use error::SynthError;
 pub use seccomp::{seccomp, SeccompSummary};
 
-use crate::model::{Activity, Recording};
+use crate::model::{Activity, FileOp, Recording};
 
 /// Everything the recording's cgroups did, as the activity of one workload.
 ///
@@ -18,7 +18,22 @@ use crate::model::{Activity, Recording};
 /// sub-cgroups) yields one set of artifacts allowing what any of them did, the same way the
 /// seccomp profile is the union of their syscalls. Per-container artifacts come from
 /// per-container recordings (`profgen record --pod` writes one per container).
+///
+/// Directories are named as AppArmor names them, with a trailing `/`: a path that was made or
+/// removed with mkdir/rmdir is a directory even when the recording wrote it without the slash
+/// (AppArmor's `mkdir` check is on `dir/`, so `dir w,` would be denied).
 pub fn workload_activity(rec: &Recording) -> Activity {
+    let mut activity = merged_activity(rec);
+    for f in &mut activity.files {
+        let is_dir = f.ops.contains(&FileOp::Mkdir) || f.ops.contains(&FileOp::Rmdir);
+        if is_dir && !f.path.0.ends_with(b"/") {
+            f.path.0.push(b'/');
+        }
+    }
+    activity
+}
+
+fn merged_activity(rec: &Recording) -> Activity {
     match rec.cgroups.as_slice() {
         [] => Activity::default(),
         [one] => one.activity.clone(),
@@ -108,5 +123,26 @@ mod tests {
         assert_eq!(all.uids, BTreeSet::from([0, 33]));
         assert_eq!(workload_activity(&rec(vec![a.clone()])), a);
         assert!(workload_activity(&rec(vec![])).is_empty());
+    }
+
+    #[test]
+    fn made_directories_are_named_with_a_slash() {
+        let a = Activity {
+            files: vec![
+                file("/var/lib/nginx/body", FileOp::Mkdir),
+                file("/run/old/", FileOp::Rmdir),
+                file("/run/nginx.pid", FileOp::Write),
+            ],
+            ..Default::default()
+        };
+        let paths: Vec<String> = workload_activity(&rec(vec![a]))
+            .files
+            .iter()
+            .map(|f| f.path.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            paths,
+            ["/var/lib/nginx/body/", "/run/old/", "/run/nginx.pid"]
+        );
     }
 }
