@@ -26,6 +26,9 @@ pub mod status {
     pub const PATH2_TRUNCATED: u32 = 2;
     /// A user-memory string or address could not be read.
     pub const UNREADABLE: u32 = 4;
+    /// The cgroup's runtime had installed its seccomp filter when the call was made: the
+    /// container's own activity, not the runtime's set-up.
+    pub const AFTER_FILTER: u32 = 8;
 }
 
 /// One event. Plain integers and byte arrays, no implicit padding.

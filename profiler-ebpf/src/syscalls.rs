@@ -138,7 +138,7 @@ fn record(regs: impl Regs, id: u64) -> Option<()> {
             read(regs::R8),
             read(regs::R9),
         ]);
-        events::enter(nr as u32, cgroup, &args);
+        events::enter(nr as u32, cgroup, armed, &args);
     }
     Some(())
 }
@@ -164,8 +164,10 @@ pub fn recorded(cgroup: u64) -> Option<*mut CgroupSyscalls> {
 pub fn capable(ctx: TracePointContext) -> u32 {
     // SAFETY: helper without preconditions.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if recorded(cgroup).is_some() {
-        events::capable(&ctx, cgroup);
+    if let Some(entry) = recorded(cgroup) {
+        // SAFETY: map value; `armed` is one aligned word.
+        let armed = unsafe { read_volatile(&(*entry).armed) } != 0;
+        events::capable(&ctx, cgroup, armed);
     }
     0
 }

@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use profiler_common::event::Event;
+use profiler_common::event::{status, Event};
 
 use super::facts::{self, Fact, SockAddr, AF_INET, AF_INET6, AF_UNIX, AT_FDCWD};
 use crate::model::{
@@ -47,7 +47,12 @@ struct PerCgroup {
 /// Accumulates facts while the recording runs.
 #[derive(Default)]
 pub struct Collector {
-    cgroups: BTreeMap<u64, PerCgroup>,
+    /// Keyed by cgroup id and whether the runtime's seccomp filter was in place: what came
+    /// before belongs to the runtime's set-up, not the container.
+    cgroups: BTreeMap<(u64, bool), PerCgroup>,
+    /// The runtime seen setting up each cgroup (`runc:[2:INIT]` → runc), from the command
+    /// name of the first task that made an event there before the filter.
+    pub runtimes: BTreeMap<u64, String>,
     fds: HashMap<(u32, i64), Fd>,
     /// Facts whose path or fd could not be resolved (the process was gone).
     pub unresolved: u64,
@@ -59,8 +64,14 @@ impl Collector {
         let uid = ev.uid_gid as u32;
         let gid = (ev.uid_gid >> 32) as u32;
         let failed = facts::failed(ev);
+        let after_filter = ev.status & status::AFTER_FILTER != 0;
+        if !after_filter && !self.runtimes.contains_key(&ev.cgroup) {
+            if let Some(runtime) = runtime_of(tgid) {
+                self.runtimes.insert(ev.cgroup, runtime);
+            }
+        }
         let proc_view = ProcView::of(tgid);
-        let cg = self.cgroups.entry(ev.cgroup).or_default();
+        let cg = self.cgroups.entry((ev.cgroup, after_filter)).or_default();
         cg.activity.uids.insert(uid);
         cg.activity.gids.insert(gid);
         for fact in facts::decode(ev) {
@@ -279,10 +290,43 @@ impl Collector {
         }
     }
 
-    /// Each cgroup's activity. `capabilities_recorded` is false on kernels that cannot report
-    /// them, which leaves `capabilities` unset rather than empty.
+    /// Each cgroup's activity, counting everything it did. See [`Self::finish_with`].
     pub fn finish(self, capabilities_recorded: bool) -> BTreeMap<u64, Activity> {
-        self.cgroups
+        self.finish_with(capabilities_recorded, &BTreeSet::new(), false)
+    }
+
+    /// Each cgroup's activity. In the cgroups of `armed` (where a runtime installed a seccomp
+    /// filter) only what came after the filter counts, unless `include_runtime_setup`.
+    /// `capabilities_recorded` is false on kernels that cannot report capabilities, which
+    /// leaves `capabilities` unset rather than empty.
+    pub fn finish_with(
+        self,
+        capabilities_recorded: bool,
+        armed: &BTreeSet<u64>,
+        include_runtime_setup: bool,
+    ) -> BTreeMap<u64, Activity> {
+        let mut merged: BTreeMap<u64, PerCgroup> = BTreeMap::new();
+        for ((id, after_filter), cg) in self.cgroups {
+            if !after_filter && armed.contains(&id) && !include_runtime_setup {
+                continue;
+            }
+            let into = merged.entry(id).or_default();
+            for (key, ops) in cg.files {
+                into.files.entry(key).or_default().extend(ops);
+            }
+            into.owned.extend(cg.owned);
+            into.caps.extend(cg.caps);
+            let (a, b) = (&mut into.activity, cg.activity);
+            a.sockets.extend(b.sockets);
+            a.listens.extend(b.listens);
+            a.flows.extend(b.flows);
+            a.unix_sockets.extend(b.unix_sockets);
+            a.uids.extend(b.uids);
+            a.gids.extend(b.gids);
+            a.processes.extend(b.processes);
+            a.privilege_gained |= b.privilege_gained;
+        }
+        merged
             .into_iter()
             .map(|(id, mut cg)| {
                 cg.activity.files = cg
@@ -300,6 +344,16 @@ impl Collector {
             })
             .collect()
     }
+}
+
+/// `runc`, `crun` or `youki` when the task's command name says it is that runtime's init. A
+/// label for the recording only; nothing depends on it.
+fn runtime_of(tgid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?;
+    ["runc", "crun", "youki"]
+        .into_iter()
+        .find(|rt| comm.trim().starts_with(rt))
+        .map(str::to_owned)
 }
 
 fn socket_protocol(kind: u32, protocol: u32, datagram_default: bool) -> Protocol {

@@ -5,7 +5,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     ffi::CString,
     os::unix::process::ExitStatusExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitStatus,
     time::{Duration, SystemTime},
 };
@@ -188,7 +188,17 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
             collector.unresolved
         ));
     }
-    let mut activities = collector.finish(limits.capabilities.is_none());
+    let armed: BTreeSet<u64> = bitmaps
+        .iter()
+        .filter(|(_, v)| v.armed != 0)
+        .map(|(&id, _)| id)
+        .collect();
+    let runtime_label = collector.runtimes.values().next().cloned();
+    let mut activities = collector.finish_with(
+        limits.capabilities.is_none(),
+        &armed,
+        opts.include_runtime_setup,
+    );
 
     if let (Some(child), Stop::Signal(_)) = (child.as_mut(), &stop) {
         // The command shares our terminal and got SIGINT itself; SIGTERM needs forwarding.
@@ -236,7 +246,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
         started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
         ended_at: humantime::format_rfc3339_seconds(ended_at).to_string(),
         target,
-        runtime: names.runtime.clone(),
+        runtime: runtime_label.map(runtime_with_version),
         events_lost,
         cgroups,
     };
@@ -315,49 +325,35 @@ fn host() -> Host {
 }
 
 /// cgroup ids to paths, learnt while the cgroups exist (a container's cgroup is removed when
-/// it stops, before the recording ends), and the runtime seen starting them.
+/// it stops, before the recording ends).
 #[derive(Default)]
 struct Names {
     paths: BTreeMap<u64, String>,
-    runtime: Option<Runtime>,
 }
 
 impl Names {
     fn scan(&mut self, root: &Cgroup) {
         for (id, rel) in root.walk() {
-            if self.paths.insert(id, rel.clone()).is_none() && self.runtime.is_none() {
-                self.runtime = runtime_in(&root.mount.join(rel.trim_start_matches('/')));
-            }
+            self.paths.entry(id).or_insert(rel);
         }
     }
 }
 
-/// Names the runtime whose init process sits in a new cgroup (`runc:[2:INIT]`, `crun`). Only a
-/// label for the recording; nothing depends on it.
-fn runtime_in(dir: &Path) -> Option<Runtime> {
-    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
-    procs.lines().find_map(|pid| {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        let name = ["runc", "crun", "youki"]
-            .into_iter()
-            .find(|rt| comm.trim().starts_with(rt))?;
-        let version = std::process::Command::new(name)
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|o| {
-                let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.lines()
-                    .next()?
-                    .split_whitespace()
-                    .last()
-                    .map(str::to_owned)
-            });
-        Some(Runtime {
-            name: name.to_owned(),
-            version,
-        })
-    })
+/// The runtime's version as its `--version` prints it, when it is on `PATH`.
+fn runtime_with_version(name: String) -> Runtime {
+    let version = std::process::Command::new(&name)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.lines()
+                .next()?
+                .split_whitespace()
+                .last()
+                .map(str::to_owned)
+        });
+    Runtime { name, version }
 }
 
 /// The ring buffer's fd, borrowed for readiness only (the kernel handle owns it).
