@@ -1,0 +1,321 @@
+//! The demo round trip, the way a user runs it: record a parent cgroup, start nginx in a runc
+//! container below it *after* the recorder is ready, run the HTTP suite, stop gracefully, stop
+//! the recorder, `profgen synth`, `profgen verify`. Then the same proof must fail (exit 3)
+//! for the profile minus `accept4`, so a verify that passes everything is caught.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    ffi::OsStr,
+    fs,
+    net::TcpListener,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+use profgen::{
+    model::{Recording, Target},
+    verify::runc::{unique_id, Runc},
+};
+use profgen_demo::{build_bundle, seccomp, suite, BundleOptions};
+use support::*;
+
+/// Syscalls Docker's default profile allows on x86_64.
+const DOCKER_DEFAULT: usize = 309;
+/// What runc does while setting the container up, before it loads the filter.
+const RUNC_SETUP: [&str; 3] = ["mount", "pivot_root", "sethostname"];
+const PROBES: &str = "unshare,ptrace,personality";
+
+fn prerequisites() -> Result<(), String> {
+    if !is_root() {
+        return Err("runc containers and eBPF need root".into());
+    }
+    for (bin, arg) in [("runc", "--version"), ("cc", "--version")] {
+        if Command::new(bin).arg(arg).output().is_err() {
+            return Err(format!("`{bin}` is not installed"));
+        }
+    }
+    if !Path::new(profgen_demo::config::NGINX_BIN).is_file() {
+        return Err(format!(
+            "{} is missing (Debian package nginx)",
+            profgen_demo::config::NGINX_BIN
+        ));
+    }
+    Ok(())
+}
+
+/// Containers of this process still known to runc.
+fn leftover_containers(prefix: &str) -> Vec<String> {
+    let out = output(Command::new("runc").args(["list", "-q"]));
+    text(&out.stdout)
+        .lines()
+        .filter(|id| id.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn allowed_names(profile: &LinuxSeccomp) -> BTreeSet<String> {
+    profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.action() == LinuxSeccompAction::ScmpActAllow)
+        .flat_map(|r| r.names().iter().cloned())
+        .collect()
+}
+
+fn verify(
+    profgen: &Path,
+    bundle: &profgen_demo::bundle::Bundle,
+    profile: &Path,
+    suite_bin: &Path,
+) -> std::process::Output {
+    output(
+        Command::new(profgen)
+            .args(["verify", "--bundle"])
+            .arg(&bundle.dir)
+            .arg("--seccomp")
+            .arg(profile)
+            .args(["--probe", PROBES, "--wait-tcp"])
+            .arg(bundle.addr.to_string())
+            .arg("--")
+            .arg(suite_bin)
+            .args(["--url", &bundle.url()]),
+    )
+}
+
+#[test]
+fn demo_round_trip_record_synth_verify() {
+    let t0 = Instant::now();
+    if let Err(reason) = prerequisites() {
+        return skip(&reason);
+    }
+    let profgen = profgen_binary();
+    let suite_bin = demo_suite_binary();
+    let work = tempfile::tempdir().unwrap();
+    let id_prefix = format!("profgen-e2e-demo-{}", std::process::id());
+
+    // The parent exists before recording; the container's own cgroup must not: runc creates
+    // it after the recorder is ready, which is the start race this test is about.
+    let parent = CgroupDir::create("profgen-e2e-demo");
+    let cgroups_path = format!("{}/nginx", parent.rel);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bundle = build_bundle(
+        &work.path().join("bundle"),
+        &BundleOptions {
+            cgroups_path: Some(cgroups_path.clone()),
+            seccomp: Some(seccomp::recording()),
+            ..BundleOptions::new(port)
+        },
+    )
+    .expect("building the demo bundle");
+    assert!(
+        !parent.path.join("nginx").exists(),
+        "the container's cgroup exists before the recording started"
+    );
+
+    let rec_path = work.path().join("recording.json");
+    let recorder = Recorder::start(
+        &profgen,
+        &[OsStr::new("--cgroup"), parent.path.as_os_str()],
+        &rec_path,
+    );
+    let checks = {
+        let container = Runc::default()
+            .run_detached(&bundle.dir, &unique_id(&id_prefix))
+            .expect("starting the demo container under the recording filter");
+        container
+            .wait_tcp(bundle.addr, Duration::from_secs(20))
+            .expect("nginx accepts connections");
+        let checks = suite::run(bundle.addr, Duration::from_secs(10));
+        // Graceful: nginx's shutdown path is part of what the profile must allow.
+        container
+            .stop(Duration::from_secs(10))
+            .expect("stopping the container");
+        checks
+    };
+    let failed: Vec<_> = checks
+        .iter()
+        .filter_map(|c| c.result.as_ref().err().map(|e| format!("{}: {e}", c.name)))
+        .collect();
+    assert!(
+        checks.len() > 5 && failed.is_empty(),
+        "suite while recording ({} checks): {failed:#?}",
+        checks.len()
+    );
+    let rec = recorder.stop();
+    let t_recorded = t0.elapsed();
+
+    check_recording(&rec, &parent.rel, &cgroups_path);
+
+    // synth
+    let profile_dir = work.path().join("profile");
+    let got = output(
+        Command::new(&profgen)
+            .arg("synth")
+            .arg(&rec_path)
+            .arg("--out")
+            .arg(&profile_dir),
+    );
+    assert_success("profgen synth", &got);
+    let profile_path = profile_dir.join("seccomp.json");
+    let profile: LinuxSeccomp =
+        serde_json::from_slice(&fs::read(&profile_path).unwrap()).expect("seccomp.json parses");
+    check_profile(&profile, &rec, &cgroups_path);
+
+    // verify: the suite passes under the profile, every probe is refused.
+    let got = verify(&profgen, &bundle, &profile_path, &suite_bin);
+    assert_success("profgen verify", &got);
+    let report = text(&got.stdout);
+    for probe in PROBES.split(',') {
+        assert!(
+            report.contains(&format!("{probe}: refused with EPERM")),
+            "verify's report does not say {probe} was refused:\n{report}"
+        );
+    }
+
+    // The same proof with one syscall nginx needs taken away must fail, with exit code 3.
+    let mut broken = profile.clone();
+    let rules = broken.syscalls().clone().unwrap_or_default();
+    let rules: Vec<_> = rules
+        .into_iter()
+        .map(|mut r| {
+            let names: Vec<String> = r
+                .names()
+                .iter()
+                .filter(|n| *n != "accept4")
+                .cloned()
+                .collect();
+            r.set_names(names);
+            r
+        })
+        .collect();
+    broken.set_syscalls(Some(rules));
+    assert!(!allowed_names(&broken).contains("accept4"));
+    let broken_path = work.path().join("without-accept4.json");
+    fs::write(&broken_path, serde_json::to_vec_pretty(&broken).unwrap()).unwrap();
+    let got = verify(&profgen, &bundle, &broken_path, &suite_bin);
+    assert_error(
+        "profgen verify with a profile lacking accept4",
+        &got,
+        EXIT_VERIFY_FAILED,
+        &[],
+    );
+
+    assert_eq!(
+        leftover_containers(&id_prefix),
+        Vec::<String>::new(),
+        "containers left behind"
+    );
+    eprintln!(
+        "took {:?} (recording done after {t_recorded:?})",
+        t0.elapsed()
+    );
+}
+
+fn check_recording(rec: &Recording, parent_rel: &str, container_rel: &str) {
+    assert_no_events_lost(rec);
+    assert_eq!(
+        rec.target,
+        Target::Cgroup {
+            cgroup: parent_rel.to_owned()
+        }
+    );
+    // The container's cgroup, created by runc after the recorder was ready, is in the
+    // recording under its own path: its first process was attributed to it.
+    let nginx = cgroup_at(rec, container_rel);
+    assert!(
+        nginx.seccomp_filter_seen,
+        "runc's installation of the recording filter was not seen"
+    );
+    let calls: BTreeSet<&str> = syscalls(nginx).into_iter().collect();
+    let before: BTreeSet<&str> = nginx
+        .excluded_before_filter
+        .get(&profgen::model::Abi::X86_64)
+        .map(|s| s.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    for setup in RUNC_SETUP {
+        assert!(
+            !calls.contains(setup),
+            "runc's set-up syscall {setup} leaked into the profile's syscalls"
+        );
+        // Seeing them at all is what proves the container's very first syscalls (runc init
+        // in the fresh cgroup) were caught.
+        assert!(
+            before.contains(setup),
+            "{setup} missing from excluded_before_filter: {before:?}"
+        );
+    }
+    // After the filter: runc still reads /proc/self/fd (getdents64) and execs nginx; nginx
+    // accepts and waits for events.
+    for needed in ["getdents64", "execve", "accept4", "exit_group"] {
+        assert!(
+            calls.contains(needed),
+            "{needed} missing from {container_rel}: {calls:?}"
+        );
+    }
+    assert!(
+        ["epoll_wait", "epoll_pwait", "epoll_pwait2"]
+            .iter()
+            .any(|s| calls.contains(s)),
+        "no epoll_wait-family syscall recorded: {calls:?}"
+    );
+    // Nothing is both counted and excluded.
+    let both: Vec<_> = calls.intersection(&before).collect();
+    assert!(both.is_empty(), "in syscalls and excluded: {both:?}");
+    // The parent never held a process; every cgroup is inside the target.
+    for cg in &rec.cgroups {
+        let path = cg.path.as_deref().unwrap_or("<unnamed>");
+        assert!(
+            path.starts_with(&format!("{parent_rel}/")),
+            "cgroup {path} recorded outside the container's subtree"
+        );
+    }
+}
+
+fn check_profile(profile: &LinuxSeccomp, rec: &Recording, container_rel: &str) {
+    assert_eq!(
+        profile.default_action(),
+        LinuxSeccompAction::ScmpActErrno,
+        "defaultAction"
+    );
+    let archs: Vec<String> = profile
+        .architectures()
+        .iter()
+        .flatten()
+        .map(|a| format!("{a:?}"))
+        .collect();
+    assert!(
+        archs.iter().any(|a| a == "ScmpArchX86_64"),
+        "architectures {archs:?} lack x86_64"
+    );
+    let allowed = allowed_names(profile);
+    let recorded: BTreeSet<String> = syscalls(cgroup_at(rec, container_rel))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        allowed, recorded,
+        "the profile should allow exactly what the container did after the filter"
+    );
+    for setup in RUNC_SETUP {
+        assert!(!allowed.contains(setup), "the profile allows {setup}");
+    }
+    eprintln!(
+        "profile allows {} syscalls (Docker's default: {DOCKER_DEFAULT})",
+        allowed.len()
+    );
+    assert!(
+        allowed.len() * 2 < DOCKER_DEFAULT,
+        "the profile allows {} syscalls: not far smaller than Docker's {DOCKER_DEFAULT}",
+        allowed.len()
+    );
+}

@@ -1,0 +1,251 @@
+//! `profgen record` on the real kernel, without a container runtime: what a process tree and
+//! a cgroup subtree do is caught from the first syscall, wherever in the tree it happens.
+//!
+//! The workload is a tiny C program (`sysprobe`, compiled with the host's `cc`) that makes
+//! one syscall a shell never makes, optionally in a forked child or right after moving itself
+//! into a cgroup. Each positive check has a control run that makes everything but that
+//! syscall, so a recorder that saw nothing (or everything) fails.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use profgen::model::{Recording, Target};
+use support::*;
+
+/// `sysprobe [fork] SYSCALL [join CGROUP_PROCS]`
+///
+/// * `SYSCALL`: `personality` (a query: 0xffffffff changes nothing), `getcpu`, `ioprio_get`,
+///   or `none`. None of them is made by dash or by glibc's start-up.
+/// * `fork`: make the syscall in a forked child only; the parent just waits for it.
+/// * `join PATH`: first write our pid to `PATH` (a `cgroup.procs`), so that the distinctive
+///   syscall is the very first one the process makes in its new cgroup.
+const SYSPROBE_C: &str = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/personality.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+static void make(const char *name) {
+    unsigned cpu, node;
+    if (strcmp(name, "personality") == 0) personality(0xffffffff);
+    else if (strcmp(name, "getcpu") == 0) syscall(SYS_getcpu, &cpu, &node, NULL);
+    else if (strcmp(name, "ioprio_get") == 0) syscall(SYS_ioprio_get, 1, 0);
+    else if (strcmp(name, "none") != 0) { fprintf(stderr, "unknown %s\n", name); exit(2); }
+}
+
+int main(int argc, char **argv) {
+    int i = 1, forked = 0;
+    if (i < argc && strcmp(argv[i], "fork") == 0) { forked = 1; i++; }
+    if (i >= argc) { fprintf(stderr, "usage\n"); return 2; }
+    const char *name = argv[i++];
+    if (i + 1 < argc && strcmp(argv[i], "join") == 0) {
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%d", getpid());
+        int fd = open(argv[i + 1], O_WRONLY);
+        if (fd < 0 || write(fd, pid, n) != n) { perror(argv[i + 1]); return 3; }
+        /* No close() in between: the next syscall is the first in the new cgroup. */
+        make(name);
+        close(fd);
+        return 0;
+    }
+    if (!forked) { make(name); return 0; }
+    pid_t child = fork();
+    if (child < 0) { perror("fork"); return 4; }
+    if (child == 0) { make(name); _exit(0); }
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return 5;
+    return 0;
+}
+"#;
+
+fn setup(test: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
+    if !is_root() {
+        skip(&format!("{test}: recording with eBPF needs root"));
+        return None;
+    }
+    let profgen = profgen_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let sysprobe = compile_c(dir.path(), "sysprobe", SYSPROBE_C);
+    Some((profgen, dir, sysprobe))
+}
+
+/// `profgen record --out OUT -- sh -c SCRIPT` to completion; the recording it wrote.
+fn record_shell(profgen: &Path, out: &Path, script: &str) -> Recording {
+    let got = output(
+        Command::new(profgen)
+            .arg("record")
+            .arg("--out")
+            .arg(out)
+            .args(["--", "sh", "-c", script]),
+    );
+    assert_success(&format!("profgen record -- sh -c {script:?}"), &got);
+    eprintln!(
+        "--- profgen record -- sh -c {script:?}\n{}",
+        text(&got.stderr)
+    );
+    Recording::load(out).unwrap_or_else(|e| panic!("loading {}: {e}", out.display()))
+}
+
+#[test]
+fn syscall_made_only_in_a_grandchild_is_recorded() {
+    let t0 = Instant::now();
+    let Some((profgen, dir, sysprobe)) = setup("grandchild syscall") else {
+        return;
+    };
+    // `; true` keeps dash from exec'ing sysprobe in place: sh forks sysprobe, which forks the
+    // child that makes the call, two generations below the recorded command.
+    let probe = sysprobe.display();
+    let with = record_shell(
+        &profgen,
+        &dir.path().join("with.json"),
+        &format!("{probe} fork personality; true"),
+    );
+    let without = record_shell(
+        &profgen,
+        &dir.path().join("without.json"),
+        &format!("{probe} fork none; true"),
+    );
+
+    for rec in [&with, &without] {
+        assert_no_events_lost(rec);
+        let Target::Command { argv, cgroup } = &rec.target else {
+            panic!("target should be the command, is {:?}", rec.target);
+        };
+        assert_eq!(argv[0], "sh", "target argv");
+        // Every recorded cgroup is the command's fresh cgroup or below it: nothing else on
+        // the host (this test process included) leaks in.
+        for cg in &rec.cgroups {
+            let path = cg.path.as_deref().unwrap_or("<unnamed>");
+            assert!(
+                path == cgroup || path.starts_with(&format!("{cgroup}/")),
+                "cgroup {path} is outside the command's cgroup {cgroup}"
+            );
+        }
+        let all = all_syscalls(rec);
+        // The shell and sysprobe were seen at all: exec, the forks and the waits.
+        for expected in ["execve", "wait4", "exit_group"] {
+            assert!(all.contains(expected), "{expected} missing: {all:?}");
+        }
+        assert!(
+            all.contains("clone") || all.contains("clone3") || all.contains("fork"),
+            "no fork of any kind recorded: {all:?}"
+        );
+    }
+    assert!(
+        all_syscalls(&with).contains("personality"),
+        "personality, made only by the grandchild, is missing: {:?}",
+        all_syscalls(&with)
+    );
+    assert!(
+        !all_syscalls(&without).contains("personality"),
+        "personality recorded although no process made it: the control run is not a control"
+    );
+    eprintln!("took {:?}", t0.elapsed());
+}
+
+#[test]
+fn cgroups_created_below_the_target_after_start_are_recorded_from_their_first_syscall() {
+    let t0 = Instant::now();
+    let Some((profgen, dir, sysprobe)) = setup("cgroups created later") else {
+        return;
+    };
+    let parent = CgroupDir::create("profgen-e2e-late");
+    let out = dir.path().join("late.json");
+    let recorder = Recorder::start(
+        &profgen,
+        &[OsStr::new("--cgroup"), parent.path.as_os_str()],
+        &out,
+    );
+
+    // 1. A child cgroup created now; a shell moves itself in, then execs sysprobe.
+    let (exec_dir, exec_rel) = parent.child("exec");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} getcpu",
+        exec_dir.display(),
+        sysprobe.display()
+    );
+    assert_success(
+        "sh moving itself into the new cgroup, then exec",
+        &output(Command::new("sh").args(["-c", &script])),
+    );
+
+    // 2. Two levels created now; sysprobe moves itself in and its very next syscall is the
+    // distinctive one (nothing earlier in that cgroup could have announced it).
+    let (nested_dir, nested_rel) = parent.child("nested");
+    let (_, first_rel) = parent.child("nested/first");
+    assert_success(
+        "sysprobe joining a new nested cgroup",
+        &output(
+            Command::new(&sysprobe)
+                .arg("personality")
+                .arg("join")
+                .arg(nested_dir.join("first/cgroup.procs")),
+        ),
+    );
+
+    // 3. Outside the target (this test's own cgroup): must not be recorded.
+    assert_success(
+        "sysprobe outside the target",
+        &output(Command::new(&sysprobe).arg("ioprio_get")),
+    );
+
+    let rec = recorder.stop();
+    assert_no_events_lost(&rec);
+    assert_eq!(
+        rec.target,
+        Target::Cgroup {
+            cgroup: parent.rel.clone()
+        },
+        "target"
+    );
+
+    let exec = cgroup_at(&rec, &exec_rel);
+    let exec_calls = syscalls(exec);
+    for expected in ["execve", "getcpu"] {
+        assert!(
+            exec_calls.contains(&expected),
+            "{expected} missing from {exec_rel}: {exec_calls:?}"
+        );
+    }
+    let first = cgroup_at(&rec, &first_rel);
+    assert!(
+        syscalls(first).contains(&"personality"),
+        "the first syscall in {first_rel} (personality) is missing: {:?}",
+        syscalls(first)
+    );
+    // Controls: the getcpu and personality calls are attributed to the cgroup that made them,
+    // not smeared over the subtree; and nothing outside the target is recorded.
+    assert!(
+        !syscalls(first).contains(&"getcpu") && !exec_calls.contains(&"personality"),
+        "syscalls attributed to the wrong cgroup: {exec_rel}: {exec_calls:?}, {first_rel}: {:?}",
+        syscalls(first)
+    );
+    assert!(
+        !all_syscalls(&rec).contains("ioprio_get"),
+        "ioprio_get, made outside the target, was recorded"
+    );
+    for cg in &rec.cgroups {
+        let path = cg.path.as_deref().unwrap_or("<unnamed>");
+        assert!(
+            path.starts_with(&format!("{}/", parent.rel)) || path == parent.rel,
+            "cgroup {path} is outside the target {}",
+            parent.rel
+        );
+        // `nested` itself never held a process.
+        assert_ne!(path, nested_rel, "an empty cgroup was recorded as active");
+    }
+    eprintln!("took {:?}", t0.elapsed());
+}
