@@ -1,0 +1,83 @@
+# AppArmor profile demo-nginx, synthesized by profgen from a recording.
+# Generalisation rules: docs/apparmor.md.
+abi <abi/3.0>,
+
+#include <tunables/global>
+
+profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
+  #include <abstractions/base>
+
+  # capabilities used
+  capability chown,
+  capability mknod,
+  capability setgid,
+  capability setpcap,
+  capability setuid,
+  capability sys_admin,
+
+  # sockets created (family, type)
+  network inet stream,
+  network unix stream,
+
+  # files
+  owner / r,
+  owner /etc/group r,
+  owner /etc/nginx/mime.types r,
+  owner /etc/nginx/nginx.conf r,
+  owner /etc/nsswitch.conf r,
+  owner /etc/passwd r,
+  owner /proc/@{pid}/fd r,  # proc-pid
+  owner /proc/@{pid}/fd/1 w,  # proc-pid
+  owner /proc/@{pid}/fd/5 w,  # proc-pid
+  owner /proc/@{pid}/mountinfo r,  # proc-pid
+  owner /proc/@{pid}/setgroups r,  # proc-pid
+  owner /proc/@{pid}/uid_map r,  # proc-pid
+  owner /run/netns/profgen-demo-23764 r,
+  /run/nginx.pid rw,
+  /srv/site/assets/app.css r,
+  /srv/site/assets/app.js r,
+  /srv/site/assets/favicon.png r,
+  /srv/site/assets/logo.svg r,
+  /srv/site/assets/tools.json r,
+  /srv/site/index.html r,
+  /usr/sbin/nginx ix,
+  /var/lib/nginx/body/ w,
+  /var/lib/nginx/fastcgi/ w,
+  /var/lib/nginx/proxy/ w,
+  /var/lib/nginx/scgi/ w,
+  /var/lib/nginx/uwsgi/ w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/ r,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/ w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/fd w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/full w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/null w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/ptmx w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/pts/ w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/random w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/shm/ w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/stderr w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/stdin w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/stdout w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/tty w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/urandom w,
+  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/zero w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/run/ w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/tmp/ w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/var/lib/nginx/ w,
+  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/var/log/nginx/ w,
+
+  # failed while recording, not allowed:
+  #   /etc/ld.so.cache
+  #   /etc/ssl/openssl.cnf
+  #   /sys/devices/system/cpu/online
+  #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v2/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v4/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/tls/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/tls/x86_64/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/tls/x86_64/x86_64/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/x86_64/libcrypt.so.1
+  #   /usr/lib/x86_64-linux-gnu/x86_64/x86_64/libcrypt.so.1
+  #   /usr/share/zoneinfo/Etc/UTC
+  #   /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/ptmx/
+}
