@@ -11,17 +11,16 @@ use std::{
     time::SystemTime,
 };
 
-use profiler_common::bitmap::{Abi as KernelAbi, CgroupSyscalls};
 
 use crate::{
     cgroup::Cgroup,
-    model::{Abi, CgroupRecord, Host, Recording, SyscallSet, Target, SCHEMA_VERSION},
+    model::{CgroupRecord, Host, Recording, Target, SCHEMA_VERSION},
     record::{
         activity::Collector,
         kernel::{kernel_release, Hook, Kernel},
+        session::cgroup_record,
         Error,
     },
-    syscalls,
 };
 
 /// Loaded eBPF programs, the pod cgroups they record, and what was learnt so far.
@@ -132,7 +131,15 @@ impl LiveRecorder {
         let capabilities = self.kernel.limits.capabilities.clone();
         let collector = std::mem::take(&mut self.collector);
         let unresolved = collector.unresolved;
-        let activities = collector.finish(capabilities.is_none());
+        let armed: BTreeSet<u64> = self
+            .kernel
+            .cgroups()?
+            .iter()
+            .filter(|(_, v)| v.armed != 0)
+            .map(|(&id, _)| id)
+            .collect();
+        let activities =
+            collector.finish_with(capabilities.is_none(), &armed, self.include_runtime_setup);
         let mut snap = self.snapshot(activities, capabilities)?;
         if unresolved > 0 {
             snap.warnings.push(format!(
@@ -203,59 +210,5 @@ pub fn recording(
         runtime: None,
         events_lost,
         cgroups,
-    }
-}
-
-/// One cgroup's bitmaps as names. Once the runtime armed its seccomp filter only what came
-/// after counts; what happened only before is the runtime's set-up, kept apart (the same rule
-/// `profgen record` applies).
-fn cgroup_record(
-    id: u64,
-    path: Option<String>,
-    value: &CgroupSyscalls,
-    include_runtime_setup: bool,
-) -> CgroupRecord {
-    let armed = value.armed != 0;
-    let split = armed && !include_runtime_setup;
-    let mut syscalls = SyscallSet::new();
-    let mut excluded = SyscallSet::new();
-    let mut unknown = BTreeMap::new();
-    for kabi in KernelAbi::ALL {
-        let abi = match kabi {
-            KernelAbi::X86_64 => Abi::X86_64,
-            KernelAbi::I386 => Abi::I386,
-            KernelAbi::X32 => Abi::X32,
-        };
-        let (before, unknown_before) = syscalls::decode(abi, &value.before[kabi as usize]);
-        let (after, unknown_after) = syscalls::decode(abi, &value.after[kabi as usize]);
-        let (kept, dropped): (BTreeSet<String>, BTreeSet<String>) = if split {
-            let dropped = before.difference(&after).cloned().collect();
-            (after, dropped)
-        } else {
-            (before.union(&after).cloned().collect(), BTreeSet::new())
-        };
-        let unknown_kept: BTreeSet<u32> = if split {
-            unknown_after
-        } else {
-            unknown_before.union(&unknown_after).copied().collect()
-        };
-        if !kept.is_empty() {
-            syscalls.insert(abi, kept);
-        }
-        if !dropped.is_empty() {
-            excluded.insert(abi, dropped);
-        }
-        if !unknown_kept.is_empty() {
-            unknown.insert(abi, unknown_kept);
-        }
-    }
-    CgroupRecord {
-        id,
-        path,
-        seccomp_filter_seen: armed,
-        syscalls,
-        excluded_before_filter: excluded,
-        unknown_numbers: unknown,
-        activity: Default::default(),
     }
 }

@@ -259,7 +259,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
 
 /// Turns one cgroup's bitmaps into names. After the runtime armed its seccomp filter only
 /// the `after` half counts; what only happened before is kept apart as runtime set-up.
-fn cgroup_record(
+pub fn cgroup_record(
     id: u64,
     path: Option<String>,
     value: &CgroupSyscalls,
