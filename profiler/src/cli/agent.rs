@@ -44,7 +44,7 @@ pub struct AgentArgs {
     /// Install the permissive learning seccomp profile below this kubelet seccomp root
     /// (`/var/lib/kubelet/seccomp`) at `profgen/learning.json`.
     #[arg(long, value_name = "DIR")]
-    install_learning_profile: Option<PathBuf>,
+    seccomp_root: Option<PathBuf>,
     /// Keep what the container runtime did before installing its seccomp filter.
     #[arg(long)]
     include_runtime_setup: bool,
@@ -62,7 +62,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         node: args.node.unwrap_or_else(k8s::this_node_name),
         checkpoint: args.checkpoint,
         include_runtime_setup: args.include_runtime_setup,
-        seccomp_root: args.install_learning_profile,
+        seccomp_root: args.seccomp_root,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
