@@ -94,8 +94,8 @@ fn synth_fails(profgen: &Path, case: &str, bytes: &[u8], mentions: &[&str]) {
 
 #[test]
 fn synth_refuses_bad_recordings_and_leaves_no_output() {
-    let t0 = Instant::now();
     let profgen = profgen_binary();
+    let t0 = Instant::now();
 
     // Control: the valid recording synthesizes.
     let dir = tempfile::tempdir().unwrap();
@@ -218,11 +218,11 @@ fn record_fails(profgen: &Path, case: &str, args: &[&str], code: i32, mentions: 
 
 #[test]
 fn record_refuses_missing_targets() {
-    let t0 = Instant::now();
     if !is_root() {
         return skip("record's target checks are reached only as root");
     }
     let profgen = profgen_binary();
+    let t0 = Instant::now();
     let cg2 = profgen::cgroup::cgroup2_mount().expect("a cgroup2 mount");
 
     record_fails(
@@ -267,7 +267,12 @@ fn record_refuses_missing_targets() {
             .args(["--", "true"]),
     );
     assert_success("record -- true", &got);
-    assert!(out.is_file());
+    let rec = Recording::load(&out).expect("the control's recording loads");
+    let Target::Command { cgroup, .. } = &rec.target else {
+        panic!("target {:?}", rec.target);
+    };
+    let fresh = cg2.join(cgroup.trim_start_matches('/'));
+    assert!(!fresh.exists(), "{} left behind", fresh.display());
     eprintln!("took {:?}", t0.elapsed());
 }
 
@@ -283,7 +288,6 @@ fn world_usable_copy(profgen: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn record_as_non_root_exits_4_naming_the_missing_privilege() {
-    let t0 = Instant::now();
     if !is_root() {
         return skip("switching to the nobody user needs root");
     }
@@ -291,6 +295,7 @@ fn record_as_non_root_exits_4_naming_the_missing_privilege() {
         return skip("setpriv (util-linux) is not installed");
     }
     let profgen = profgen_binary();
+    let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let bin = world_usable_copy(&profgen, dir.path());
     let nobody = |args: &[&str]| {

@@ -101,10 +101,10 @@ fn record_shell(profgen: &Path, out: &Path, script: &str) -> Recording {
 
 #[test]
 fn syscall_made_only_in_a_grandchild_is_recorded() {
-    let t0 = Instant::now();
     let Some((profgen, dir, sysprobe)) = setup("grandchild syscall") else {
         return;
     };
+    let t0 = Instant::now();
     // `; true` keeps dash from exec'ing sysprobe in place: sh forks sysprobe, which forks the
     // child that makes the call, two generations below the recorded command.
     let probe = sysprobe.display();
@@ -125,6 +125,10 @@ fn syscall_made_only_in_a_grandchild_is_recorded() {
             panic!("target should be the command, is {:?}", rec.target);
         };
         assert_eq!(argv[0], "sh", "target argv");
+        // The fresh cgroup is profgen's own: gone once the recording is written.
+        let cg2 = profgen::cgroup::cgroup2_mount().unwrap();
+        let fresh = cg2.join(cgroup.trim_start_matches('/'));
+        assert!(!fresh.exists(), "{} left behind", fresh.display());
         // Every recorded cgroup is the command's fresh cgroup or below it: nothing else on
         // the host (this test process included) leaks in.
         for cg in &rec.cgroups {
@@ -158,10 +162,10 @@ fn syscall_made_only_in_a_grandchild_is_recorded() {
 
 #[test]
 fn cgroups_created_below_the_target_after_start_are_recorded_from_their_first_syscall() {
-    let t0 = Instant::now();
     let Some((profgen, dir, sysprobe)) = setup("cgroups created later") else {
         return;
     };
+    let t0 = Instant::now();
     let parent = CgroupDir::create("profgen-e2e-late");
     let out = dir.path().join("late.json");
     let recorder = Recorder::start(

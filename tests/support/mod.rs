@@ -73,6 +73,24 @@ fn cargo_binary(package: &str, bin: &str) -> PathBuf {
     cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
         .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // `cargo test` gives this process its package's CARGO_MANIFEST_DIR, CARGO_PKG_*, …; some
+    // build scripts (ring's) rerun when such a variable changes, so passing them on would
+    // make this build and a plain `cargo build` in the same target directory rebuild each
+    // other's dependencies every time. The user's own CARGO_* settings are kept.
+    const SET_BY_CARGO_TEST: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "CARGO_BIN_NAME",
+    ];
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_") || SET_BY_CARGO_TEST.contains(&&*key) {
+            cmd.env_remove(&*key);
+        }
+    }
     match profile.as_str() {
         "debug" => {}
         "release" => {
