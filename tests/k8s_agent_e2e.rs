@@ -338,9 +338,10 @@ impl Agent {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let child = self.child.as_ref().unwrap();
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        // Our own child, not yet reaped: the pid is still its.
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
         self.wait(Duration::from_secs(30))
     }
 }
@@ -637,7 +638,8 @@ fn record_pod_refuses_bad_input_in_one_line() {
         output(&mut cmd)
     };
     let kc: &[(&str, &Path)] = &[("KUBECONFIG", &kubeconfig)];
-    let cases: BTreeMap<&str, (Vec<&str>, &[(&str, &Path)], Vec<&str>)> = BTreeMap::from([
+    type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a Path)], Vec<&'a str>);
+    let cases: BTreeMap<&str, Case> = BTreeMap::from([
         (
             "typo",
             (
@@ -648,7 +650,7 @@ fn record_pod_refuses_bad_input_in_one_line() {
                     NODE,
                 ],
                 kc,
-                vec!["not found", "did you mean coredns-589f44dc88-4fpns"],
+                vec!["not found", "did you mean", "coredns-589f44dc88-4fpns"],
             ),
         ),
         (
