@@ -243,15 +243,6 @@ fn prove_apparmor(root: &Path, profile: &Path, suite_bin: &Path) -> Result<Strin
     ))
 }
 
-/// The profile as the VM harness needs it to stand in for the container runtime (not from
-/// the recording, not in the committed profile):
-/// * The harness sends nginx's stdout and stderr to a file, where a container runtime gives a
-///   pipe (pipes are not mediated by AppArmor, files are): nginx's `open("/dev/stdout")`
-///   reaches that file, so the file is allowed.
-/// * nginx runs as full root in the VM, while the container's bounding set held only
-///   `container_caps`: the kernel refused anything else in the container before AppArmor was
-///   asked. `deny capability` rules (not logged) give the VM the same refusals; capabilities
-///   the profile allows are left alone.
 /// The demo container's capabilities (`demo/src/config.rs`), as AppArmor names them.
 fn container_caps() -> Vec<&'static str> {
     let names: Vec<String> = config::capabilities()
@@ -270,6 +261,15 @@ fn container_caps() -> Vec<&'static str> {
         .collect()
 }
 
+/// The profile as the VM harness needs it to stand in for the container runtime (not from
+/// the recording, not in the committed profile):
+/// * The harness sends nginx's stdout and stderr to a file, where a container runtime gives a
+///   pipe (pipes are not mediated by AppArmor, files are): nginx's `open("/dev/stdout")`
+///   reaches that file, so the file is allowed.
+/// * nginx runs as full root in the VM, while the container's bounding set held only
+///   `container_caps`: the kernel refused anything else in the container before AppArmor was
+///   asked. `deny capability` rules (not logged) give the VM the same refusals; capabilities
+///   the profile allows are left alone.
 fn for_the_vm(profile: &str, container_caps: &[&str]) -> String {
     let body = profile.trim_end().strip_suffix('}').unwrap_or(profile);
     let mut out = format!(
