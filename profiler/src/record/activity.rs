@@ -63,6 +63,12 @@ impl Collector {
         let tgid = (ev.pid_tgid >> 32) as u32;
         let uid = ev.uid_gid as u32;
         let gid = (ev.uid_gid >> 32) as u32;
+        if std::env::var_os("PROFGEN_DEBUG_EVENTS").is_some() {
+            eprintln!(
+                "event kind={} nr={} cgroup={} tgid={} ret={} args0={} status={}",
+                ev.kind, ev.nr, ev.cgroup, tgid, ev.ret, ev.args[0], ev.status
+            );
+        }
         let failed = facts::failed(ev);
         let after_filter = ev.status & status::AFTER_FILTER != 0;
         if !after_filter && !self.runtimes.contains_key(&ev.cgroup) {
@@ -308,6 +314,11 @@ impl Collector {
         let mut merged: BTreeMap<u64, PerCgroup> = BTreeMap::new();
         for ((id, after_filter), cg) in self.cgroups {
             if !after_filter && armed.contains(&id) && !include_runtime_setup {
+                // Capabilities are kept even from before the filter: nginx's workers switch
+                // to www-data after it, yet their setuid/setgid checks were seen only as the
+                // runtime's (see the recorder's notes). Over-allowing a capability the
+                // runtime used beats a profile that stops the workload.
+                merged.entry(id).or_default().caps.extend(cg.caps);
                 continue;
             }
             let into = merged.entry(id).or_default();
