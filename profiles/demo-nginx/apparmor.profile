@@ -20,7 +20,6 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   network unix stream,
 
   # files
-  owner / r,
   owner /etc/group r,
   owner /etc/nginx/mime.types r,
   owner /etc/nginx/nginx.conf r,
@@ -29,10 +28,6 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   owner /proc/@{pid}/fd r,  # proc-pid
   owner /proc/@{pid}/fd/1 w,  # proc-pid
   owner /proc/@{pid}/fd/5 w,  # proc-pid
-  owner /proc/@{pid}/mountinfo r,  # proc-pid
-  owner /proc/@{pid}/setgroups r,  # proc-pid
-  owner /proc/@{pid}/uid_map r,  # proc-pid
-  owner /run/netns/profgen-demo-23764 r,
   /run/nginx.pid rw,
   /srv/site/assets/app.css r,
   /srv/site/assets/app.js r,
@@ -46,25 +41,6 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   /var/lib/nginx/proxy/ w,
   /var/lib/nginx/scgi/ w,
   /var/lib/nginx/uwsgi/ w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/ r,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/ w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/fd w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/full w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/null w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/ptmx w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/pts/ w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/random w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/shm/ w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/stderr w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/stdin w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/stdout w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/tty w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/urandom w,
-  /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/zero w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/run/ w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/tmp/ w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/var/lib/nginx/ w,
-  owner /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/var/log/nginx/ w,
 
   # failed while recording, not allowed:
   #   /etc/ld.so.cache
@@ -79,5 +55,4 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   #   /usr/lib/x86_64-linux-gnu/x86_64/libcrypt.so.1
   #   /usr/lib/x86_64-linux-gnu/x86_64/x86_64/libcrypt.so.1
   #   /usr/share/zoneinfo/Etc/UTC
-  #   /work/wt-synth/target/profgen-demo-7cfxnx/bundle/rootfs/dev/ptmx/
 }
