@@ -267,6 +267,26 @@ impl PodCgroups {
 
 impl Drop for PodCgroups {
     fn drop(&mut self) {
+        // runc (cgroupfs driver, hybrid host) also makes the pod's parents in every v1
+        // hierarchy, and removes only the ones it made for the last container: the shared
+        // `kubepods…` parents of two replicas stay behind unless removed here. Only empty
+        // directories can go, so nothing else's cgroup is touched.
+        let v1: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("kubepods.slice").is_dir() && !p.ends_with("unified"))
+            .collect();
+        for hierarchy in v1 {
+            for (_, uid, _) in REPLICAS {
+                let mut path = pod_cgroup(uid);
+                while path.len() > 1 {
+                    let _ = fs::remove_dir(hierarchy.join(path.trim_start_matches('/')));
+                    path.truncate(path.rfind('/').unwrap_or(0));
+                }
+            }
+        }
         let mut dirs = self.0.clone();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
