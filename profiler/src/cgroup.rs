@@ -18,7 +18,8 @@ pub enum CgroupError {
     NotCgroup2(PathBuf, PathBuf),
     #[error("process {0} does not exist")]
     NoSuchPid(u32),
-    #[error("{path}: {source}")]
+    /// The cause follows in the error chain.
+    #[error("{}", .path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -32,6 +32,18 @@ pub enum Hook {
     Empty,
 }
 
+/// Recording loads eBPF programs and creates cgroups: checked before either, so the user gets
+/// the one line that says what to do.
+pub fn check_privilege() -> Result<(), Error> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    Err(Error::Permission(
+        "recording loads eBPF programs: run profgen as root (or with CAP_BPF and CAP_PERFMON)"
+            .into(),
+    ))
+}
+
 /// Loaded and attached eBPF programs. Detached when dropped.
 pub struct Kernel {
     ebpf: Ebpf,
@@ -58,12 +70,7 @@ impl Kernel {
         if OBJECT.is_empty() {
             return Err(Error::NoEbpf);
         }
-        if !nix::unistd::geteuid().is_root() {
-            return Err(Error::Permission(
-                "recording loads eBPF programs: run profgen as root (or with CAP_BPF and CAP_PERFMON)"
-                    .into(),
-            ));
-        }
+        check_privilege()?;
         raise_memlock();
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| classify_load_error(&e.to_string()))?;
         let attached = match hook {

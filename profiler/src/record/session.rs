@@ -89,6 +89,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
             .ok_or_else(|| Error::Target("no command given".into()))?;
         find_program(program)?;
     }
+    super::kernel::check_privilege()?;
     let (cgroup, fresh) = match &opts.target {
         TargetSpec::Command(_) => {
             let root = Cgroup::root()?;
