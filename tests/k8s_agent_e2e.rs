@@ -702,4 +702,21 @@ fn record_pod_refuses_bad_input_in_one_line() {
         let out = run(&args, env);
         assert_error(what, &out, EXIT_ERROR, &mentions);
     }
+
+    // An agent that cannot load eBPF programs says so first, even with the API reachable.
+    if is_root() && Command::new("runuser").arg("--help").output().is_ok() {
+        let out = output(
+            Command::new("runuser")
+                .args(["-u", "nobody", "--"])
+                .arg(&profgen)
+                .args(["agent", "--duration", "1s", "--state", "/nonexistent/state"])
+                .env("KUBECONFIG", &kubeconfig),
+        );
+        assert_error(
+            "agent without privileges",
+            &out,
+            EXIT_NO_PERMISSION,
+            &["CAP_BPF"],
+        );
+    }
 }

@@ -351,18 +351,25 @@ fn window_left(state: &StateDir, duration: Duration) -> Result<Duration, RunErro
     ))
 }
 
+/// Loads the eBPF programs for the agent, over the node's cgroup tree.
+pub fn start_recorder(opts: &AgentOptions) -> Result<LiveRecorder, RunError> {
+    let root = cgroup::cgroup2_root(opts.cgroup_root.as_deref())?;
+    Ok(LiveRecorder::start(&root, opts.include_runtime_setup)?)
+}
+
 /// How long to wait before watching again after the stream ended or failed.
 const REWATCH: Duration = Duration::from_secs(1);
 
 /// Runs the agent: records the window, then keeps serving the results until SIGINT/SIGTERM.
+///
+/// `recorder` comes from [`start_recorder`], called before the cluster is contacted: an agent
+/// without the capabilities to record says so first, whatever else is wrong.
 pub async fn run_agent(
+    recorder: LiveRecorder,
     cluster: &Cluster,
     opts: &AgentOptions,
     progress: &dyn Fn(&str),
 ) -> Result<Summary, RunError> {
-    let root = cgroup::cgroup2_root(opts.cgroup_root.as_deref())?;
-    // Capabilities first: an agent that cannot record says so before anything else.
-    let recorder = LiveRecorder::start(&root, opts.include_runtime_setup)?;
     if let Some(seccomp_root) = &opts.seccomp_root {
         let path = super::agent::install_learning_profile(seccomp_root)?;
         progress(&format!("learning seccomp profile at {}", path.display()));
