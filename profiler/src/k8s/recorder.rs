@@ -11,7 +11,6 @@ use std::{
     time::SystemTime,
 };
 
-
 use crate::{
     cgroup::Cgroup,
     model::{CgroupRecord, Host, Recording, Target, SCHEMA_VERSION},
