@@ -76,12 +76,9 @@ impl Kernel {
         let attached = match hook {
             Hook::Record | Hook::SyscallsOnly => match attach_btf(&mut ebpf) {
                 Ok(()) => Ok(()),
-                Err(btf_err) => {
-                    attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).map_err(|raw_err| {
-                        log::debug!("BTF tracepoint refused: {btf_err}");
-                        raw_err
-                    })
-                }
+                Err(btf_err) => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).inspect_err(|_| {
+                    log::debug!("BTF tracepoint refused: {btf_err}");
+                }),
             },
             Hook::Empty => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY),
         };
