@@ -276,7 +276,7 @@ fn for_the_vm(profile: &str, container_caps: &[&str]) -> String {
         "{body}\n  # VM harness only: nginx's stdout file (a pipe under a container runtime)\n  /var/log/nginx/console.log w,\n  # VM harness only: the container's capability bounding set\n"
     );
     for cap in ALL_CAPABILITIES {
-        if !container_caps.contains(cap) && !profile.contains(&format!("capability {cap},")) {
+        if !container_caps.contains(&cap) && !profile.contains(&format!("capability {cap},")) {
             out.push_str(&format!("  deny capability {cap},\n"));
         }
     }
@@ -284,50 +284,8 @@ fn for_the_vm(profile: &str, container_caps: &[&str]) -> String {
     out
 }
 
-/// Every capability AppArmor 3.0 names.
-const ALL_CAPABILITIES: &[&str] = &[
-    "chown",
-    "dac_override",
-    "dac_read_search",
-    "fowner",
-    "fsetid",
-    "kill",
-    "setgid",
-    "setuid",
-    "setpcap",
-    "linux_immutable",
-    "net_bind_service",
-    "net_broadcast",
-    "net_admin",
-    "net_raw",
-    "ipc_lock",
-    "ipc_owner",
-    "sys_module",
-    "sys_rawio",
-    "sys_chroot",
-    "sys_ptrace",
-    "sys_pacct",
-    "sys_admin",
-    "sys_boot",
-    "sys_nice",
-    "sys_resource",
-    "sys_time",
-    "sys_tty_config",
-    "mknod",
-    "lease",
-    "audit_write",
-    "audit_control",
-    "setfcap",
-    "mac_override",
-    "mac_admin",
-    "syslog",
-    "wake_alarm",
-    "block_suspend",
-    "audit_read",
-    "perfmon",
-    "bpf",
-    "checkpoint_restore",
-];
+/// Every capability AppArmor names.
+use profgen::model::CAPABILITY_NAMES as ALL_CAPABILITIES;
 
 /// The demo pod in a one-pod cluster snapshot, the recorded flows and three probes.
 fn prove_network_policy(rec: &Recording, yaml: &Path, port: u16) -> Result<String> {

@@ -109,7 +109,32 @@ fn union_into(into: &mut SyscallSet, from: &SyscallSet) {
 
 /// Folds `other` (the same cgroup seen again) into `into`. A call allowed in either run is
 /// allowed, so it can no longer count as set-up only.
+///
+/// The same cgroup seen before its runtime installed the seccomp filter (an early snapshot,
+/// e.g. an agent checkpoint taken during the runtime's set-up) and after it: the early
+/// snapshot's calls are set-up, not the container's, so it only adds to the excluded list.
 fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
+    if into.seccomp_filter_seen != other.seccomp_filter_seen && into.id == other.id {
+        let (armed, early) = if into.seccomp_filter_seen {
+            (into.clone(), other)
+        } else {
+            (other.clone(), &*into)
+        };
+        let mut merged = armed;
+        let mut setup = early.syscalls.clone();
+        union_into(&mut setup, &early.excluded_before_filter);
+        union_into(&mut merged.excluded_before_filter, &setup);
+        for (abi, excluded) in &mut merged.excluded_before_filter {
+            if let Some(allowed) = merged.syscalls.get(abi) {
+                excluded.retain(|name| !allowed.contains(name));
+            }
+        }
+        merged
+            .excluded_before_filter
+            .retain(|_, names| !names.is_empty());
+        *into = merged;
+        return;
+    }
     into.seccomp_filter_seen |= other.seccomp_filter_seen;
     union_into(&mut into.syscalls, &other.syscalls);
     union_into(

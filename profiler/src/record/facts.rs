@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use profiler_common::event::{kind, nr, Event};
 
-use crate::model::FileOp;
+use crate::model::{FileOp, CAPABILITY_NAMES};
 
 /// `AT_FDCWD`: the path is relative to the working directory.
 pub const AT_FDCWD: i64 = -100;
@@ -258,50 +258,7 @@ pub fn failed(ev: &Event) -> bool {
 
 /// Capability names, by number (`linux/capability.h`).
 pub fn capability_name(cap: u32) -> String {
-    const NAMES: [&str; 41] = [
-        "chown",
-        "dac_override",
-        "dac_read_search",
-        "fowner",
-        "fsetid",
-        "kill",
-        "setgid",
-        "setuid",
-        "setpcap",
-        "linux_immutable",
-        "net_bind_service",
-        "net_broadcast",
-        "net_admin",
-        "net_raw",
-        "ipc_lock",
-        "ipc_owner",
-        "sys_module",
-        "sys_rawio",
-        "sys_chroot",
-        "sys_ptrace",
-        "sys_pacct",
-        "sys_admin",
-        "sys_boot",
-        "sys_nice",
-        "sys_resource",
-        "sys_time",
-        "sys_tty_config",
-        "mknod",
-        "lease",
-        "audit_write",
-        "audit_control",
-        "setfcap",
-        "mac_override",
-        "mac_admin",
-        "syslog",
-        "wake_alarm",
-        "block_suspend",
-        "audit_read",
-        "perfmon",
-        "bpf",
-        "checkpoint_restore",
-    ];
-    NAMES
+    CAPABILITY_NAMES
         .get(cap as usize)
         .map(|n| (*n).to_owned())
         .unwrap_or_else(|| format!("cap_{cap}"))

@@ -104,50 +104,8 @@ pub(crate) struct Rule {
     notes: Vec<String>,
 }
 
-/// Capability names the AppArmor 3.0 parser knows (`capability(7)`, without `CAP_`).
-const CAPABILITIES: &[&str] = &[
-    "chown",
-    "dac_override",
-    "dac_read_search",
-    "fowner",
-    "fsetid",
-    "kill",
-    "setgid",
-    "setuid",
-    "setpcap",
-    "linux_immutable",
-    "net_bind_service",
-    "net_broadcast",
-    "net_admin",
-    "net_raw",
-    "ipc_lock",
-    "ipc_owner",
-    "sys_module",
-    "sys_rawio",
-    "sys_chroot",
-    "sys_ptrace",
-    "sys_pacct",
-    "sys_admin",
-    "sys_boot",
-    "sys_nice",
-    "sys_resource",
-    "sys_time",
-    "sys_tty_config",
-    "mknod",
-    "lease",
-    "audit_write",
-    "audit_control",
-    "setfcap",
-    "mac_override",
-    "mac_admin",
-    "syslog",
-    "wake_alarm",
-    "block_suspend",
-    "audit_read",
-    "perfmon",
-    "bpf",
-    "checkpoint_restore",
-];
+/// Capability names the AppArmor 3.0 parser knows: the kernel's, as recordings spell them.
+use crate::model::CAPABILITY_NAMES as CAPABILITIES;
 
 const FAMILIES: &[&str] = &[
     "unix",
