@@ -425,3 +425,26 @@ fn report_from(console: &str) -> VmReport {
         .collect();
     r
 }
+
+/// The profile as the VM harness needs it to stand in for the container runtime (not from
+/// the recording, not in the committed profile):
+/// * The harness sends nginx's stdout and stderr to a file, where a container runtime gives a
+///   pipe (pipes are not mediated by AppArmor, files are): nginx's `open("/dev/stdout")`
+///   reaches that file, so the file is allowed.
+/// * nginx runs as full root in the VM, while the container's bounding set held only
+///   `container_caps`: the kernel refused anything else in the container before AppArmor was
+///   asked. `deny capability` rules (not logged) give the VM the same refusals; capabilities
+///   the profile allows are left alone.
+pub fn for_the_vm(profile: &str, container_caps: &[&str]) -> String {
+    let body = profile.trim_end().strip_suffix('}').unwrap_or(profile);
+    let mut out = format!(
+        "{body}\n  # VM harness only: nginx's stdout file (a pipe under a container runtime)\n  /var/log/nginx/console.log w,\n  # VM harness only: the container's capability bounding set\n"
+    );
+    for cap in crate::model::CAPABILITY_NAMES {
+        if !container_caps.contains(&cap) && !profile.contains(&format!("capability {cap},")) {
+            out.push_str(&format!("  deny capability {cap},\n"));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
