@@ -269,6 +269,28 @@ fn check_recording(rec: &Recording, parent_rel: &str, container_rel: &str) {
             .any(|s| calls.contains(s)),
         "no epoll_wait-family syscall recorded: {calls:?}"
     );
+    // Capabilities are nginx's own after its exec: the master's chown of its temp
+    // directories and the workers' switch to www-data. runc's init used mknod, sys_admin
+    // (before the filter) and setpcap (dropping the bounding set after it); none are nginx's.
+    let caps: Vec<&str> = nginx
+        .activity
+        .capabilities
+        .as_ref()
+        .expect("capabilities recorded on this kernel")
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(caps, ["chown", "setgid", "setuid"], "capabilities of nginx");
+    // Files are nginx's: runc's look at /proc/self/fd after the filter is not in them.
+    let proc_fd = nginx
+        .activity
+        .files
+        .iter()
+        .find(|f| f.path.0.ends_with(b"/fd") && f.path.0.starts_with(b"/proc/"));
+    assert!(
+        proc_fd.is_none(),
+        "runc's /proc/self/fd read counted: {proc_fd:?}"
+    );
     // Nothing is both counted and excluded.
     let both: Vec<_> = calls.intersection(&before).collect();
     assert!(both.is_empty(), "in syscalls and excluded: {both:?}");

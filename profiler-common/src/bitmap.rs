@@ -63,16 +63,16 @@ pub fn iter_set(bitmap: &Bitmap) -> impl Iterator<Item = u32> + '_ {
 /// What one cgroup did: a value of the `SLOTS` array and of the `CGROUP_SYSCALLS` overflow
 /// map.
 ///
-/// A container runtime loads the container's seccomp filter part-way through its own setup;
-/// only what happens after that moment must be allowed by the profile. `armed` flips to 1
-/// when a task of the cgroup installs a seccomp filter; syscalls go to `before` until then
-/// and to `after` from then on.
+/// A container runtime loads the container's seccomp filter part-way through its own setup,
+/// then executes the container's entrypoint. `phase` (see [`phase`]) follows those two
+/// moments; syscalls go to `before` until the filter and to `after` from then on.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CgroupSyscalls {
     /// In `SLOTS`: who owns the slot (see [`slot_owner`]). In `CGROUP_SYSCALLS`: the cgroup id.
     pub owner: u64,
-    pub armed: u32,
+    /// One of [`phase`]'s values.
+    pub phase: u32,
     pub _pad: u32,
     pub before: [Bitmap; Abi::COUNT],
     pub after: [Bitmap; Abi::COUNT],
@@ -81,7 +81,7 @@ pub struct CgroupSyscalls {
 impl CgroupSyscalls {
     pub const ZERO: Self = Self {
         owner: 0,
-        armed: 0,
+        phase: 0,
         _pad: 0,
         before: [[0; WORDS]; Abi::COUNT],
         after: [[0; WORDS]; Abi::COUNT],
@@ -107,6 +107,45 @@ pub mod slot_owner {
     #[inline(always)]
     pub const fn index(id: u64) -> u32 {
         (id & (SLOTS as u64 - 1)) as u32
+    }
+}
+
+/// Where a cgroup is in its runtime's hand-over, in [`CgroupSyscalls::phase`]. Only moves
+/// forward.
+///
+/// * seccomp needs what runs after the filter is installed (`FILTERED` and `WORKLOAD`): the
+///   runtime's last steps run under the filter too.
+/// * AppArmor, capabilities and the rest of the activity need what the entrypoint does
+///   (`WORKLOAD`): the runtime applies the AppArmor profile and the capability sets at that
+///   exec, and its own steps before it are not the container's.
+pub mod phase {
+    /// The runtime sets the container up; no filter yet.
+    pub const SETUP: u32 = 0;
+    /// A task of the cgroup installed a seccomp filter.
+    pub const FILTERED: u32 = 1;
+    /// After the filter, a task executed a program: the runtime's init became the entrypoint.
+    pub const WORKLOAD: u32 = 2;
+
+    /// The phase after syscall `nr` (of `abi`) is entered in phase `now`, given whether the
+    /// call installs a seccomp filter.
+    #[inline(always)]
+    pub const fn next(now: u32, abi: super::Abi, nr: u64, installs_filter: bool) -> u32 {
+        match now {
+            SETUP if installs_filter => FILTERED,
+            FILTERED if super::is_exec(abi, nr) => WORKLOAD,
+            _ => now,
+        }
+    }
+}
+
+/// `execve` or `execveat` of `abi`.
+#[inline(always)]
+pub const fn is_exec(abi: Abi, nr: u64) -> bool {
+    match abi {
+        Abi::X86_64 => nr == 59 || nr == 322,
+        Abi::I386 => nr == 11 || nr == 358,
+        // x32 has its own execve/execveat entry points (520, 545).
+        Abi::X32 => nr == 520 || nr == 545,
     }
 }
 
@@ -137,6 +176,28 @@ mod tests {
         assert_eq!(Abi::classify(39, 0x33), (Abi::X86_64, 39));
         assert_eq!(Abi::classify(20, USER32_CS), (Abi::I386, 20));
         assert_eq!(Abi::classify(X32_SYSCALL_BIT | 39, 0x33), (Abi::X32, 39));
+    }
+
+    #[test]
+    fn phases_follow_the_runtime() {
+        use phase::*;
+        let cases = [
+            // (now, abi, nr, installs filter) -> next
+            (SETUP, Abi::X86_64, 59, false, SETUP), // runc's own execs before the filter
+            (SETUP, Abi::X86_64, 317, true, FILTERED),
+            (FILTERED, Abi::X86_64, 217, false, FILTERED), // getdents64 on /proc/self/fd
+            (FILTERED, Abi::X86_64, 59, false, WORKLOAD),
+            (FILTERED, Abi::X86_64, 322, false, WORKLOAD),
+            (FILTERED, Abi::I386, 11, false, WORKLOAD),
+            (FILTERED, Abi::X32, 520, false, WORKLOAD),
+            (FILTERED, Abi::X32, 59, false, FILTERED), // x32's 59 is not execve
+            (FILTERED, Abi::X86_64, 317, true, FILTERED),
+            (WORKLOAD, Abi::X86_64, 317, true, WORKLOAD),
+            (WORKLOAD, Abi::X86_64, 59, false, WORKLOAD),
+        ];
+        for (now, abi, nr, installs, want) in cases {
+            assert_eq!(next(now, abi, nr, installs), want, "{now} {abi:?} {nr}");
+        }
     }
 
     #[test]

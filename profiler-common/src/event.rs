@@ -29,6 +29,19 @@ pub mod status {
     /// The cgroup's runtime had installed its seccomp filter when the call was made: the
     /// container's own activity, not the runtime's set-up.
     pub const AFTER_FILTER: u32 = 8;
+    /// After the filter, the runtime had executed the container's entrypoint: the workload's
+    /// own activity (set together with `AFTER_FILTER`).
+    pub const WORKLOAD: u32 = 16;
+
+    /// The bits for a cgroup in `phase` (see [`crate::bitmap::phase`]).
+    #[inline(always)]
+    pub const fn of_phase(phase: u32) -> u32 {
+        match phase {
+            crate::bitmap::phase::SETUP => 0,
+            crate::bitmap::phase::FILTERED => AFTER_FILTER,
+            _ => AFTER_FILTER | WORKLOAD,
+        }
+    }
 }
 
 /// One event. Plain integers and byte arrays, no implicit padding.

@@ -24,7 +24,7 @@ const PROT_EXEC: u64 = 4;
 
 /// Stages the event of syscall `nr` made by a recorded `cgroup`.
 #[inline(always)]
-pub fn enter(nr: u32, cgroup: u64, armed: bool, args: &Args) -> Option<()> {
+pub fn enter(nr: u32, cgroup: u64, phase: u32, args: &Args) -> Option<()> {
     let a = &args.0;
     // Filter before touching memory: only executable file mappings and addressed sends.
     match nr {
@@ -43,7 +43,7 @@ pub fn enter(nr: u32, cgroup: u64, armed: bool, args: &Args) -> Option<()> {
     ev.uid_gid = bpf_get_current_uid_gid();
     ev.ret = 0;
     ev.args = [a[0], a[1], a[2], a[3]];
-    ev.status = if armed { status::AFTER_FILTER } else { 0 };
+    ev.status = status::of_phase(phase);
     ev.path_len = 0;
     ev.path2_len = 0;
     ev.addr_len = 0;
@@ -146,7 +146,7 @@ const CAP_RET: usize = 36;
 
 /// Sends each capability a recorded cgroup used, once.
 #[inline(always)]
-pub fn capable(ctx: &TracePointContext, cgroup: u64, armed: bool) -> Option<()> {
+pub fn capable(ctx: &TracePointContext, cgroup: u64, phase: u32) -> Option<()> {
     // SAFETY: tracepoint record fields at their documented (and load-time checked) offsets.
     let cap: i32 = unsafe { ctx.read_at(CAP_CAP) }.ok()?;
     let ret: i32 = unsafe { ctx.read_at(CAP_RET) }.ok()?;
@@ -160,13 +160,15 @@ pub fn capable(ctx: &TracePointContext, cgroup: u64, armed: bool) -> Option<()> 
     ev.uid_gid = bpf_get_current_uid_gid();
     ev.ret = ret as i64;
     ev.args = [cap as u64, 0, 0, 0];
-    ev.status = if armed { status::AFTER_FILTER } else { 0 };
+    ev.status = status::of_phase(phase);
     ev.path_len = 0;
     ev.path2_len = 0;
     ev.addr_len = 0;
+    // Each phase's checks are different facts: a capability runc's init checked during
+    // set-up must not hide the same check by the workload later.
     let hash = mix(
         mix(mix(FNV_OFFSET, cgroup), cap as u64 | 1 << 40),
-        (ret == 0) as u64,
+        (ret == 0) as u64 | (phase as u64) << 1,
     );
     send_once(ev, hash);
     Some(())
@@ -202,7 +204,7 @@ fn fact_hash(ev: &Event) -> u64 {
     let mut h = mix(FNV_OFFSET, ev.cgroup);
     h = mix(
         h,
-        ev.nr as u64 | ((ev.status & status::AFTER_FILTER) as u64) << 32,
+        ev.nr as u64 | ((ev.status & (status::AFTER_FILTER | status::WORKLOAD)) as u64) << 32,
     );
     h = mix(h, (ev.ret >= 0) as u64);
     let per_process = matches!(

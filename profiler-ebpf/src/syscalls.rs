@@ -17,7 +17,7 @@ use core::{
     ptr::{read_volatile, write_volatile},
 };
 use profiler_common::{
-    bitmap::{seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
+    bitmap::{phase, seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
     event::nr as event_nr,
     maps::MAX_TARGET_LEVELS,
     stats::Stat,
@@ -106,14 +106,14 @@ fn record(regs: impl Regs, id: u64) -> Option<()> {
         return None;
     };
 
-    // SAFETY: as above. Concurrent writers only set bits (atomic or) and flip `armed`
-    // 0 -> 1 (one aligned store).
+    // SAFETY: as above. Concurrent writers only set bits (atomic or) and move `phase`
+    // forward (one aligned store).
     let entry = unsafe { &mut *entry };
-    let armed = unsafe { read_volatile(&entry.armed) } != 0;
-    let bitmaps = if armed {
-        &mut entry.after
-    } else {
+    let now = unsafe { read_volatile(&entry.phase) };
+    let bitmaps = if now == phase::SETUP {
         &mut entry.before
+    } else {
+        &mut entry.after
     };
     let bits: *mut u64 = bitmaps.get_mut(abi as usize)?.get_mut(word)?;
     // Test before setting: the steady state stays read-only.
@@ -122,9 +122,15 @@ fn record(regs: impl Regs, id: u64) -> Option<()> {
         unsafe { atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(bits, mask) };
     }
 
-    if !armed && installs_seccomp_filter(&regs, abi, nr) {
+    let next = if now == phase::WORKLOAD {
+        now
+    } else {
+        let installs = now == phase::SETUP && installs_seccomp_filter(&regs, abi, nr);
+        phase::next(now, abi, nr, installs)
+    };
+    if next != now {
         // SAFETY: as above.
-        unsafe { write_volatile(&mut entry.armed, 1) };
+        unsafe { write_volatile(&mut entry.phase, next) };
     }
     // Files, execs and sockets of the native ABI; the others are rare enough to leave to
     // the syscall list.
@@ -138,7 +144,7 @@ fn record(regs: impl Regs, id: u64) -> Option<()> {
             read(regs::R8),
             read(regs::R9),
         ]);
-        events::enter(nr as u32, cgroup, armed, &args);
+        events::enter(nr as u32, cgroup, next, &args);
     }
     Some(())
 }
@@ -165,9 +171,9 @@ pub fn capable(ctx: TracePointContext) -> u32 {
     // SAFETY: helper without preconditions.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     if let Some(entry) = recorded(cgroup) {
-        // SAFETY: map value; `armed` is one aligned word.
-        let armed = unsafe { read_volatile(&(*entry).armed) } != 0;
-        events::capable(&ctx, cgroup, armed);
+        // SAFETY: map value; `phase` is one aligned word.
+        let phase = unsafe { read_volatile(&(*entry).phase) };
+        events::capable(&ctx, cgroup, phase);
     }
     0
 }

@@ -9,11 +9,8 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
 
   # capabilities used
   capability chown,
-  capability mknod,
   capability setgid,
-  capability setpcap,
   capability setuid,
-  capability sys_admin,
 
   # sockets created (family, type)
   network inet stream,
@@ -25,9 +22,7 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   owner /etc/nginx/nginx.conf r,
   owner /etc/nsswitch.conf r,
   owner /etc/passwd r,
-  owner /proc/@{pid}/fd r,  # proc-pid
   owner /proc/@{pid}/fd/1 w,  # proc-pid
-  owner /proc/@{pid}/fd/5 w,  # proc-pid
   /run/nginx.pid rw,
   /srv/site/assets/app.css r,
   /srv/site/assets/app.js r,

@@ -17,7 +17,7 @@ use crate::{
     record::{
         activity::Collector,
         kernel::{kernel_release, Hook, Kernel},
-        session::cgroup_record,
+        session::{cgroup_record, phases},
         Error,
     },
 };
@@ -130,15 +130,9 @@ impl LiveRecorder {
         let capabilities = self.kernel.limits.capabilities.clone();
         let collector = std::mem::take(&mut self.collector);
         let unresolved = collector.unresolved;
-        let armed: BTreeSet<u64> = self
-            .kernel
-            .cgroups()?
-            .iter()
-            .filter(|(_, v)| v.armed != 0)
-            .map(|(&id, _)| id)
-            .collect();
+        let phases = phases(&self.kernel.cgroups()?);
         let activities =
-            collector.finish_with(capabilities.is_none(), &armed, self.include_runtime_setup);
+            collector.finish_with(capabilities.is_none(), &phases, self.include_runtime_setup);
         let mut snap = self.snapshot(activities, capabilities)?;
         if unresolved > 0 {
             snap.warnings.push(format!(

@@ -10,7 +10,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use profiler_common::event::{status, Event};
+use profiler_common::{
+    bitmap::phase,
+    event::{status, Event},
+};
 
 use super::facts::{self, Fact, SockAddr, AF_INET, AF_INET6, AF_UNIX, AT_FDCWD};
 use crate::model::{
@@ -47,9 +50,10 @@ struct PerCgroup {
 /// Accumulates facts while the recording runs.
 #[derive(Default)]
 pub struct Collector {
-    /// Keyed by cgroup id and whether the runtime's seccomp filter was in place: what came
-    /// before belongs to the runtime's set-up, not the container.
-    cgroups: BTreeMap<(u64, bool), PerCgroup>,
+    /// Keyed by cgroup id and the phase of the runtime's hand-over the fact came in
+    /// ([`phase`]): what came before the entrypoint belongs to the runtime, not the
+    /// container.
+    cgroups: BTreeMap<(u64, u32), PerCgroup>,
     /// The runtime seen setting up each cgroup (`runc:[2:INIT]` → runc), from the command
     /// name of the first task that made an event there before the filter.
     pub runtimes: BTreeMap<u64, String>,
@@ -70,14 +74,14 @@ impl Collector {
             );
         }
         let failed = facts::failed(ev);
-        let after_filter = ev.status & status::AFTER_FILTER != 0;
-        if !after_filter && !self.runtimes.contains_key(&ev.cgroup) {
+        let phase = phase_of(ev.status);
+        if phase == phase::SETUP && !self.runtimes.contains_key(&ev.cgroup) {
             if let Some(runtime) = runtime_of(tgid) {
                 self.runtimes.insert(ev.cgroup, runtime);
             }
         }
         let proc_view = ProcView::of(tgid);
-        let cg = self.cgroups.entry((ev.cgroup, after_filter)).or_default();
+        let cg = self.cgroups.entry((ev.cgroup, phase)).or_default();
         cg.activity.uids.insert(uid);
         cg.activity.gids.insert(gid);
         for fact in facts::decode(ev) {
@@ -298,27 +302,28 @@ impl Collector {
 
     /// Each cgroup's activity, counting everything it did. See [`Self::finish_with`].
     pub fn finish(self, capabilities_recorded: bool) -> BTreeMap<u64, Activity> {
-        self.finish_with(capabilities_recorded, &BTreeSet::new(), false)
+        self.finish_with(capabilities_recorded, &BTreeMap::new(), false)
     }
 
-    /// Each cgroup's activity. In the cgroups of `armed` (where a runtime installed a seccomp
-    /// filter) only what came after the filter counts, unless `include_runtime_setup`.
-    /// `capabilities_recorded` is false on kernels that cannot report capabilities, which
-    /// leaves `capabilities` unset rather than empty.
+    /// Each cgroup's activity. `phases` holds each cgroup's last phase (cgroups not in it
+    /// stayed in [`phase::SETUP`]): a cgroup whose runtime handed over to the entrypoint
+    /// counts only what came after that exec; one with a filter but no exec seen, what came
+    /// after the filter; the others everything. `include_runtime_setup` counts everything
+    /// everywhere. `capabilities_recorded` is false on kernels that cannot report
+    /// capabilities, which leaves `capabilities` unset rather than empty.
     pub fn finish_with(
         self,
         capabilities_recorded: bool,
-        armed: &BTreeSet<u64>,
+        phases: &BTreeMap<u64, u32>,
         include_runtime_setup: bool,
     ) -> BTreeMap<u64, Activity> {
         let mut merged: BTreeMap<u64, PerCgroup> = BTreeMap::new();
-        for ((id, after_filter), cg) in self.cgroups {
-            if !after_filter && armed.contains(&id) && !include_runtime_setup {
-                // Capabilities are kept even from before the filter: nginx's workers switch
-                // to www-data after it, yet their setuid/setgid checks were seen only as the
-                // runtime's (see the recorder's notes). Over-allowing a capability the
-                // runtime used beats a profile that stops the workload.
-                merged.entry(id).or_default().caps.extend(cg.caps);
+        for ((id, phase), cg) in self.cgroups {
+            let reached = phases.get(&id).copied().unwrap_or(phase::SETUP);
+            if phase < reached && !include_runtime_setup {
+                // The runtime's steps: its files, sockets and capabilities are not the
+                // workload's.
+                merged.entry(id).or_default();
                 continue;
             }
             let into = merged.entry(id).or_default();
@@ -354,6 +359,16 @@ impl Collector {
                 (id, cg.activity)
             })
             .collect()
+    }
+}
+
+fn phase_of(status_bits: u32) -> u32 {
+    if status_bits & status::WORKLOAD != 0 {
+        phase::WORKLOAD
+    } else if status_bits & status::AFTER_FILTER != 0 {
+        phase::FILTERED
+    } else {
+        phase::SETUP
     }
 }
 
@@ -503,6 +518,58 @@ pub fn normalize(path: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use profiler_common::event::kind;
+
+    fn capability(cgroup: u64, cap: u64, phase: u32) -> Event {
+        Event {
+            kind: kind::CAPABILITY,
+            cgroup,
+            args: [cap, 0, 0, 0],
+            status: status::of_phase(phase),
+            ..Event::ZERO
+        }
+    }
+
+    /// runc's init checks mknod and sys_admin while it sets the container up, and setpcap
+    /// after the filter while it drops the bounding set; nginx checks setuid after its exec.
+    /// Only nginx's belong to the container, unless asked.
+    #[test]
+    fn capabilities_before_the_entrypoint_are_the_runtimes() {
+        use phase::*;
+        const CAP_MKNOD: u64 = 27;
+        const CAP_SYS_ADMIN: u64 = 21;
+        const CAP_SETUID: u64 = 7;
+        const CAP_SETPCAP: u64 = 8;
+        let events = [
+            capability(9, CAP_MKNOD, SETUP),
+            capability(9, CAP_SYS_ADMIN, SETUP),
+            capability(9, CAP_SETUID, SETUP),
+            capability(9, CAP_SETPCAP, FILTERED),
+            capability(9, CAP_SETUID, WORKLOAD),
+            capability(10, CAP_MKNOD, SETUP),
+            capability(11, CAP_SYS_ADMIN, SETUP),
+            capability(11, CAP_SETPCAP, FILTERED),
+        ];
+        let caps = |phases: &[(u64, u32)], include_setup: bool| {
+            let mut c = Collector::default();
+            events.iter().for_each(|ev| c.add(ev));
+            let phases = phases.iter().copied().collect();
+            c.finish_with(true, &phases, include_setup)
+                .into_iter()
+                .map(|(id, a)| (id, a.capabilities.unwrap().into_iter().collect::<Vec<_>>()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let handed_over = caps(&[(9, WORKLOAD), (11, FILTERED)], false);
+        assert_eq!(handed_over[&9], ["setuid"]);
+        // No runtime: everything is the workload's.
+        assert_eq!(handed_over[&10], ["mknod"]);
+        // A filter but no exec after it: from the filter on.
+        assert_eq!(handed_over[&11], ["setpcap"]);
+        assert_eq!(
+            caps(&[(9, WORKLOAD)], true)[&9],
+            ["mknod", "setpcap", "setuid", "sys_admin"]
+        );
+    }
 
     #[test]
     fn normalizes_lexically() {

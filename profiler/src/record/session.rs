@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use profiler_common::bitmap::{Abi as KernelAbi, CgroupSyscalls};
+use profiler_common::bitmap::{phase, Abi as KernelAbi, CgroupSyscalls};
 use tokio::{
     signal::unix::{signal, SignalKind},
     time::{interval, sleep_until, Instant, MissedTickBehavior},
@@ -168,7 +168,15 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     for ev in kernel.drain_events() {
         collector.add(&ev);
     }
-    let bitmaps = kernel.cgroups()?;
+    let mut bitmaps = kernel.cgroups()?;
+    if fresh {
+        // The cgroup profgen made for CMD has no runtime: a filter CMD installs itself (a
+        // self-sandboxing program) does not make what it did before someone else's set-up.
+        // Runtimes that CMD starts put their containers in cgroups of their own.
+        if let Some(own) = bitmaps.get_mut(&cgroup.id()?) {
+            own.phase = phase::SETUP;
+        }
+    }
     let events_lost = kernel.events_lost()?;
     let limits = kernel.limits.clone();
     drop(events_fd);
@@ -189,15 +197,10 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
             collector.unresolved
         ));
     }
-    let armed: BTreeSet<u64> = bitmaps
-        .iter()
-        .filter(|(_, v)| v.armed != 0)
-        .map(|(&id, _)| id)
-        .collect();
     let runtime_label = collector.runtimes.values().next().cloned();
     let mut activities = collector.finish_with(
         limits.capabilities.is_none(),
-        &armed,
+        &phases(&bitmaps),
         opts.include_runtime_setup,
     );
 
@@ -258,15 +261,20 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     })
 }
 
-/// Turns one cgroup's bitmaps into names. After the runtime armed its seccomp filter only
-/// the `after` half counts; what only happened before is kept apart as runtime set-up.
+/// Each cgroup's phase in its runtime's hand-over.
+pub fn phases(bitmaps: &BTreeMap<u64, CgroupSyscalls>) -> BTreeMap<u64, u32> {
+    bitmaps.iter().map(|(&id, v)| (id, v.phase)).collect()
+}
+
+/// Turns one cgroup's bitmaps into names. After the runtime installed its seccomp filter
+/// only the `after` half counts; what only happened before is kept apart as runtime set-up.
 pub fn cgroup_record(
     id: u64,
     path: Option<String>,
     value: &CgroupSyscalls,
     include_runtime_setup: bool,
 ) -> CgroupRecord {
-    let armed = value.armed != 0;
+    let armed = value.phase != phase::SETUP;
     let mut syscalls = SyscallSet::new();
     let mut excluded = SyscallSet::new();
     let mut unknown = BTreeMap::new();
