@@ -253,3 +253,21 @@ fn cgroups_created_below_the_target_after_start_are_recorded_from_their_first_sy
     }
     eprintln!("took {:?}", t0.elapsed());
 }
+
+/// On a kernel with BTF the entry program reads the cgroup id through the kernel's types,
+/// not the helper (the helper costs about a third of the hook); the recordings above prove
+/// the ids it reads are the cgroups' own.
+#[test]
+fn the_entry_program_reads_the_cgroup_id_through_the_kernels_types() {
+    use profgen::record::kernel::{CgroupIdBy, Hook, Kernel};
+    if !is_root() {
+        skip("needs root (eBPF)");
+        return;
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        skip("the kernel has no BTF");
+        return;
+    }
+    let kernel = Kernel::load(Hook::SyscallsOnly).expect("loading the recording programs");
+    assert_eq!(kernel.cgroup_id_by, CgroupIdBy::KernelTypes);
+}

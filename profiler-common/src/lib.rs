@@ -4,6 +4,7 @@
 #![no_std]
 
 pub mod bitmap;
+pub mod cgroup_id;
 pub mod event;
 pub mod maps;
 pub mod stats;

@@ -1,13 +1,15 @@
 //! Syscall recording: on `sys_enter`, set a bit per (cgroup, ABI, syscall number). Nothing is
 //! streamed; once a workload has made each of its syscalls once, the program only reads.
 //!
-//! The hot path is one helper (`bpf_get_current_cgroup_id`), one inlined array access (the
-//! cgroup's slot), one register load and a bit test.
+//! The hot path is the cgroup id (four loads through the kernel's types, see
+//! [`CgroupIdPath`]), one inlined array access (the cgroup's slot), one register load and a
+//! bit test.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_kernel,
+        generated::bpf_get_current_task_btf,
     },
     macros::{btf_tracepoint, raw_tracepoint, tracepoint},
     programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
@@ -18,6 +20,7 @@ use core::{
 };
 use profiler_common::{
     bitmap::{phase, seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
+    cgroup_id::CgroupIdPath,
     event::nr as event_nr,
     maps::MAX_TARGET_LEVELS,
     stats::Stat,
@@ -71,15 +74,46 @@ impl Regs for RawRegs {
     }
 }
 
+/// Set by userspace from the running kernel's BTF before loading (see
+/// [`CgroupIdPath`]); read-only to the program, so the verifier knows the offsets.
+#[unsafe(no_mangle)]
+static CGROUP_ID_PATH: CgroupIdPath = CgroupIdPath::HELPER;
+
+/// The current task's cgroup id by four loads the verifier checks against the kernel's
+/// types, or by the helper when the offsets are not known.
+#[inline(always)]
+fn current_cgroup_by_btf() -> u64 {
+    // SAFETY: a global of the object; the volatile read keeps the compiler from folding
+    // the initial value.
+    let path = unsafe { read_volatile(&CGROUP_ID_PATH) };
+    if !path.known() {
+        // SAFETY: helper without preconditions.
+        return unsafe { bpf_get_current_cgroup_id() };
+    }
+    let at = |base: *const u8, offset: u32| base.wrapping_add(offset as usize);
+    // SAFETY: each pointer is typed by the kernel's BTF (task_struct → css_set → cgroup →
+    // kernfs_node); the verifier checks every offset against those types and turns the
+    // loads into fault-safe ones.
+    unsafe {
+        let task = bpf_get_current_task_btf() as *const u8;
+        let css_set = read_volatile(at(task, path.task_cgroups).cast::<*const u8>());
+        let cgroup = read_volatile(at(css_set, path.css_set_dfl_cgrp).cast::<*const u8>());
+        let kn = read_volatile(at(cgroup, path.cgroup_kn).cast::<*const u8>());
+        read_volatile(at(kn, path.kernfs_node_id).cast::<u64>())
+    }
+}
+
 #[btf_tracepoint(function = "sys_enter")]
 pub fn enter_btf_syscall(ctx: BtfTracePointContext) -> i32 {
-    record(BtfRegs(ctx.arg(0)), ctx.arg(1));
+    record(BtfRegs(ctx.arg(0)), ctx.arg(1), current_cgroup_by_btf());
     0
 }
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn enter_raw_syscall(ctx: RawTracePointContext) -> i32 {
-    record(RawRegs(ctx.arg(0)), ctx.arg(1));
+    // SAFETY: helper without preconditions.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    record(RawRegs(ctx.arg(0)), ctx.arg(1), cgroup);
     0
 }
 
@@ -91,9 +125,7 @@ pub fn enter_raw_syscall_empty(_ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn record(regs: impl Regs, id: u64) -> Option<()> {
-    // SAFETY: helper without preconditions.
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
     let entry = recorded(cgroup)?;
 
     let Some(cs) = regs.read(regs::CS) else {

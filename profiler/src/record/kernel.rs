@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
-    Btf, Ebpf,
+    Btf, Ebpf, EbpfLoader,
 };
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
+    cgroup_id::{self, CgroupIdPath},
     event::{nr, Event},
     maps,
     stats::Stat,
@@ -44,8 +45,19 @@ pub fn check_privilege() -> Result<(), Error> {
     ))
 }
 
+/// How the syscall-entry program learns the current cgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupIdBy {
+    /// Four loads at offsets from the running kernel's BTF (the cheapest).
+    KernelTypes,
+    /// `bpf_get_current_cgroup_id` (no usable BTF, or the verifier refused the loads).
+    Helper,
+}
+
 /// Loaded and attached eBPF programs. Detached when dropped.
 pub struct Kernel {
+    /// How the entry program reads the cgroup id; for the benchmark and the tests.
+    pub cgroup_id_by: CgroupIdBy,
     ebpf: Ebpf,
     levels: Vec<u32>,
     events: Option<RingBuf<MapData>>,
@@ -64,23 +76,21 @@ pub struct Limits {
 
 impl Kernel {
     /// Loads the object and attaches `hook` to `raw_syscalls:sys_enter`. Recording prefers
-    /// the BTF tracepoint (registers read without a helper call) and falls back to the raw
-    /// tracepoint on kernels without BTF.
+    /// the BTF tracepoint (registers and cgroup id read without helper calls) and falls back
+    /// to the raw tracepoint on kernels without BTF.
     pub fn load(hook: Hook) -> Result<Self, Error> {
         if OBJECT.is_empty() {
             return Err(Error::NoEbpf);
         }
         check_privilege()?;
         raise_memlock();
-        let mut ebpf = Ebpf::load(OBJECT).map_err(|e| classify_load_error(&e.to_string()))?;
-        let attached = match hook {
-            Hook::Record | Hook::SyscallsOnly => match attach_btf(&mut ebpf) {
-                Ok(()) => Ok(()),
-                Err(btf_err) => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW).inspect_err(|_| {
-                    log::debug!("BTF tracepoint refused: {btf_err}");
-                }),
-            },
-            Hook::Empty => attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY),
+        let (mut ebpf, attached, cgroup_id_by) = match hook {
+            Hook::Record | Hook::SyscallsOnly => attach_enter()?,
+            Hook::Empty => {
+                let mut ebpf = load_object(&CgroupIdPath::HELPER)?;
+                let attached = attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY);
+                (ebpf, attached, CgroupIdBy::Helper)
+            }
         };
         attached.map_err(|e| classify_load_error(&e))?;
         let mut limits = Limits::default();
@@ -104,6 +114,7 @@ impl Kernel {
             );
         }
         Ok(Self {
+            cgroup_id_by,
             ebpf,
             levels: Vec::new(),
             events,
@@ -222,6 +233,41 @@ impl Kernel {
     {
         T::try_from(self.ebpf.map_mut(name).ok_or_else(|| missing(name))?).map_err(map_err)
     }
+}
+
+fn load_object(cgroup_id: &CgroupIdPath) -> Result<Ebpf, Error> {
+    EbpfLoader::new()
+        .override_global(cgroup_id::GLOBAL, cgroup_id, true)
+        .load(OBJECT)
+        .map_err(|e| classify_load_error(&e.to_string()))
+}
+
+/// Loads the object and attaches the recording program to `sys_enter`, the cheapest way the
+/// kernel accepts: the BTF tracepoint reading the cgroup id through the kernel's types, then
+/// the BTF tracepoint with the helper, then the raw tracepoint.
+fn attach_enter() -> Result<(Ebpf, Result<(), String>, CgroupIdBy), Error> {
+    let path = super::btf::running_kernel_cgroup_id_path().unwrap_or_else(|why| {
+        log::debug!("cgroup id through the helper: {why}");
+        CgroupIdPath::HELPER
+    });
+    let mut ebpf = load_object(&path)?;
+    let by = if path.known() {
+        CgroupIdBy::KernelTypes
+    } else {
+        CgroupIdBy::Helper
+    };
+    let Err(first) = attach_btf(&mut ebpf) else {
+        return Ok((ebpf, Ok(()), by));
+    };
+    log::debug!("BTF tracepoint refused ({path:?}): {first}");
+    if path.known() {
+        ebpf = load_object(&CgroupIdPath::HELPER)?;
+        if attach_btf(&mut ebpf).is_ok() {
+            return Ok((ebpf, Ok(()), CgroupIdBy::Helper));
+        }
+    }
+    let attached = attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW);
+    Ok((ebpf, attached, CgroupIdBy::Helper))
 }
 
 fn attach_btf(ebpf: &mut Ebpf) -> Result<(), String> {

@@ -7,6 +7,7 @@
 //!   and turns the kernel's bitmaps into a [`crate::model::Recording`].
 
 pub mod activity;
+pub mod btf;
 pub mod facts;
 pub mod kernel;
 pub mod session;
