@@ -4,9 +4,10 @@
 //! `securitycontext.yaml` (the suggestion), `securitycontext.md` (its evidence),
 //! `securitycontext-patch.yaml` (a strategic-merge patch wiring the seccomp profile, the
 //! AppArmor profile and the securityContext into the workload) and `kustomization.yaml` (a
-//! kustomize Component holding the NetworkPolicy and that patch). Every artifact is made and
-//! checked in memory first; files are written only when all of them succeeded, each one
-//! atomically, so a failure leaves DIR as it was.
+//! kustomize Component holding the NetworkPolicy and that patch); with `--spo`, also
+//! `spo-seccompprofile.yaml` (the seccomp profile as a Security Profiles Operator object).
+//! Every artifact is made and checked in memory first; files are written only when all of
+//! them succeeded, each one atomically, so a failure leaves DIR as it was.
 
 use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
 
@@ -21,7 +22,7 @@ use profgen::{
         apparmor::{self, AppArmorOptions},
         netpol::{self, NetpolOptions, PodRef},
         securitycontext::{self as sc, ContainerPatch, PatchTarget, Verdict},
-        SeccompSummary, SynthError,
+        spo, SeccompSummary, SynthError,
     },
     verify::apparmor::parser,
 };
@@ -81,6 +82,13 @@ pub struct SynthArgs {
     /// do not block readOnlyRootFilesystem.
     #[arg(long, value_name = "PATH,…", value_delimiter = ',')]
     volumes: Vec<String>,
+    /// Also write `spo-seccompprofile.yaml`: the seccomp profile as a Security Profiles
+    /// Operator `SeccompProfile` (named like the NetworkPolicy, in the workload's namespace
+    /// when known). `kubectl apply -f` it and the operator installs it on every node; pods
+    /// then use `localhostProfile: operator/NAME.json`. No AppArmorProfile is written: the
+    /// operator's takes no profile text since its 0.9 release.
+    #[arg(long)]
+    spo: bool,
 }
 
 /// One file to write, made in full before anything is written.
@@ -231,6 +239,21 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         bytes: evidence_report(&suggestion, &container, &target, &source).into_bytes(),
     });
     writeln!(report, "{}", security_context_table(&suggestion))?;
+
+    // The Security Profiles Operator's copy of the seccomp profile.
+    if args.spo {
+        let object = spo::seccomp_profile(&profile, &kube_name(&name), namespace.as_deref())
+            .map_err(SynthError::from)?;
+        artifacts.push(Artifact {
+            file: "spo-seccompprofile.yaml",
+            bytes: format!(
+                "# Security Profiles Operator SeccompProfile with the rules of seccomp.json: `kubectl apply -f spo-seccompprofile.yaml`.\n# The operator installs it on every node; pods use it as localhostProfile: {} (securitycontext-patch.yaml names profgen's own path).\n{}",
+                spo::localhost_profile(&object),
+                to_yaml(&object)?
+            )
+            .into_bytes(),
+        });
+    }
 
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the output directory {}", dir.display()))?;
@@ -584,6 +607,7 @@ mod tests {
             workload: None,
             container: None,
             volumes: Vec::new(),
+            spo: false,
         }
     }
 
@@ -660,6 +684,52 @@ mod tests {
             profile["syscalls"][0]["names"],
             serde_json::json!(["read", "write"])
         );
+    }
+
+    #[test]
+    fn spo_objects_are_written_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let recording = write_recording(dir.path(), false);
+        let out = dir.path().join("plain");
+        run(args(vec![recording.clone()], Some(out.clone()))).unwrap();
+        assert!(out.join("seccomp.json").is_file());
+        assert!(!out.join("spo-seccompprofile.yaml").exists());
+        assert!(!out.join("spo-apparmorprofile.yaml").exists());
+
+        let out = dir.path().join("spo");
+        let mut a = args(vec![recording], Some(out.clone()));
+        a.spo = true;
+        a.name = Some("web_v2".into());
+        a.namespace = Some("shop".into());
+        run(a).unwrap();
+        let text = std::fs::read_to_string(out.join("spo-seccompprofile.yaml")).unwrap();
+        assert!(
+            text.contains("localhostProfile: operator/web-v2.json"),
+            "{text}"
+        );
+        let object: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(
+            object["apiVersion"],
+            "security-profiles-operator.x-k8s.io/v1beta1"
+        );
+        assert_eq!(object["kind"], "SeccompProfile");
+        assert_eq!(
+            object["metadata"],
+            serde_json::json!({"name": "web-v2", "namespace": "shop"})
+        );
+        let oci: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
+        assert_eq!(object["spec"]["syscalls"], oci["syscalls"]);
+        assert_eq!(
+            object["spec"]["syscalls"][0]["names"],
+            serde_json::json!(["read", "write"])
+        );
+        assert_eq!(object["spec"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(
+            object["spec"]["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64"])
+        );
+        assert!(!out.join("spo-apparmorprofile.yaml").exists());
     }
 
     #[test]

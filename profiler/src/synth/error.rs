@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     model::Abi,
-    synth::{apparmor::AppArmorError, netpol::NetpolError},
+    synth::{apparmor::AppArmorError, netpol::NetpolError, spo::SpoError},
     syscalls::KERNEL_VERSION,
 };
 
@@ -43,6 +43,10 @@ pub enum SynthError {
     /// The NetworkPolicy synthesizer refused (labels, names, a snapshot without the pod).
     #[error(transparent)]
     NetworkPolicy(#[from] NetpolError),
+
+    /// The seccomp profile cannot become a Security Profiles Operator object (`--spo`).
+    #[error(transparent)]
+    Spo(#[from] SpoError),
 }
 
 fn describe_numbers(numbers: &BTreeMap<Abi, BTreeSet<u32>>) -> String {

@@ -6,6 +6,7 @@ mod error;
 pub mod netpol;
 pub mod seccomp;
 pub mod securitycontext;
+pub mod spo;
 
 pub use error::SynthError;
 pub use seccomp::{seccomp, SeccompSummary};

@@ -551,7 +551,7 @@ fn check_label_part(s: &str) -> Result<(), String> {
 }
 
 /// A DNS-1123 label: lower-case alphanumerics and '-', at most 63.
-fn check_dns_label(s: &str) -> Result<(), String> {
+pub(crate) fn check_dns_label(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
         && s.chars()
@@ -566,7 +566,7 @@ fn check_dns_label(s: &str) -> Result<(), String> {
 }
 
 /// A DNS-1123 subdomain: dot-separated DNS labels, at most 253.
-fn check_subdomain(s: &str) -> Result<(), String> {
+pub(crate) fn check_subdomain(s: &str) -> Result<(), String> {
     if s.len() > 253 {
         return Err(format!("{} characters, at most 253", s.len()));
     }
