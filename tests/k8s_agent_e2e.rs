@@ -408,6 +408,19 @@ fn allowed(profile: &serde_json::Value) -> Vec<String> {
 
 /// Checks one profile set: both replicas merged, each cgroup the right container, the start of
 /// the container included, runc's own set-up left out.
+/// How many of the recording's cgroups executed /bin/busybox (the containers' entrypoint).
+fn busybox_execs(rec: &Recording) -> usize {
+    rec.cgroups
+        .iter()
+        .filter(|c| {
+            c.activity
+                .processes
+                .iter()
+                .any(|p| p.exe.as_bytes() == b"/bin/busybox")
+        })
+        .count()
+}
+
 fn check_set(dir: &Path, index: &Index) {
     let set = index
         .sets
@@ -449,7 +462,18 @@ fn check_set(dir: &Path, index: &Index) {
             "runc's set-up call {setup} leaked into the profile"
         );
     }
-    assert!(rec.cgroups.iter().all(|c| c.seccomp_filter_seen));
+    assert!(rec
+        .cgroups
+        .iter()
+        .all(|c| c.seccomp_filter_seen && c.entrypoint_seen));
+    assert_eq!(busybox_execs(&rec), 2, "activity of both containers");
+    // Paths are resolved inside the container's root, which has no /usr (the host's /bin
+    // is a link to /usr/bin: resolving on the host would say /usr/bin/busybox).
+    for c in &rec.cgroups {
+        for f in &c.activity.files {
+            assert!(!f.path.as_bytes().starts_with(b"/usr/"), "host path: {f:?}");
+        }
+    }
     assert!(rec.allowed_syscalls().contains_key(&Abi::X86_64));
     assert!(set_dir.join("securitycontext.txt").is_file());
 }
@@ -519,6 +543,26 @@ fn agent_records_pods_from_their_start_and_pull_collects_them() {
                 .unwrap_or_else(|e| panic!("starting replica {i}: {e}"))
         })
         .collect();
+
+    // A checkpoint during the window already holds the containers' activity (the exec of
+    // busybox), so an agent killed now would lose nothing already recorded.
+    let checkpointed = output.join("kube-system/coredns/coredns/recording.json");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let execs = Recording::load(&checkpointed)
+            .map(|rec| busybox_execs(&rec))
+            .unwrap_or(0);
+        if execs == REPLICAS.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint with both containers' exec of busybox ({execs}): {}\n{}",
+            fs::read_to_string(&checkpointed).unwrap_or_else(|e| e.to_string()),
+            agent.text()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 
     agent.wait_for(&["window closed"], Duration::from_secs(60));
     drop(containers);

@@ -22,8 +22,8 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   owner /etc/nginx/nginx.conf r,
   owner /etc/nsswitch.conf r,
   owner /etc/passwd r,
-  owner /proc/@{pid}/fd/1 w,  # proc-pid
-  /run/nginx.pid rw,
+  /proc/@{pid}/fd/1 w,  # proc-pid
+  owner /run/nginx.pid rw,
   /srv/site/assets/app.css r,
   /srv/site/assets/app.js r,
   /srv/site/assets/favicon.png r,
@@ -31,7 +31,7 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   /srv/site/assets/tools.json r,
   /srv/site/index.html r,
   /usr/sbin/nginx ix,
-  /var/lib/nginx/body/ w,
+  owner /var/lib/nginx/body/ w,
   /var/lib/nginx/fastcgi/ w,
   /var/lib/nginx/proxy/ w,
   /var/lib/nginx/scgi/ w,
@@ -39,8 +39,9 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
 
   # failed while recording, not allowed:
   #   /etc/ld.so.cache
-  #   /etc/ssl/openssl.cnf
+  #   /etc/localtime
   #   /sys/devices/system/cpu/online
+  #   /usr/lib/ssl/openssl.cnf
   #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v2/libcrypt.so.1
   #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libcrypt.so.1
   #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v4/libcrypt.so.1
@@ -49,5 +50,4 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   #   /usr/lib/x86_64-linux-gnu/tls/x86_64/x86_64/libcrypt.so.1
   #   /usr/lib/x86_64-linux-gnu/x86_64/libcrypt.so.1
   #   /usr/lib/x86_64-linux-gnu/x86_64/x86_64/libcrypt.so.1
-  #   /usr/share/zoneinfo/Etc/UTC
 }

@@ -182,11 +182,11 @@ impl Engine {
         }
     }
 
-    /// Saves state and writes the profile sets with what was recorded so far (syscalls; file
-    /// and network activity of this run come with [`Self::finish`]).
+    /// Saves state and writes the profile sets with everything recorded so far, so an agent
+    /// restart loses nothing already written.
     pub fn checkpoint(&mut self, out: &Path, node: &str) -> Result<Index, EngineError> {
         self.attribute();
-        let snap = self.recorder.syscalls_so_far()?;
+        let snap = self.recorder.so_far()?;
         persist(
             &self.pods,
             self.state.as_ref(),

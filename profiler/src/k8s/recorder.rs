@@ -114,16 +114,19 @@ impl LiveRecorder {
         self.started_at
     }
 
-    /// Syscalls so far, without file/network activity: reading the kernel's bitmaps does not
-    /// disturb the recording, while the activity collector keeps per-fd state that must live
-    /// until the end (a socket accepted late is paired with the listen call made at start).
-    pub fn syscalls_so_far(&mut self) -> Result<Snapshot, Error> {
+    /// Everything so far, activity included; the recording goes on.
+    pub fn so_far(&mut self) -> Result<Snapshot, Error> {
         self.drain();
         self.scan();
-        self.snapshot(BTreeMap::new(), None)
+        let capabilities = self.kernel.limits.capabilities.clone();
+        let phases = phases(&self.kernel.cgroups()?);
+        let activities =
+            self.collector
+                .so_far(capabilities.is_none(), &phases, self.include_runtime_setup);
+        self.snapshot(activities, capabilities)
     }
 
-    /// Stops recording and returns everything, activity included.
+    /// Stops recording and returns everything.
     pub fn finish(mut self) -> Result<Snapshot, Error> {
         self.drain();
         self.scan();

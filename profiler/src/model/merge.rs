@@ -135,7 +135,26 @@ fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
         *into = merged;
         return;
     }
+    if into.entrypoint_seen != other.entrypoint_seen && into.id == other.id {
+        // Both after the filter, one before the entrypoint's exec: that one's activity is
+        // the runtime's last steps (runc dropping capabilities, reading /proc/self/fd).
+        if other.entrypoint_seen {
+            into.activity = other.activity.clone();
+            into.entrypoint_seen = true;
+        }
+        let mut syscalls_only = other.clone();
+        syscalls_only.activity = Default::default();
+        merge_cgroup_calls(into, &syscalls_only);
+        return;
+    }
+    merge_cgroup_calls(into, other);
+    merge_activity(&mut into.activity, &other.activity);
+}
+
+/// The syscall half of [`merge_cgroup`].
+fn merge_cgroup_calls(into: &mut CgroupRecord, other: &CgroupRecord) {
     into.seccomp_filter_seen |= other.seccomp_filter_seen;
+    into.entrypoint_seen |= other.entrypoint_seen;
     union_into(&mut into.syscalls, &other.syscalls);
     union_into(
         &mut into.excluded_before_filter,
@@ -151,7 +170,6 @@ fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
     for (abi, nrs) in &other.unknown_numbers {
         into.unknown_numbers.entry(*abi).or_default().extend(nrs);
     }
-    merge_activity(&mut into.activity, &other.activity);
 }
 
 /// Everything either run did. Destructured in full so a new field cannot be forgotten here.

@@ -81,6 +81,11 @@ pub struct CgroupRecord {
     /// Whether a task of this cgroup installed a seccomp filter (the runtime loading the
     /// container's profile). When true, `syscalls` holds only what came after it.
     pub seccomp_filter_seen: bool,
+    /// Whether, after the filter, a task executed the container's entrypoint. When true,
+    /// `activity` holds only what came after that exec (the runtime's last steps before it
+    /// are not the workload's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub entrypoint_seen: bool,
     /// The syscalls the profile must allow.
     pub syscalls: SyscallSet,
     /// Syscalls seen only before the seccomp filter was installed: the runtime's own

@@ -264,3 +264,37 @@ fn merge_unions_activity_of_the_same_cgroup() {
     );
     assert!(act.privilege_gained);
 }
+
+/// An agent checkpoint taken between the runtime's filter and its exec of the entrypoint
+/// holds the runtime's last steps (runc dropping the bounding set needs setpcap); merged
+/// with the later snapshot of the same cgroup, its syscalls stay (they ran under the
+/// filter) and its activity goes.
+#[test]
+fn merge_keeps_only_the_entrypoints_activity() {
+    let mut before_exec = recording(vec![cgroup(
+        1,
+        "/pod/c",
+        &[(Abi::X86_64, &["prctl", "getdents64"])],
+    )]);
+    before_exec.cgroups[0].entrypoint_seen = false;
+    before_exec.cgroups[0].activity.capabilities = Some(["setpcap".to_owned()].into());
+    let mut after = recording(vec![cgroup(1, "/pod/c", &[(Abi::X86_64, &["accept4"])])]);
+    after.cgroups[0].activity.capabilities = Some(["setuid".to_owned()].into());
+
+    for pair in [
+        [before_exec.clone(), after.clone()],
+        [after.clone(), before_exec.clone()],
+    ] {
+        let merged = Recording::merge(&pair).unwrap();
+        let c = &merged.cgroups[0];
+        assert!(c.entrypoint_seen);
+        assert_eq!(c.activity.capabilities, Some(["setuid".to_owned()].into()));
+        assert_eq!(
+            c.syscalls[&Abi::X86_64],
+            ["accept4", "getdents64", "prctl"]
+                .map(String::from)
+                .into_iter()
+                .collect()
+        );
+    }
+}

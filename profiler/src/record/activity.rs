@@ -36,7 +36,7 @@ enum Fd {
     },
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct PerCgroup {
     files: BTreeMap<(Vec<u8>, bool), BTreeSet<FileOp>>,
     owned: BTreeSet<Vec<u8>>,
@@ -317,8 +317,39 @@ impl Collector {
         phases: &BTreeMap<u64, u32>,
         include_runtime_setup: bool,
     ) -> BTreeMap<u64, Activity> {
+        Self::activities(
+            self.cgroups,
+            capabilities_recorded,
+            phases,
+            include_runtime_setup,
+        )
+    }
+
+    /// Each cgroup's activity so far, as [`Self::finish_with`] would give it, while the
+    /// recording goes on (the per-fd state that pairs later accepts with earlier listens
+    /// stays).
+    pub fn so_far(
+        &self,
+        capabilities_recorded: bool,
+        phases: &BTreeMap<u64, u32>,
+        include_runtime_setup: bool,
+    ) -> BTreeMap<u64, Activity> {
+        Self::activities(
+            self.cgroups.clone(),
+            capabilities_recorded,
+            phases,
+            include_runtime_setup,
+        )
+    }
+
+    fn activities(
+        cgroups: BTreeMap<(u64, u32), PerCgroup>,
+        capabilities_recorded: bool,
+        phases: &BTreeMap<u64, u32>,
+        include_runtime_setup: bool,
+    ) -> BTreeMap<u64, Activity> {
         let mut merged: BTreeMap<u64, PerCgroup> = BTreeMap::new();
-        for ((id, phase), cg) in self.cgroups {
+        for ((id, phase), cg) in cgroups {
             let reached = phases.get(&id).copied().unwrap_or(phase::SETUP);
             if phase < reached && !include_runtime_setup {
                 // The runtime's steps: its files, sockets and capabilities are not the
@@ -416,22 +447,30 @@ fn type_name(kind: u32) -> String {
 /// A process's view of the filesystem, read from `/proc` while it is alive.
 struct ProcView {
     tgid: u32,
-    /// The process's root as a host path (`/` outside containers).
+    /// `/proc/<tgid>/root`: the process's root directory, entered through the magic link
+    /// (a container's root is often not reachable by any path of ours: runc bind-mounts the
+    /// rootfs in the container's own mount namespace).
     root: Option<PathBuf>,
+    /// What that link reads as: a host path when the root is reachable from ours (a chroot),
+    /// `/` when it is not (then `/proc` links already show paths as the process sees them).
+    root_seen: Option<PathBuf>,
 }
 
 impl ProcView {
     fn of(tgid: u32) -> Self {
+        let link = PathBuf::from(format!("/proc/{tgid}/root"));
+        let root_seen = std::fs::read_link(&link).ok();
         Self {
             tgid,
-            root: std::fs::read_link(format!("/proc/{tgid}/root")).ok(),
+            root: root_seen.is_some().then_some(link),
+            root_seen,
         }
     }
 
-    /// A host path (as `/proc` links show it) turned into the process's own view.
-    fn inside(&self, host: &Path) -> Option<Vec<u8>> {
-        let root = self.root.as_deref()?;
-        let rel = host.strip_prefix(root).ok()?;
+    /// A path as the process's `/proc` links show it, turned into the process's own view.
+    fn inside(&self, seen: &Path) -> Option<Vec<u8>> {
+        let root = self.root_seen.as_deref()?;
+        let rel = seen.strip_prefix(root).ok()?;
         let mut out = b"/".to_vec();
         out.extend_from_slice(rel.as_os_str().as_bytes());
         Some(out)
@@ -559,6 +598,15 @@ mod tests {
                 .map(|(id, a)| (id, a.capabilities.unwrap().into_iter().collect::<Vec<_>>()))
                 .collect::<BTreeMap<_, _>>()
         };
+        let mut c = Collector::default();
+        events.iter().for_each(|ev| c.add(ev));
+        let phases: BTreeMap<u64, u32> = [(9, WORKLOAD)].into_iter().collect();
+        let so_far = c.so_far(true, &phases, false);
+        assert_eq!(
+            so_far,
+            c.finish_with(true, &phases, false),
+            "a snapshot is the end"
+        );
         let handed_over = caps(&[(9, WORKLOAD), (11, FILTERED)], false);
         assert_eq!(handed_over[&9], ["setuid"]);
         // No runtime: everything is the workload's.

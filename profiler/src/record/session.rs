@@ -308,6 +308,7 @@ pub fn cgroup_record(
         id,
         path,
         seccomp_filter_seen: armed,
+        entrypoint_seen: value.phase == phase::WORKLOAD,
         syscalls,
         excluded_before_filter: excluded,
         unknown_numbers: unknown,
