@@ -45,6 +45,7 @@ fn valid_recording() -> Recording {
             id: 4242,
             path: Some("/e2e/app".into()),
             seccomp_filter_seen: true,
+            entrypoint_seen: true,
             syscalls: BTreeMap::from([(Abi::X86_64, names)]),
             excluded_before_filter: BTreeMap::new(),
             unknown_numbers: BTreeMap::new(),
