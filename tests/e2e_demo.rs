@@ -73,10 +73,16 @@ fn verify(
     bundle: &profgen_demo::bundle::Bundle,
     profile: &Path,
     suite_bin: &Path,
+    security_context: Option<&Path>,
 ) -> std::process::Output {
+    let mut cmd = Command::new(profgen);
+    if let Some(sc) = security_context {
+        cmd.arg("verify").arg("--security-context").arg(sc);
+    } else {
+        cmd.arg("verify");
+    }
     output(
-        Command::new(profgen)
-            .args(["verify", "--bundle"])
+        cmd.arg("--bundle")
             .arg(&bundle.dir)
             .arg("--seccomp")
             .arg(profile)
@@ -172,8 +178,10 @@ fn demo_round_trip_record_synth_verify() {
         serde_json::from_slice(&fs::read(&profile_path).unwrap()).expect("seccomp.json parses");
     check_profile(&profile, &rec, &cgroups_path);
 
-    // verify: the suite passes under the profile, every probe is refused.
-    let got = verify(&profgen, &bundle, &profile_path, &suite_bin);
+    // verify: the suite passes under the profile and the suggested securityContext, the
+    // container shows exactly the suggested capabilities, every probe is refused.
+    let sc_path = profile_dir.join("securitycontext.yaml");
+    let got = verify(&profgen, &bundle, &profile_path, &suite_bin, Some(&sc_path));
     assert_success("profgen verify", &got);
     let report = text(&got.stdout);
     for probe in PROBES.split(',') {
@@ -182,6 +190,36 @@ fn demo_round_trip_record_synth_verify() {
             "verify's report does not say {probe} was refused:\n{report}"
         );
     }
+    let mut facts = vec![
+        "ok   capabilities in the container: CHOWN, SETGID, SETUID",
+        "ok   no_new_privs in the container: true",
+    ];
+    // Suggested only when told which paths are volumes (the demo passes --volumes).
+    if fs::read_to_string(&sc_path)
+        .unwrap()
+        .contains("readOnlyRootFilesystem: true")
+    {
+        facts.push("ok   root filesystem read-only in the container: true");
+    }
+    for fact in facts {
+        assert!(report.contains(fact), "no `{fact}` in:\n{report}");
+    }
+
+    // Without the capabilities nginx's master uses, its workers cannot switch to www-data:
+    // the same proof fails. The suggestion is as small as it can be, and needed.
+    let no_caps = work.path().join("no-capabilities.yaml");
+    fs::write(
+        &no_caps,
+        "allowPrivilegeEscalation: false\ncapabilities:\n  drop: [ALL]\nreadOnlyRootFilesystem: true\n",
+    )
+    .unwrap();
+    let got = verify(&profgen, &bundle, &profile_path, &suite_bin, Some(&no_caps));
+    assert_error(
+        "profgen verify with every capability dropped",
+        &got,
+        EXIT_VERIFY_FAILED,
+        &[],
+    );
 
     // The same proof with one syscall nginx needs taken away must fail, with exit code 3.
     let mut broken = profile.clone();
@@ -203,7 +241,7 @@ fn demo_round_trip_record_synth_verify() {
     assert!(!allowed_names(&broken).contains("accept4"));
     let broken_path = work.path().join("without-accept4.json");
     fs::write(&broken_path, serde_json::to_vec_pretty(&broken).unwrap()).unwrap();
-    let got = verify(&profgen, &bundle, &broken_path, &suite_bin);
+    let got = verify(&profgen, &bundle, &broken_path, &suite_bin, None);
     assert_error(
         "profgen verify with a profile lacking accept4",
         &got,

@@ -12,14 +12,16 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use profgen::{
     cgroup::Cgroup,
+    record::kernel::{Hook, Kernel},
     verify::runc::{unique_id, Runc},
 };
 use profgen_demo::{build_bundle, seccomp, BundleOptions};
 
 use crate::{median, profgen_bin, run};
 
-/// Both configurations run the same bundle with the same permissive seccomp filter (the one
-/// used for recording), so the only difference is profgen.
+/// Every configuration runs the same bundle with the same permissive seccomp filter (the one
+/// used for recording), so the only difference is the hook: none, an empty one (what any
+/// syscall-entry hook costs nginx), profgen recording everything, profgen recording syscalls.
 pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
     let work = tempfile::tempdir()?;
     let parent = Cgroup::root()?.path().join("profgen-bench");
@@ -34,26 +36,41 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
         },
     )?;
     eprintln!("==> nginx: wrk for {seconds} s per run, {rounds} rounds, interleaved");
-    let (mut plain, mut recorded) = (vec![], vec![]);
+    let names = [
+        "untraced",
+        "empty raw tracepoint (floor)",
+        "recorded by profgen",
+        "recorded, --syscalls-only",
+    ];
+    let mut rps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for round in 1..=rounds {
-        plain.push(serve(&bundle.dir, bundle.addr, seconds)?);
-        let recorder = Recorder::start(&parent, work.path())?;
-        recorded.push(serve(&bundle.dir, bundle.addr, seconds)?);
-        recorder.stop()?;
-        eprintln!(
-            "    round {round}: untraced {:.0} req/s, recorded {:.0} req/s",
-            plain[round - 1],
-            recorded[round - 1]
-        );
+        rps[0].push(serve(&bundle.dir, bundle.addr, seconds)?);
+        {
+            let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
+            rps[1].push(serve(&bundle.dir, bundle.addr, seconds)?);
+        }
+        for (i, syscalls_only) in [(2, false), (3, true)] {
+            let recorder = Recorder::start(&parent, work.path(), syscalls_only)?;
+            rps[i].push(serve(&bundle.dir, bundle.addr, seconds)?);
+            recorder.stop()?;
+        }
+        let row: Vec<String> = names
+            .iter()
+            .zip(&rps)
+            .map(|(n, v)| format!("{n} {:.0}", v[round - 1]))
+            .collect();
+        eprintln!("    round {round}: {}", row.join(", "));
     }
     let _ = fs::remove_dir(&parent);
-    let (plain, recorded) = (median(plain), median(recorded));
+    let rps: Vec<f64> = rps.into_iter().map(median).collect();
     println!("nginx requests/s (wrk, 1 thread, 16 connections, median of {rounds} rounds)");
-    println!("  untraced                {plain:9.0} req/s  1.00");
-    println!(
-        "  recorded by profgen     {recorded:9.0} req/s  {:.3} of untraced",
-        recorded / plain
-    );
+    for (name, value) in names.iter().zip(&rps) {
+        println!(
+            "  {name:<30} {value:9.0} req/s  {:.3} of untraced  {:.3} of the floor",
+            value / rps[0],
+            value / rps[1]
+        );
+    }
     Ok(())
 }
 
@@ -78,17 +95,20 @@ fn serve(bundle: &Path, addr: SocketAddr, seconds: u32) -> Result<f64> {
 struct Recorder(Child);
 
 impl Recorder {
-    fn start(cgroup: &Path, work: &Path) -> Result<Self> {
+    fn start(cgroup: &Path, work: &Path, syscalls_only: bool) -> Result<Self> {
         let ready = work.join("ready");
         let _ = fs::remove_file(&ready);
-        let mut child = Command::new(profgen_bin()?)
-            .args(["record", "--cgroup"])
+        let mut cmd = Command::new(profgen_bin()?);
+        cmd.args(["record", "--cgroup"])
             .arg(cgroup)
             .arg("--out")
             .arg(work.join("bench-recording.json"))
             .arg("--ready-file")
-            .arg(&ready)
-            .spawn()?;
+            .arg(&ready);
+        if syscalls_only {
+            cmd.arg("--syscalls-only");
+        }
+        let mut child = cmd.spawn()?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while !ready.exists() {
             if Instant::now() > deadline || child.try_wait()?.is_some() {

@@ -162,12 +162,14 @@ fn main() -> Result<()> {
         // The container's tmpfs mounts (demo/src/config.rs): a pod would have emptyDirs.
         .args(["--volumes", "/run,/tmp,/var/lib/nginx,/var/log/nginx"]))?;
 
-    step("verifying: the same container under the profile, the same suite, a probe outside it");
+    step("verifying: the same container under the seccomp profile and the suggested securityContext, the same suite, a probe outside it");
     run(Command::new(&profgen)
         .args(["verify", "--bundle"])
         .arg(&bundle.dir)
         .arg("--seccomp")
         .arg(out_dir.join("seccomp.json"))
+        .arg("--security-context")
+        .arg(out_dir.join("securitycontext.yaml"))
         .args(["--probe", "unshare,ptrace,personality", "--wait-tcp"])
         .arg(bundle.addr.to_string())
         .arg("--")
@@ -190,7 +192,7 @@ fn main() -> Result<()> {
     }
 
     step(&format!(
-        "done: {} holds the recording and four artifacts, each proven: seccomp under runc; AppArmor {aa}; NetworkPolicy {np}",
+        "done: {} holds the recording and four artifacts, each proven: seccomp and the securityContext under runc; AppArmor {aa}; NetworkPolicy {np}",
         out_dir.display()
     ));
     Ok(())

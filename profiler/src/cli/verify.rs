@@ -41,6 +41,11 @@ pub struct VerifyArgs {
     /// Time limit for the test command.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Also enforce this securityContext (`securitycontext.yaml` from `profgen synth`):
+    /// capabilities, allowPrivilegeEscalation, readOnlyRootFilesystem, runAsUser go into
+    /// the container's config, and the running container must show them.
+    #[arg(long, value_name = "FILE")]
+    security_context: Option<PathBuf>,
     /// The runc binary.
     #[arg(long, env = "PROFGEN_RUNC", default_value = "runc")]
     runc: PathBuf,
@@ -51,6 +56,11 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let profile = verify::load_profile(&args.seccomp)?;
+    let security_context = args
+        .security_context
+        .as_deref()
+        .map(verify::security_context::load)
+        .transpose()?;
     let check = SeccompCheck {
         test_command: args.test,
         wait_tcp: args.wait_tcp,
@@ -62,6 +72,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         },
         test_timeout: args.timeout,
         runc: Runc::new(args.runc),
+        security_context,
         ..SeccompCheck::new(&args.bundle, profile)
     };
     match verify::seccomp(&check) {

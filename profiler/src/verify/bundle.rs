@@ -23,6 +23,12 @@ pub enum BundleError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path}: {source}")]
+    SecurityContext {
+        path: PathBuf,
+        #[source]
+        source: super::security_context::SecurityContextError,
+    },
     #[error("{path}: not an OCI seccomp profile (`linux.seccomp` JSON)")]
     Profile {
         path: PathBuf,
@@ -71,9 +77,19 @@ impl PatchedBundle {
 
 /// Copies `bundle/config.json` with `profile` as `linux.seccomp`.
 pub fn with_seccomp(bundle: &Path, profile: &LinuxSeccomp) -> Result<PatchedBundle, BundleError> {
+    with_confinement(bundle, profile, |_| Ok(()))
+}
+
+/// Copies `bundle/config.json` with `profile` as `linux.seccomp` and whatever `more` changes.
+pub fn with_confinement(
+    bundle: &Path,
+    profile: &LinuxSeccomp,
+    more: impl FnOnce(&mut Spec) -> Result<(), BundleError>,
+) -> Result<PatchedBundle, BundleError> {
     let mut spec = load_spec(&bundle.join("config.json"))?;
     let bundle = fs::canonicalize(bundle).map_err(io_err(bundle))?;
     patch(&mut spec, &bundle, profile);
+    more(&mut spec)?;
     let dir = tempfile::Builder::new()
         .prefix("profgen-verify-")
         .tempdir()

@@ -14,10 +14,14 @@ pub mod probe;
 pub mod process;
 mod report;
 pub mod runc;
+pub mod security_context;
 
 use std::{ffi::OsString, fs, net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
-pub use bundle::{load_profile, load_spec, with_seccomp, BundleError, PatchedBundle};
+pub use bundle::{
+    load_profile, load_spec, with_confinement, with_seccomp, BundleError, PatchedBundle,
+};
+use k8s_openapi::api::core::v1::SecurityContext;
 use oci_spec::runtime::LinuxSeccomp;
 pub use report::{Report, TestRun};
 
@@ -68,6 +72,9 @@ pub struct SeccompCheck {
     /// Limit for the test command; waiting for the container and the probe get their own.
     pub test_timeout: Duration,
     pub runc: runc::Runc,
+    /// Also enforce this securityContext (capabilities, no_new_privs, read-only root, user)
+    /// and check the running container shows it.
+    pub security_context: Option<SecurityContext>,
 }
 
 impl SeccompCheck {
@@ -81,6 +88,7 @@ impl SeccompCheck {
             probes: vec!["unshare".into()],
             test_timeout: Duration::from_secs(300),
             runc: runc::Runc::default(),
+            security_context: None,
         }
     }
 }
@@ -106,7 +114,18 @@ pub fn seccomp(check: &SeccompCheck) -> Result<Report, Error> {
 /// Enforces the profile and collects the facts without judging them. Errors only when the
 /// environment is unusable (bundle unreadable, runc missing, test command not found).
 pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
-    let patched = with_seccomp(&check.bundle, &check.profile)?;
+    let mut expected = None;
+    let patched = with_confinement(&check.bundle, &check.profile, |spec| {
+        if let Some(sc) = &check.security_context {
+            expected = Some(security_context::apply(spec, sc).map_err(|source| {
+                BundleError::SecurityContext {
+                    path: check.bundle.join("config.json"),
+                    source,
+                }
+            })?);
+        }
+        Ok(())
+    })?;
     let id = runc::unique_id("profgen-verify");
     let mut report = Report::new(&id);
 
@@ -152,6 +171,15 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
     if report.seccomp_mode.is_err() {
         report.container_log = container.logs();
         return Ok(report);
+    }
+    if let Some(expected) = &expected {
+        report.security_context = Some(match container.pid() {
+            Ok(Some(pid)) => security_context::observe(pid)
+                .map(|observed| security_context::compare(expected, &observed))
+                .map_err(|e| e.to_string()),
+            Ok(None) => Err("the container stopped right after starting".into()),
+            Err(err) => Err(err.summary()),
+        });
     }
 
     if let Some((program, args)) = check.test_command.split_first() {

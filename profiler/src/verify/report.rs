@@ -41,6 +41,9 @@ pub struct Report {
     /// The container was still running when the tests finished.
     pub running_after_tests: Option<bool>,
     pub probes: Option<Result<Vec<ProbeResult>, String>>,
+    /// The securityContext's fields as the running container shows them, or why they could
+    /// not be read.
+    pub security_context: Option<Result<Vec<(bool, String)>, String>>,
     /// The container's output, for diagnosing a failure.
     pub container_log: String,
 }
@@ -55,6 +58,7 @@ impl Report {
             tests: None,
             running_after_tests: None,
             probes: None,
+            security_context: None,
             container_log: String::new(),
         }
     }
@@ -89,6 +93,11 @@ impl Report {
             ),
             Err(e) => (false, format!("container's seccomp mode unknown: {e}")),
         });
+        match &self.security_context {
+            None => {}
+            Some(Ok(fields)) => facts.extend(fields.iter().cloned()),
+            Some(Err(e)) => facts.push((false, format!("securityContext not observed: {e}"))),
+        }
         if let Some(t) = &self.tests {
             facts.push((t.passed, format!("tests: {}", t.status)));
         }
