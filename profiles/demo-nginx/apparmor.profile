@@ -31,7 +31,7 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   /srv/site/assets/tools.json r,
   /srv/site/index.html r,
   /usr/sbin/nginx ix,
-  owner /var/lib/nginx/body/ w,
+  /var/lib/nginx/body/ w,
   /var/lib/nginx/fastcgi/ w,
   /var/lib/nginx/proxy/ w,
   /var/lib/nginx/scgi/ w,
