@@ -380,7 +380,10 @@ impl Collector {
                     .files
                     .into_iter()
                     .map(|((path, failed), ops)| FileAccess {
-                        owned: !failed && cg.owned.contains(&path),
+                        // A file whose owner changed during the recording (nginx's master
+                        // chowns the temp directories it made) was owned at some moments and
+                        // not at others: no `owner` qualifier, the broader rule.
+                        owned: !failed && cg.owned.contains(&path) && !ops.contains(&FileOp::Chown),
                         path: FsPath(path),
                         ops,
                         failed,
@@ -616,6 +619,33 @@ mod tests {
         assert_eq!(
             caps(&[(9, WORKLOAD)], true)[&9],
             ["mknod", "setpcap", "setuid", "sys_admin"]
+        );
+    }
+
+    #[test]
+    fn a_file_chowned_during_the_recording_is_not_owned() {
+        let mut cg = PerCgroup::default();
+        for (path, ops) in [
+            ("/var/lib/nginx/body", vec![FileOp::Mkdir, FileOp::Chown]),
+            ("/run/nginx.pid", vec![FileOp::Read, FileOp::Write]),
+        ] {
+            cg.files
+                .insert((path.as_bytes().to_vec(), false), ops.into_iter().collect());
+            cg.owned.insert(path.as_bytes().to_vec());
+        }
+        let cgroups = [((1, phase::SETUP), cg)].into_iter().collect();
+        let act = &Collector::activities(cgroups, true, &BTreeMap::new(), false)[&1];
+        let owned: Vec<(&[u8], bool)> = act
+            .files
+            .iter()
+            .map(|f| (f.path.as_bytes(), f.owned))
+            .collect();
+        assert_eq!(
+            owned,
+            [
+                (&b"/run/nginx.pid"[..], true),
+                (&b"/var/lib/nginx/body"[..], false)
+            ]
         );
     }
 
