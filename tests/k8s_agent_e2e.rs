@@ -476,6 +476,49 @@ fn check_set(dir: &Path, index: &Index) {
     }
     assert!(rec.allowed_syscalls().contains_key(&Abi::X86_64));
     assert!(set_dir.join("securitycontext.txt").is_file());
+    // What Kubernetes needs, per workload container: the AppArmor profile, a NetworkPolicy
+    // selecting the replicas by their shared labels, and the patch wiring both profiles in.
+    for file in [
+        "apparmor.profile",
+        "networkpolicy.yaml",
+        "securitycontext-patch.yaml",
+    ] {
+        assert!(
+            set.files.iter().any(|f| f == file),
+            "{file} not in {set:#?}"
+        );
+    }
+    let apparmor = fs::read_to_string(set_dir.join("apparmor.profile")).unwrap();
+    assert!(
+        apparmor.contains("profile profgen-kube-system-coredns-coredns "),
+        "{apparmor}"
+    );
+    assert!(apparmor.contains("/bin/busybox ix,"), "{apparmor}");
+    profgen::verify::apparmor::parser::check(&apparmor)
+        .unwrap_or_else(|e| panic!("apparmor_parser refuses the set's profile: {e}\n{apparmor}"));
+    let policy: k8s_openapi::api::networking::v1::NetworkPolicy =
+        serde_norway::from_str(&fs::read_to_string(set_dir.join("networkpolicy.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        policy
+            .spec
+            .unwrap()
+            .pod_selector
+            .unwrap()
+            .match_labels
+            .unwrap(),
+        [("k8s-app".to_owned(), "kube-dns".to_owned())]
+            .into_iter()
+            .collect()
+    );
+    let patch = fs::read_to_string(set_dir.join("securitycontext-patch.yaml")).unwrap();
+    for wired in [
+        "localhostProfile: profgen/kube-system/coredns/coredns/seccomp.json",
+        "localhostProfile: profgen-kube-system-coredns-coredns",
+        "kind: Deployment",
+    ] {
+        assert!(patch.contains(wired), "no `{wired}` in\n{patch}");
+    }
 }
 
 #[test]

@@ -18,7 +18,12 @@ use super::{owner::Workload, pod};
 use crate::{
     model::{CgroupRecord, ModelError, Recording},
     output::{write_atomic, OutputError},
-    synth::{self, securitycontext},
+    synth::{
+        self,
+        apparmor::{self, AppArmorOptions},
+        netpol::{self, NetpolOptions},
+        securitycontext::{self, ContainerPatch, PatchTarget},
+    },
 };
 
 /// What was recorded for one pod, with the container each recorded cgroup belongs to.
@@ -54,6 +59,10 @@ pub struct SetEntry {
     /// The container's volume mount paths, so a merge elsewhere judges writes alike.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// The workload's pod labels (without per-pod and per-revision ones), which the
+    /// NetworkPolicy selects by.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Why an artifact is missing (synthesis refused the recording), if one is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -63,6 +72,26 @@ pub const INDEX: &str = "index.json";
 pub const RECORDING: &str = "recording.json";
 pub const SECCOMP: &str = "seccomp.json";
 pub const SECURITY_CONTEXT: &str = "securitycontext.txt";
+pub const APPARMOR: &str = "apparmor.profile";
+pub const NETWORK_POLICY: &str = "networkpolicy.yaml";
+pub const PATCH: &str = "securitycontext-patch.yaml";
+
+/// Labels every pod of a workload has but with a value of its own (or of its revision): a
+/// policy selecting by them would miss the next replica or rollout.
+const PER_POD_LABELS: [&str; 5] = [
+    "pod-template-hash",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+    "batch.kubernetes.io/controller-uid",
+];
+
+/// The labels a policy for the workload of `pod` can select by.
+pub fn workload_labels(pod: &Pod) -> BTreeMap<String, String> {
+    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    labels.retain(|k, _| !PER_POD_LABELS.contains(&k.as_str()) && k != "controller-uid");
+    labels
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfilesError {
@@ -76,6 +105,8 @@ pub enum ProfilesError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error("writing YAML: {0}")]
+    Yaml(String),
 }
 
 /// One set before writing: the workload container and its recording.
@@ -85,6 +116,8 @@ pub struct Set {
     pub pods: Vec<String>,
     /// Volume mount paths of the container (writes there do not block a read-only root).
     pub volumes: Vec<String>,
+    /// See [`SetEntry::labels`].
+    pub labels: BTreeMap<String, String>,
     pub recording: Recording,
 }
 
@@ -103,6 +136,7 @@ pub fn sets(pods: &[PodRecord]) -> Vec<Set> {
                 container: container.clone(),
                 pods: Vec::new(),
                 volumes: pod::volume_mounts(&p.pod, container),
+                labels: workload_labels(&p.pod),
                 recording: Recording {
                     cgroups: Vec::new(),
                     ..p.recording.clone()
@@ -184,6 +218,72 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
         suggestion.to_string().as_bytes(),
     )?;
     files.push(SECURITY_CONTEXT.to_owned());
+
+    let w = &set.workload;
+    let base = format!("{}-{}", w.name, set.container);
+    // AppArmor profiles are global on a node: the namespace is part of the name.
+    let apparmor_name = format!("profgen-{}-{base}", w.namespace);
+    let apparmor_ok =
+        match apparmor::apparmor(&apparmor_name, &activity, &AppArmorOptions::default()) {
+            Ok(profile) => {
+                write_atomic(&dir.join(APPARMOR), profile.text.as_bytes())?;
+                files.push(APPARMOR.to_owned());
+                true
+            }
+            Err(e) => {
+                problems.push(format!("apparmor: {e}"));
+                false
+            }
+        };
+    if set.labels.is_empty() {
+        problems.push("networkpolicy: the pods have no labels to select them by".into());
+    } else {
+        let opts = NetpolOptions {
+            name: kube_name(&base),
+            namespace: Some(w.namespace.clone()),
+            labels: set.labels.clone(),
+            pod: None,
+            cluster: None,
+            ingress_from_anywhere: false,
+            egress_dns_anywhere: false,
+        };
+        match netpol::synthesize(&activity, &opts).and_then(|s| netpol::to_yaml(&s.policy)) {
+            Ok(yaml) => {
+                write_atomic(&dir.join(NETWORK_POLICY), yaml.as_bytes())?;
+                files.push(NETWORK_POLICY.to_owned());
+            }
+            Err(e) => problems.push(format!("networkpolicy: {e}")),
+        }
+    }
+    let target = PatchTarget {
+        api_version: w.api_version.clone(),
+        kind: w.kind.clone(),
+        namespace: w.namespace.clone(),
+        name: w.name.clone(),
+    };
+    let seccomp_ok = files.iter().any(|f| f == SECCOMP);
+    let container = ContainerPatch {
+        name: set.container.clone(),
+        suggestion,
+        seccomp_localhost: seccomp_ok.then(|| {
+            securitycontext::seccomp_localhost_path(&w.namespace, &w.name, Some(&set.container))
+        }),
+        apparmor_profile: apparmor_ok.then_some(apparmor_name),
+    };
+    let patch = securitycontext::workload_patch(&target, std::slice::from_ref(&container));
+    let yaml = serde_norway::to_string(&patch).map_err(|e| ProfilesError::Yaml(e.to_string()))?;
+    write_atomic(
+        &dir.join(PATCH),
+        format!(
+            "# Strategic-merge patch: `kubectl patch {} {} -n {} --type strategic --patch-file {PATCH}`.\n# Needs seccomp.json at {} below /var/lib/kubelet/seccomp/ on every node and {APPARMOR} loaded (apparmor_parser -r).\n{yaml}",
+            w.kind.to_lowercase(),
+            w.name,
+            w.namespace,
+            container.seccomp_localhost.as_deref().unwrap_or("-"),
+        )
+        .as_bytes(),
+    )?;
+    files.push(PATCH.to_owned());
     Ok(SetEntry {
         workload: set.workload.clone(),
         container: set.container.clone(),
@@ -191,8 +291,25 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
         dir: rel.display().to_string(),
         files,
         volumes: set.volumes.clone(),
+        labels: set.labels.clone(),
         problems,
     })
+}
+
+/// A DNS-label version of `name` (lower case, `-` for anything else, at most 63).
+fn kube_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(63);
+    out.trim_matches('-').to_owned()
 }
 
 fn mkdir(path: &Path) -> Result<(), ProfilesError> {
@@ -205,7 +322,12 @@ fn mkdir(path: &Path) -> Result<(), ProfilesError> {
 /// Merges sets of the same workload container recorded on several nodes (what `profgen pull`
 /// collects): what any replica did is allowed.
 pub fn merge_pulled(pulled: Vec<(SetEntry, Recording)>) -> Result<Vec<Set>, ModelError> {
-    type Group = (Vec<String>, Vec<String>, Vec<Recording>);
+    type Group = (
+        Vec<String>,
+        Vec<String>,
+        BTreeMap<String, String>,
+        Vec<Recording>,
+    );
     let mut grouped: BTreeMap<(Workload, String), Group> = BTreeMap::new();
     for (entry, rec) in pulled {
         let g = grouped
@@ -213,23 +335,27 @@ pub fn merge_pulled(pulled: Vec<(SetEntry, Recording)>) -> Result<Vec<Set>, Mode
             .or_default();
         g.0.extend(entry.pods);
         g.1.extend(entry.volumes);
-        g.2.push(rec);
+        g.2.extend(entry.labels);
+        g.3.push(rec);
     }
     grouped
         .into_iter()
-        .map(|((workload, container), (mut pods, mut volumes, recs))| {
-            pods.sort();
-            pods.dedup();
-            volumes.sort();
-            volumes.dedup();
-            Ok(Set {
-                workload,
-                container,
-                pods,
-                volumes,
-                recording: Recording::merge(&recs)?,
-            })
-        })
+        .map(
+            |((workload, container), (mut pods, mut volumes, labels, recs))| {
+                pods.sort();
+                pods.dedup();
+                volumes.sort();
+                volumes.dedup();
+                Ok(Set {
+                    workload,
+                    container,
+                    pods,
+                    volumes,
+                    labels,
+                    recording: Recording::merge(&recs)?,
+                })
+            },
+        )
         .collect()
 }
 
@@ -248,4 +374,41 @@ pub fn below<'a>(
         })
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_select_by_the_labels_every_replica_shares() {
+        let mut pod = Pod::default();
+        pod.metadata.labels = Some(
+            [
+                ("k8s-app", "kube-dns"),
+                ("pod-template-hash", "589f44dc88"),
+                ("controller-revision-hash", "7d9"),
+                ("statefulset.kubernetes.io/pod-name", "web-0"),
+                ("tier", "control-plane"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let labels: Vec<_> = workload_labels(&pod).into_keys().collect();
+        assert_eq!(labels, ["k8s-app", "tier"]);
+        assert!(workload_labels(&Pod::default()).is_empty());
+    }
+
+    #[test]
+    fn names_fit_kubernetes() {
+        for (input, want) in [
+            ("coredns-coredns", "coredns-coredns"),
+            ("Web_V2-app", "web-v2-app"),
+            ("-x-", "x"),
+        ] {
+            assert_eq!(kube_name(input), want);
+        }
+        assert_eq!(kube_name(&"a".repeat(80)).len(), 63);
+    }
 }
