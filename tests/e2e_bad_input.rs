@@ -46,6 +46,7 @@ fn valid_recording() -> Recording {
             path: Some("/e2e/app".into()),
             seccomp_filter_seen: true,
             entrypoint_seen: true,
+            joined_after_handover: false,
             syscalls: BTreeMap::from([(Abi::X86_64, names)]),
             excluded_before_filter: BTreeMap::new(),
             unknown_numbers: BTreeMap::new(),

@@ -467,6 +467,8 @@ fn check_set(dir: &Path, index: &Index) {
         .iter()
         .all(|c| c.seccomp_filter_seen && c.entrypoint_seen));
     assert_eq!(busybox_execs(&rec), 2, "activity of both containers");
+    // runc moving each container's own init in is the start, not a late join.
+    assert!(rec.cgroups.iter().all(|c| !c.joined_after_handover));
     // Paths are resolved inside the container's root, which has no /usr (the host's /bin
     // is a link to /usr/bin: resolving on the host would say /usr/bin/busybox).
     for c in &rec.cgroups {
@@ -721,6 +723,14 @@ fn record_pod_writes_one_set_per_container() {
     let container = Runc::default()
         .run_detached(&b, &unique_id("profgen-k8s-e2e"))
         .unwrap();
+    // Someone runs `kubectl exec` during the window: runc exec's own set-up (joining the
+    // container's namespaces with setns) runs in the container's cgroup after the hand-over;
+    // it must stay out of the profile like runc's set-up at the start.
+    thread::sleep(Duration::from_millis(500));
+    let exec = container
+        .exec(&["/bin/busybox", "true"], Duration::from_secs(20))
+        .expect("runc exec");
+    assert_eq!(exec.code, Some(0), "runc exec: {exec:?}");
     let status = wait_timeout(&mut record, Duration::from_secs(60)).expect("record exits");
     drop(container);
     assert!(status.success(), "profgen record --pod: {status}");
@@ -734,6 +744,16 @@ fn record_pod_writes_one_set_per_container() {
     let profile: serde_json::Value =
         serde_json::from_slice(&fs::read(set.join("seccomp.json")).unwrap()).unwrap();
     assert!(allowed(&profile).iter().any(|n| n == "uname"));
+    // runc exec's init drops privileges before its filter (capset, setgroups), as runc
+    // run's did; busybox never does.
+    let names = allowed(&profile);
+    for setup in ["capset", "setgroups"] {
+        assert!(
+            !names.iter().any(|n| n == setup),
+            "runc exec's set-up ({setup}) leaked into the profile: {names:?}"
+        );
+    }
+    assert!(!rec.cgroups[0].joined_after_handover);
     drop(pod_cgroups);
 }
 

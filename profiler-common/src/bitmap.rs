@@ -73,6 +73,13 @@ pub struct CgroupSyscalls {
     pub owner: u64,
     /// One of [`phase`]'s values.
     pub phase: u32,
+    /// Non-zero when a process moved into the cgroup after its phase left [`phase::SETUP`]
+    /// (`runc exec`, `kubectl exec`) could not be given a phase of its own (the
+    /// `LATE_TASKS` map was full): its set-up then counts as the workload's.
+    pub joined_late: u32,
+    /// Processes that joined late and have not yet executed their program: while non-zero,
+    /// the cgroup's tasks look up their own phase in `LATE_TASKS`.
+    pub late_pending: u32,
     pub _pad: u32,
     pub before: [Bitmap; Abi::COUNT],
     pub after: [Bitmap; Abi::COUNT],
@@ -82,6 +89,8 @@ impl CgroupSyscalls {
     pub const ZERO: Self = Self {
         owner: 0,
         phase: 0,
+        joined_late: 0,
+        late_pending: 0,
         _pad: 0,
         before: [[0; WORDS]; Abi::COUNT],
         after: [[0; WORDS]; Abi::COUNT],
@@ -89,7 +98,7 @@ impl CgroupSyscalls {
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), only integers, no implicit padding (`_pad` makes it explicit).
+// SAFETY: repr(C), only integers, no implicit padding.
 unsafe impl aya::Pod for CgroupSyscalls {}
 
 /// The `SLOTS` array is a direct-mapped cache indexed by the low bits of the cgroup id, so the

@@ -36,9 +36,16 @@ pub const MAX_SENT: u32 = 65536;
 pub const PROG_SYS_EXIT_EVENT: &str = "exit_event_syscall";
 /// The classic tracepoint program on `capability:cap_capable` (Linux 6.14+).
 pub const PROG_CAP_CAPABLE: &str = "capable";
+/// The classic tracepoint program on `cgroup:cgroup_attach_task`.
+pub const PROG_CGROUP_ATTACH: &str = "cgroup_joined";
 
 /// Capacity of [`CGROUP_SYSCALLS`]: distinct cgroups recorded at once.
 pub const MAX_CGROUPS: u32 = 4096;
+/// Processes that joined a recorded cgroup after its hand-over (`runc exec`), by tgid, with
+/// their own phase until they execute their program.
+pub const LATE_TASKS: &str = "LATE_TASKS";
+/// Capacity of [`LATE_TASKS`]: joins in flight at once.
+pub const MAX_LATE_TASKS: u32 = 1024;
 /// Capacity of [`TARGET_ROOTS`].
 pub const MAX_TARGET_ROOTS: u32 = 256;
 /// Capacity of [`TARGET_LEVELS`].

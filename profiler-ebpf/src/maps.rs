@@ -8,7 +8,10 @@ use aya_ebpf::{
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
     event::Event,
-    maps::{EVENTS_BYTES, MAX_CGROUPS, MAX_PENDING, MAX_SENT, MAX_TARGET_LEVELS, MAX_TARGET_ROOTS},
+    maps::{
+        EVENTS_BYTES, MAX_CGROUPS, MAX_LATE_TASKS, MAX_PENDING, MAX_SENT, MAX_TARGET_LEVELS,
+        MAX_TARGET_ROOTS,
+    },
     stats::Stat,
 };
 
@@ -24,6 +27,10 @@ pub static TARGET_ROOTS: HashMap<u64, u32> = HashMap::with_max_entries(MAX_TARGE
 
 #[map]
 pub static TARGET_LEVELS: Array<u32> = Array::with_max_entries(MAX_TARGET_LEVELS, 0);
+
+/// tgid → own phase, for processes that joined a cgroup after its hand-over.
+#[map]
+pub static LATE_TASKS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_LATE_TASKS, 0);
 
 #[map]
 pub static EVENTS_ENABLED: Array<u32> = Array::with_max_entries(1, 0);

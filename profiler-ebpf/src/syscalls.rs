@@ -8,14 +8,14 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
-        bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_kernel,
-        generated::bpf_get_current_task_btf,
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_pid_tgid,
+        bpf_probe_read_kernel, generated::bpf_get_current_task_btf,
     },
     macros::{btf_tracepoint, raw_tracepoint, tracepoint},
     programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
 };
 use core::{
-    intrinsics::{atomic_cxchg, atomic_or, AtomicOrdering},
+    intrinsics::{atomic_cxchg, atomic_or, atomic_xadd, AtomicOrdering},
     ptr::{read_volatile, write_volatile},
 };
 use profiler_common::{
@@ -29,7 +29,8 @@ use profiler_common::{
 use crate::{
     events::{self, Args},
     maps::{
-        count, CGROUP_SYSCALLS, EVENTS_ENABLED, SLOTS, TARGET_LEVELS, TARGET_ROOTS, ZERO_CGROUP,
+        count, CGROUP_SYSCALLS, EVENTS_ENABLED, LATE_TASKS, SLOTS, TARGET_LEVELS, TARGET_ROOTS,
+        ZERO_CGROUP,
     },
 };
 
@@ -141,7 +142,7 @@ fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
     // SAFETY: as above. Concurrent writers only set bits (atomic or) and move `phase`
     // forward (one aligned store).
     let entry = unsafe { &mut *entry };
-    let now = unsafe { read_volatile(&entry.phase) };
+    let (now, late) = task_phase(entry);
     let bitmaps = if now == phase::SETUP {
         &mut entry.before
     } else {
@@ -161,8 +162,24 @@ fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
         phase::next(now, abi, nr, installs)
     };
     if next != now {
-        // SAFETY: as above.
-        unsafe { write_volatile(&mut entry.phase, next) };
+        match late {
+            // A late joiner that executed its program is one of the workload's from now on.
+            Some((tgid, _)) if next == phase::WORKLOAD => {
+                let _ = LATE_TASKS.remove(&tgid);
+                // SAFETY: aligned word of a live map value. Adding u32::MAX subtracts one
+                // (BPF has no atomic subtract).
+                unsafe {
+                    atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(
+                        &raw mut entry.late_pending,
+                        u32::MAX,
+                    )
+                };
+            }
+            // SAFETY: its own map value, an aligned word.
+            Some((_, own)) => unsafe { write_volatile(own, next) },
+            // SAFETY: as above.
+            None => unsafe { write_volatile(&mut entry.phase, next) },
+        }
     }
     // Files, execs and sockets of the native ABI; the others are rare enough to leave to
     // the syscall list.
@@ -179,6 +196,24 @@ fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
         events::enter(nr as u32, cgroup, next, &args);
     }
     Some(())
+}
+
+/// The phase that applies to the current task: its own while it is a process that joined
+/// after the hand-over and has not executed its program yet (`runc exec`), else the
+/// cgroup's. The map is looked at only while such a process is pending.
+#[inline(always)]
+fn task_phase(entry: &CgroupSyscalls) -> (u32, Option<(u32, *mut u32)>) {
+    // SAFETY: aligned words of a live map value.
+    let cgroup_phase = unsafe { read_volatile(&entry.phase) };
+    if cgroup_phase == phase::SETUP || unsafe { read_volatile(&entry.late_pending) } == 0 {
+        return (cgroup_phase, None);
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    match LATE_TASKS.get_ptr_mut(&tgid) {
+        // SAFETY: map value, an aligned word.
+        Some(own) => (unsafe { read_volatile(own) }, Some((tgid, own))),
+        None => (cgroup_phase, None),
+    }
 }
 
 /// The record of `cgroup` if it is recorded: its slot when it owns one (the hot path), else
@@ -203,12 +238,65 @@ pub fn capable(ctx: TracePointContext) -> u32 {
     // SAFETY: helper without preconditions.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     if let Some(entry) = recorded(cgroup) {
-        // SAFETY: map value; `phase` is one aligned word.
-        let phase = unsafe { read_volatile(&(*entry).phase) };
+        // SAFETY: map value.
+        let (phase, _) = task_phase(unsafe { &*entry });
         events::capable(&ctx, cgroup, phase);
     }
     0
 }
+
+/// `cgroup:cgroup_attach_task` format: `int dst_root` at 8, `u64 dst_id` at 16, `int pid`
+/// (the thread group leader's) at 24.
+const ATTACH_ROOT: usize = 8;
+const ATTACH_ID: usize = 16;
+const ATTACH_PID: usize = 24;
+
+/// A process moved into a recorded cgroup whose runtime already handed over (`runc exec`)
+/// gets a phase of its own, starting at set-up: what it does before its own filter is not
+/// the workload's. When it cannot be followed, the cgroup is flagged instead.
+#[tracepoint]
+pub fn cgroup_joined(ctx: TracePointContext) -> u32 {
+    // SAFETY: tracepoint record fields at their documented (and load-time checked) offsets.
+    let (Ok(root), Ok(id), Ok(pid)) = (
+        unsafe { ctx.read_at::<i32>(ATTACH_ROOT) },
+        unsafe { ctx.read_at::<u64>(ATTACH_ID) },
+        unsafe { ctx.read_at::<i32>(ATTACH_PID) },
+    ) else {
+        return 0;
+    };
+    // Hierarchy 0 is cgroup v2's; v1 hierarchies (a hybrid host) are not recorded.
+    if root != 0 {
+        return 0;
+    }
+    let entry = match SLOTS.get_ptr_mut(slot_owner::index(id)) {
+        // SAFETY: map value; `owner` is one aligned word.
+        Some(slot) if unsafe { read_volatile(&(*slot).owner) } == id => slot,
+        _ => match CGROUP_SYSCALLS.get_ptr_mut(id) {
+            Some(entry) => entry,
+            None => return 0,
+        },
+    };
+    // SAFETY: map value; aligned words.
+    unsafe {
+        if read_volatile(&(*entry).phase) == phase::SETUP {
+            return 0;
+        }
+        match LATE_TASKS.insert(pid as u32, phase::SETUP, BPF_NOEXIST as u64) {
+            Ok(()) => {
+                atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(
+                    &raw mut (*entry).late_pending,
+                    1,
+                );
+            }
+            // Already followed (moved twice).
+            Err(e) if e == -EEXIST => {}
+            Err(_) => write_volatile(&mut (*entry).joined_late, 1),
+        }
+    }
+    0
+}
+
+const EEXIST: i32 = 17;
 
 /// The cgroup's slot belongs to someone else or is empty: look in the overflow map, or find
 /// out whether the cgroup is recorded and remember the answer.

@@ -156,6 +156,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         .iter()
         .chain(&aa.not_expressible)
         .map(|w| format!("apparmor: {w}"))
+        .chain(rec.late_join_warnings())
         .collect();
 
     // NetworkPolicy

@@ -152,14 +152,17 @@ impl LiveRecorder {
     ) -> Result<Snapshot, Error> {
         let bitmaps = self.kernel.cgroups()?;
         let events_lost = self.kernel.events_lost()?;
-        let mut warnings: Vec<String> = capabilities_missing.into_iter().collect();
+        let mut warnings: Vec<String> = capabilities_missing
+            .into_iter()
+            .chain(self.kernel.limits.late_joins.clone())
+            .collect();
         if !self.kernel.limits.missing_exits.is_empty() {
             warnings.push(format!(
                 "no events for syscalls without exit tracepoints here: {}",
                 self.kernel.limits.missing_exits.join(", ")
             ));
         }
-        let cgroups = bitmaps
+        let cgroups: BTreeMap<u64, CgroupRecord> = bitmaps
             .iter()
             .map(|(&id, value)| {
                 let mut rec = cgroup_record(
@@ -172,6 +175,7 @@ impl LiveRecorder {
                 (id, rec)
             })
             .collect();
+        warnings.extend(CgroupRecord::late_join_warnings(cgroups.values()));
         Ok(Snapshot {
             cgroups,
             events_lost,

@@ -32,6 +32,7 @@ pub(crate) fn cgroup(id: u64, path: &str, syscalls: &[(Abi, &[&str])]) -> Cgroup
         path: Some(path.into()),
         seccomp_filter_seen: true,
         entrypoint_seen: true,
+        joined_after_handover: false,
         syscalls: set(syscalls),
         excluded_before_filter: SyscallSet::new(),
         unknown_numbers: BTreeMap::new(),

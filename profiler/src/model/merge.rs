@@ -9,6 +9,11 @@ use super::{
 };
 
 impl Recording {
+    /// One line per cgroup a process joined after the runtime's hand-over.
+    pub fn late_join_warnings(&self) -> Vec<String> {
+        CgroupRecord::late_join_warnings(&self.cgroups)
+    }
+
     /// The syscalls the profile must allow: the union over all cgroups, per ABI.
     pub fn allowed_syscalls(&self) -> SyscallSet {
         let mut all = SyscallSet::new();
@@ -155,6 +160,7 @@ fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
 fn merge_cgroup_calls(into: &mut CgroupRecord, other: &CgroupRecord) {
     into.seccomp_filter_seen |= other.seccomp_filter_seen;
     into.entrypoint_seen |= other.entrypoint_seen;
+    into.joined_after_handover |= other.joined_after_handover;
     union_into(&mut into.syscalls, &other.syscalls);
     union_into(
         &mut into.excluded_before_filter,
@@ -217,4 +223,22 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
     into.gids.extend(gids);
     into.processes.extend(processes.iter().cloned());
     into.privilege_gained |= *privilege_gained;
+}
+
+impl CgroupRecord {
+    /// One line per cgroup of `cgroups` a process joined after the runtime's hand-over.
+    pub fn late_join_warnings<'a>(
+        cgroups: impl IntoIterator<Item = &'a CgroupRecord>,
+    ) -> Vec<String> {
+        cgroups
+            .into_iter()
+            .filter(|c| c.joined_after_handover)
+            .map(|c| {
+                format!(
+                    "a process joined {} after its runtime handed over (runc exec, kubectl exec?) and could not be followed (too many at once): what it did before its own seccomp filter counts as the workload's; review the profile, or record again without exec",
+                    c.path.as_deref().unwrap_or("a cgroup")
+                )
+            })
+            .collect()
+    }
 }

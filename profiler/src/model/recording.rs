@@ -86,6 +86,12 @@ pub struct CgroupRecord {
     /// are not the workload's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub entrypoint_seen: bool,
+    /// A process moved into the cgroup after the runtime's hand-over (`runc exec`,
+    /// `kubectl exec`) could not be followed on its own (too many at once): its set-up before
+    /// its filter counts here as the workload's. Followed ones leave their set-up in
+    /// `excluded_before_filter` like the runtime's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined_after_handover: bool,
     /// The syscalls the profile must allow.
     pub syscalls: SyscallSet,
     /// Syscalls seen only before the seccomp filter was installed: the runtime's own

@@ -72,6 +72,8 @@ pub struct Limits {
     pub capabilities: Option<String>,
     /// Exit tracepoints that could not be attached: those syscalls' events are missing.
     pub missing_exits: Vec<String>,
+    /// Why processes joining a cgroup late cannot be detected, if they cannot.
+    pub late_joins: Option<String>,
 }
 
 impl Kernel {
@@ -95,6 +97,10 @@ impl Kernel {
         attached.map_err(|e| classify_load_error(&e))?;
         let mut limits = Limits::default();
         let mut events = None;
+        if hook != Hook::Empty {
+            ensure_tracefs();
+            limits.late_joins = attach_joined(&mut ebpf).err();
+        }
         if hook == Hook::Record {
             let mut enabled: Array<&mut MapData, u32> = Array::try_from(
                 ebpf.map_mut(maps::EVENTS_ENABLED)
@@ -102,7 +108,6 @@ impl Kernel {
             )
             .map_err(map_err)?;
             enabled.set(0, 1, 0).map_err(map_err)?;
-            ensure_tracefs();
             limits.missing_exits = attach_exits(&mut ebpf)?;
             limits.capabilities = attach_capable(&mut ebpf).err();
             events = Some(
@@ -327,41 +332,74 @@ fn attach_exits(ebpf: &mut Ebpf) -> Result<Vec<String>, Error> {
     Ok(missing)
 }
 
+/// The text of a classic tracepoint's `format` file.
+fn tracepoint_format(category: &str, name: &str) -> Option<String> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|base| {
+            std::fs::read_to_string(format!("{base}/events/{category}/{name}/format")).ok()
+        })
+}
+
+/// Whether `format` declares `decl` (e.g. `int cap`) at byte `offset`: the programs read
+/// fields at fixed offsets, so a kernel laying them out otherwise is refused.
+fn has_field(format: &str, decl: &str, offset: u32) -> bool {
+    format
+        .lines()
+        .any(|l| l.contains(&format!("field:{decl};")) && l.contains(&format!("offset:{offset};")))
+}
+
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    category: &str,
+    name: &str,
+) -> Result<(), String> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("program {program} missing from the object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load().map_err(|e| verbose(&e))?;
+    program.attach(category, name).map_err(|e| verbose(&e))?;
+    Ok(())
+}
+
 /// `capability:cap_capable` exists from Linux 6.14; the program reads `cap` at offset 32 and
 /// `ret` at 36, so the format is checked before attaching.
 fn attach_capable(ebpf: &mut Ebpf) -> Result<(), String> {
-    let format = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .find_map(|base| {
-            std::fs::read_to_string(format!("{base}/events/capability/cap_capable/format")).ok()
-        })
-        .ok_or_else(|| {
-            format!(
-                "the kernel ({}) has no capability:cap_capable tracepoint (Linux 6.14+): capabilities were not recorded",
-                kernel_release()
-            )
-        })?;
-    let field = |decl: &str, offset: u32| {
-        format.lines().any(|l| {
-            l.contains(&format!("field:{decl};")) && l.contains(&format!("offset:{offset};"))
-        })
-    };
-    if !(field("int cap", 32) && field("int ret", 36)) {
+    let format = tracepoint_format("capability", "cap_capable").ok_or_else(|| {
+        format!(
+            "the kernel ({}) has no capability:cap_capable tracepoint (Linux 6.14+): capabilities were not recorded",
+            kernel_release()
+        )
+    })?;
+    if !(has_field(&format, "int cap", 32) && has_field(&format, "int ret", 36)) {
         return Err(
             "capability:cap_capable has an unexpected format: capabilities were not recorded"
                 .into(),
         );
     }
-    let program: &mut TracePoint = ebpf
-        .program_mut(maps::PROG_CAP_CAPABLE)
-        .ok_or("capability program missing from the object")?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load().map_err(|e| verbose(&e))?;
-    program
-        .attach("capability", "cap_capable")
-        .map_err(|e| verbose(&e))?;
-    Ok(())
+    attach_tracepoint(ebpf, maps::PROG_CAP_CAPABLE, "capability", "cap_capable")
+}
+
+/// `cgroup:cgroup_attach_task`: the program reads `dst_root` at 8 and `dst_id` at 16.
+fn attach_joined(ebpf: &mut Ebpf) -> Result<(), String> {
+    const UNDETECTED: &str =
+        "processes joining a container after its start (runc exec) are not detected";
+    let format = tracepoint_format("cgroup", "cgroup_attach_task")
+        .ok_or_else(|| format!("no cgroup:cgroup_attach_task tracepoint: {UNDETECTED}"))?;
+    if !(has_field(&format, "int dst_root", 8) && has_field(&format, "u64 dst_id", 16)) {
+        return Err(format!(
+            "cgroup:cgroup_attach_task has an unexpected format: {UNDETECTED}"
+        ));
+    }
+    attach_tracepoint(
+        ebpf,
+        maps::PROG_CGROUP_ATTACH,
+        "cgroup",
+        "cgroup_attach_task",
+    )
 }
 
 fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {

@@ -182,9 +182,13 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     drop(events_fd);
     drop(kernel);
     let mut warnings = Vec::new();
-    if let Some(why) = &limits.capabilities {
-        warnings.push(why.clone());
-    }
+    warnings.extend(
+        limits
+            .capabilities
+            .iter()
+            .chain(&limits.late_joins)
+            .cloned(),
+    );
     if !limits.missing_exits.is_empty() {
         warnings.push(format!(
             "no events for syscalls without exit tracepoints here: {}",
@@ -254,6 +258,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
         events_lost,
         cgroups,
     };
+    warnings.extend(recording.late_join_warnings());
     Ok(Outcome {
         recording,
         stop,
@@ -309,6 +314,7 @@ pub fn cgroup_record(
         path,
         seccomp_filter_seen: armed,
         entrypoint_seen: value.phase == phase::WORKLOAD,
+        joined_after_handover: value.joined_late != 0,
         syscalls,
         excluded_before_filter: excluded,
         unknown_numbers: unknown,
