@@ -20,6 +20,7 @@ use profgen::{
     synth::{
         self,
         apparmor::{self, AppArmorOptions},
+        kube_name,
         netpol::{self, NetpolOptions, PodRef},
         securitycontext::{self as sc, ContainerPatch, PatchTarget, Verdict},
         spo, SeccompSummary, SynthError,
@@ -317,16 +318,6 @@ fn default_name(target: &Target) -> String {
 }
 
 /// A Kubernetes object name (DNS-1123) for the profile name: lower case, `_` and `.` as `-`.
-fn kube_name(name: &str) -> String {
-    let n: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(63)
-        .collect();
-    n.trim_matches('-').to_string()
-}
-
 fn parse_pod(text: &str) -> anyhow::Result<PodRef> {
     match text.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {

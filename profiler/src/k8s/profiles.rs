@@ -239,7 +239,7 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
         problems.push("networkpolicy: the pods have no labels to select them by".into());
     } else {
         let opts = NetpolOptions {
-            name: kube_name(&base),
+            name: synth::kube_name(&base),
             namespace: Some(w.namespace.clone()),
             labels: set.labels.clone(),
             pod: None,
@@ -294,22 +294,6 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
         labels: set.labels.clone(),
         problems,
     })
-}
-
-/// A DNS-label version of `name` (lower case, `-` for anything else, at most 63).
-fn kube_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    out.truncate(63);
-    out.trim_matches('-').to_owned()
 }
 
 fn mkdir(path: &Path) -> Result<(), ProfilesError> {
@@ -398,17 +382,5 @@ mod tests {
         let labels: Vec<_> = workload_labels(&pod).into_keys().collect();
         assert_eq!(labels, ["k8s-app", "tier"]);
         assert!(workload_labels(&Pod::default()).is_empty());
-    }
-
-    #[test]
-    fn names_fit_kubernetes() {
-        for (input, want) in [
-            ("coredns-coredns", "coredns-coredns"),
-            ("Web_V2-app", "web-v2-app"),
-            ("-x-", "x"),
-        ] {
-            assert_eq!(kube_name(input), want);
-        }
-        assert_eq!(kube_name(&"a".repeat(80)).len(), 63);
     }
 }
