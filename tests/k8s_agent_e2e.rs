@@ -483,6 +483,7 @@ fn check_set(dir: &Path, index: &Index) {
     for file in [
         "apparmor.profile",
         "networkpolicy.yaml",
+        "securitycontext.yaml",
         "securitycontext-patch.yaml",
     ] {
         assert!(
@@ -513,6 +514,9 @@ fn check_set(dir: &Path, index: &Index) {
             .into_iter()
             .collect()
     );
+    // What `profgen verify --security-context` reads.
+    profgen::verify::security_context::load(&set_dir.join("securitycontext.yaml"))
+        .expect("the set's securitycontext.yaml is a securityContext");
     let patch = fs::read_to_string(set_dir.join("securitycontext-patch.yaml")).unwrap();
     for wired in [
         "localhostProfile: profgen/kube-system/coredns/coredns/seccomp.json",

@@ -72,6 +72,7 @@ pub const INDEX: &str = "index.json";
 pub const RECORDING: &str = "recording.json";
 pub const SECCOMP: &str = "seccomp.json";
 pub const SECURITY_CONTEXT: &str = "securitycontext.txt";
+pub const SECURITY_CONTEXT_YAML: &str = "securitycontext.yaml";
 pub const APPARMOR: &str = "apparmor.profile";
 pub const NETWORK_POLICY: &str = "networkpolicy.yaml";
 pub const PATCH: &str = "securitycontext-patch.yaml";
@@ -218,6 +219,17 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
         suggestion.to_string().as_bytes(),
     )?;
     files.push(SECURITY_CONTEXT.to_owned());
+    // The suggestion alone, as `profgen verify --security-context` reads it.
+    let yaml = serde_norway::to_string(&suggestion.security_context)
+        .map_err(|e| ProfilesError::Yaml(e.to_string()))?;
+    write_atomic(
+        &dir.join(SECURITY_CONTEXT_YAML),
+        format!(
+            "# The securityContext the recording supports; evidence in {SECURITY_CONTEXT}.\n{yaml}"
+        )
+        .as_bytes(),
+    )?;
+    files.push(SECURITY_CONTEXT_YAML.to_owned());
 
     let w = &set.workload;
     let base = format!("{}-{}", w.name, set.container);
