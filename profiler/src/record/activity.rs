@@ -300,11 +300,6 @@ impl Collector {
         }
     }
 
-    /// Each cgroup's activity, counting everything it did. See [`Self::finish_with`].
-    pub fn finish(self, capabilities_recorded: bool) -> BTreeMap<u64, Activity> {
-        self.finish_with(capabilities_recorded, &BTreeMap::new(), false)
-    }
-
     /// Each cgroup's activity. `phases` holds each cgroup's last phase (cgroups not in it
     /// stayed in [`phase::SETUP`]): a cgroup whose runtime handed over to the entrypoint
     /// counts only what came after that exec; one with a filter but no exec seen, what came
