@@ -527,24 +527,55 @@ fn check_set(dir: &Path, index: &Index) {
     }
 }
 
-#[test]
-fn agent_records_pods_from_their_start_and_pull_collects_them() {
+/// What the root tests share: the API replaying the captures, a kubeconfig naming it, a
+/// static busybox for the rootfs, and the captured pods' cgroups, made as a kubelet makes them
+/// before a pod's first container (held by one test at a time). `None`, with the reason
+/// printed, when a prerequisite is missing (a failure under CI=true).
+struct Node {
+    profgen: PathBuf,
+    busybox: PathBuf,
+    tmp: tempfile::TempDir,
+    api: Replay,
+    kubeconfig: PathBuf,
+    pod_cgroups: PodCgroups,
+}
+
+fn node() -> Option<Node> {
     if !is_root() {
         skip("needs root (eBPF, runc, cgroups)");
-        return;
+        return None;
     }
-    let Some(fixtures) = fixtures() else { return };
+    let fixtures = fixtures()?;
     let Some(busybox) = busybox() else {
         skip("no static busybox for the container's rootfs");
-        return;
+        return None;
     };
-    let profgen = profgen_binary();
     let tmp = tempfile::tempdir().unwrap();
     let api = serve_api(&fixtures);
     let kubeconfig = kubeconfig(tmp.path(), &api.url);
-    let mount = cgroup2_mount();
-    // The kubelet makes the pod cgroup before the pod's first container.
-    let pod_cgroups = PodCgroups::create(&mount);
+    Some(Node {
+        profgen: profgen_binary(),
+        busybox,
+        pod_cgroups: PodCgroups::create(&cgroup2_mount()),
+        tmp,
+        api,
+        kubeconfig,
+    })
+}
+
+#[test]
+fn agent_records_pods_from_their_start_and_pull_collects_them() {
+    let Some(Node {
+        profgen,
+        busybox,
+        tmp,
+        api,
+        kubeconfig,
+        pod_cgroups,
+    }) = node()
+    else {
+        return;
+    };
 
     let (state, output, pulled) = (
         tmp.path().join("state"),
@@ -677,20 +708,17 @@ fn agent_records_pods_from_their_start_and_pull_collects_them() {
 
 #[test]
 fn record_pod_writes_one_set_per_container() {
-    if !is_root() {
-        skip("needs root (eBPF, runc, cgroups)");
-        return;
-    }
-    let Some(fixtures) = fixtures() else { return };
-    let Some(busybox) = busybox() else {
-        skip("no static busybox for the container's rootfs");
+    let Some(Node {
+        profgen,
+        busybox,
+        tmp,
+        api: _api,
+        kubeconfig,
+        pod_cgroups,
+    }) = node()
+    else {
         return;
     };
-    let profgen = profgen_binary();
-    let tmp = tempfile::tempdir().unwrap();
-    let api = serve_api(&fixtures);
-    let kubeconfig = kubeconfig(tmp.path(), &api.url);
-    let pod_cgroups = PodCgroups::create(&cgroup2_mount());
     let (name, uid, id) = REPLICAS[0];
     let out_dir = tmp.path().join("profiles");
     let ready = tmp.path().join("ready");

@@ -67,7 +67,7 @@ impl Collector {
         let tgid = (ev.pid_tgid >> 32) as u32;
         let uid = ev.uid_gid as u32;
         let gid = (ev.uid_gid >> 32) as u32;
-        if std::env::var_os("PROFGEN_DEBUG_EVENTS").is_some() {
+        if debug_events() {
             eprintln!(
                 "event kind={} nr={} cgroup={} tgid={} ret={} args0={} status={}",
                 ev.kind, ev.nr, ev.cgroup, tgid, ev.ret, ev.args[0], ev.status
@@ -389,6 +389,13 @@ impl Collector {
             })
             .collect()
     }
+}
+
+/// `PROFGEN_DEBUG_EVENTS` set: print every event as it arrives. Read once; `add` runs for
+/// every event.
+fn debug_events() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PROFGEN_DEBUG_EVENTS").is_some())
 }
 
 fn phase_of(status_bits: u32) -> u32 {
