@@ -2,8 +2,8 @@
 //! sent once per distinct fact (the kernel keeps a set of what it already sent).
 //!
 //! A syscall event is staged at `sys_enter` (arguments and user-memory strings are only valid
-//! then) in the `PENDING` map, keyed by task, and completed at the syscall's exit with its
-//! result, so failed calls can be told apart.
+//! then) in the `PENDING` map, keyed by task, and completed at `sys_exit` with its result, so
+//! failed calls can be told apart.
 
 /// Bytes of a path kept per event (longer paths are cut and flagged).
 pub const PATH_LEN: usize = 256;
@@ -129,46 +129,42 @@ pub mod nr {
     pub const EXECVEAT: u32 = 322;
     pub const OPENAT2: u32 = 437;
 
-    /// Every event syscall with the `syscalls:sys_exit_*` tracepoint that completes it.
-    pub const ALL: [(u32, &str); 32] = [
-        (OPEN, "sys_exit_open"),
-        (MMAP, "sys_exit_mmap"),
-        (SOCKET, "sys_exit_socket"),
-        (CONNECT, "sys_exit_connect"),
-        (ACCEPT, "sys_exit_accept"),
-        (SENDTO, "sys_exit_sendto"),
-        (SENDMSG, "sys_exit_sendmsg"),
-        (BIND, "sys_exit_bind"),
-        (LISTEN, "sys_exit_listen"),
-        (EXECVE, "sys_exit_execve"),
-        (FLOCK, "sys_exit_flock"),
-        (TRUNCATE, "sys_exit_truncate"),
-        (RENAME, "sys_exit_rename"),
-        (MKDIR, "sys_exit_mkdir"),
-        (RMDIR, "sys_exit_rmdir"),
-        (CREAT, "sys_exit_creat"),
-        (LINK, "sys_exit_link"),
-        (UNLINK, "sys_exit_unlink"),
-        (SYMLINK, "sys_exit_symlink"),
-        (CHMOD, "sys_exit_chmod"),
-        (CHOWN, "sys_exit_chown"),
-        (LCHOWN, "sys_exit_lchown"),
-        (OPENAT, "sys_exit_openat"),
-        (MKDIRAT, "sys_exit_mkdirat"),
-        (FCHOWNAT, "sys_exit_fchownat"),
-        (UNLINKAT, "sys_exit_unlinkat"),
-        (RENAMEAT, "sys_exit_renameat"),
-        (LINKAT, "sys_exit_linkat"),
-        (SYMLINKAT, "sys_exit_symlinkat"),
-        (FCHMODAT, "sys_exit_fchmodat"),
-        (ACCEPT4, "sys_exit_accept4"),
-        (RENAMEAT2, "sys_exit_renameat2"),
-    ];
-    // execveat and openat2 exits are matched through the same program: listed separately so
-    // `ALL` stays a fixed-size table of the common ones.
-    pub const MORE: [(u32, &str); 2] = [
-        (EXECVEAT, "sys_exit_execveat"),
-        (OPENAT2, "sys_exit_openat2"),
+    /// Every event syscall and its name (`syscalls:sys_exit_<name>` is its exit tracepoint).
+    pub const ALL: [(u32, &str); 34] = [
+        (OPEN, "open"),
+        (MMAP, "mmap"),
+        (SOCKET, "socket"),
+        (CONNECT, "connect"),
+        (ACCEPT, "accept"),
+        (SENDTO, "sendto"),
+        (SENDMSG, "sendmsg"),
+        (BIND, "bind"),
+        (LISTEN, "listen"),
+        (EXECVE, "execve"),
+        (FLOCK, "flock"),
+        (TRUNCATE, "truncate"),
+        (RENAME, "rename"),
+        (MKDIR, "mkdir"),
+        (RMDIR, "rmdir"),
+        (CREAT, "creat"),
+        (LINK, "link"),
+        (UNLINK, "unlink"),
+        (SYMLINK, "symlink"),
+        (CHMOD, "chmod"),
+        (CHOWN, "chown"),
+        (LCHOWN, "lchown"),
+        (OPENAT, "openat"),
+        (MKDIRAT, "mkdirat"),
+        (FCHOWNAT, "fchownat"),
+        (UNLINKAT, "unlinkat"),
+        (RENAMEAT, "renameat"),
+        (LINKAT, "linkat"),
+        (SYMLINKAT, "symlinkat"),
+        (FCHMODAT, "fchmodat"),
+        (ACCEPT4, "accept4"),
+        (RENAMEAT2, "renameat2"),
+        (EXECVEAT, "execveat"),
+        (OPENAT2, "openat2"),
     ];
 
     /// Bit set of event syscalls, tested on the hot path. As wide as the syscall bitmaps
@@ -181,12 +177,6 @@ pub mod nr {
             let n = ALL[i].0;
             m[(n / 64) as usize] |= 1 << (n % 64);
             i += 1;
-        }
-        let mut j = 0;
-        while j < MORE.len() {
-            let n = MORE[j].0;
-            m[(n / 64) as usize] |= 1 << (n % 64);
-            j += 1;
         }
         m
     }
@@ -210,8 +200,8 @@ mod tests {
 
     #[test]
     fn event_mask_matches_table() {
-        for (n, _) in nr::ALL.iter().chain(nr::MORE.iter()) {
-            assert!(nr::is_event(*n as u64), "{n}");
+        for (n, _) in nr::ALL {
+            assert!(nr::is_event(n as u64), "{n}");
         }
         assert!(!nr::is_event(39)); // getppid
         assert!(!nr::is_event(0)); // read

@@ -319,12 +319,13 @@ fn attach_exits(ebpf: &mut Ebpf) -> Result<Vec<String>, Error> {
         .load()
         .map_err(|e| classify_load_error(&verbose(&e)))?;
     let mut missing = Vec::new();
-    for (_, tp) in nr::ALL.iter().chain(nr::MORE.iter()) {
-        if program.attach("syscalls", tp).is_err() {
-            missing.push((*tp).to_owned());
+    for (_, name) in nr::ALL {
+        let tracepoint = format!("sys_exit_{name}");
+        if program.attach("syscalls", &tracepoint).is_err() {
+            missing.push(tracepoint);
         }
     }
-    if missing.len() == nr::ALL.len() + nr::MORE.len() {
+    if missing.len() == nr::ALL.len() {
         return Err(Error::Kernel(
             "no syscalls:sys_exit_* tracepoint could be attached (is tracefs mounted at /sys/kernel/tracing?)".into(),
         ));
