@@ -255,8 +255,10 @@ fn cgroups_created_below_the_target_after_start_are_recorded_from_their_first_sy
 }
 
 /// On a kernel with BTF the entry program reads the cgroup id through the kernel's types,
-/// not the helper (the helper costs about a third of the hook); the recordings above prove
-/// the ids it reads are the cgroups' own.
+/// not the helper (the helper costs about a third of the hook), and each CPU remembers it
+/// for the task that ran last; the recordings above (forks, processes moving between
+/// cgroups right before the syscall that matters) prove the ids it uses are the cgroups'
+/// own.
 #[test]
 fn the_entry_program_reads_the_cgroup_id_through_the_kernels_types() {
     use profgen::record::kernel::{CgroupIdBy, Hook, Kernel};
@@ -270,4 +272,8 @@ fn the_entry_program_reads_the_cgroup_id_through_the_kernels_types() {
     }
     let kernel = Kernel::load(Hook::SyscallsOnly).expect("loading the recording programs");
     assert_eq!(kernel.cgroup_id_by, CgroupIdBy::KernelTypes);
+    assert!(
+        kernel.remembers_cgroups,
+        "each CPU should remember the last task's cgroup (the fork and cgroup-move hooks attach here)"
+    );
 }

@@ -110,10 +110,17 @@ pub fn bench(calls: u64, rounds: usize) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let out = dir.join("ns");
     eprintln!("==> syscall cost: {calls} getppid per run, {rounds} rounds, interleaved");
-    let by = Kernel::load(Hook::SyscallsOnly)
-        .context("loading the recording programs")?
-        .cgroup_id_by;
-    eprintln!("    the entry program reads the cgroup id by {by:?}");
+    let kernel = Kernel::load(Hook::SyscallsOnly).context("loading the recording programs")?;
+    eprintln!(
+        "    the entry program reads the cgroup id by {:?}{}",
+        kernel.cgroup_id_by,
+        if kernel.remembers_cgroups {
+            ", remembered per CPU for the last task"
+        } else {
+            ""
+        }
+    );
+    drop(kernel);
     // Configurations, measured in this order in every round.
     let names = [
         "untraced",

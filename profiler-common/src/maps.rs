@@ -14,6 +14,11 @@ pub const TARGET_LEVELS: &str = "TARGET_LEVELS";
 /// 0 for syscalls only (then nothing is staged for the exit tracepoints, which are not
 /// attached).
 pub const EVENTS_ENABLED: &str = "EVENTS_ENABLED";
+/// `Array<u64>` of one entry: the generation of what each CPU remembers about the task that
+/// last entered a syscall there (its cgroup). Bumped by the kernel side whenever a task
+/// changes cgroup or is forked; userspace sets it to 1 once the programs that bump it are
+/// attached (0: nothing is remembered).
+pub const CGROUP_GENERATION: &str = "CGROUP_GENERATION";
 /// `PerCpuArray<u64>`: counters of lost or degraded data, indexed by [`crate::stats::Stat`].
 pub const STATS: &str = "STATS";
 
@@ -38,6 +43,8 @@ pub const PROG_SYS_EXIT_EVENT: &str = "exit_event_syscall";
 pub const PROG_CAP_CAPABLE: &str = "capable";
 /// The classic tracepoint program on `cgroup:cgroup_attach_task`.
 pub const PROG_CGROUP_ATTACH: &str = "cgroup_joined";
+/// The classic tracepoint program on `sched:sched_process_fork`.
+pub const PROG_TASK_FORKED: &str = "task_forked";
 
 /// Capacity of [`CGROUP_SYSCALLS`]: distinct cgroups recorded at once.
 pub const MAX_CGROUPS: u32 = 4096;

@@ -5,6 +5,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
+use crate::current_cgroup::LastTask;
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
     event::Event,
@@ -31,6 +32,15 @@ pub static TARGET_LEVELS: Array<u32> = Array::with_max_entries(MAX_TARGET_LEVELS
 /// tgid → own phase, for processes that joined a cgroup after its hand-over.
 #[map]
 pub static LATE_TASKS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_LATE_TASKS, 0);
+
+/// The generation of the per-CPU memory of tasks' cgroups (one entry; see
+/// `current_cgroup.rs`).
+#[map]
+pub static CGROUP_GENERATION: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Per CPU: the task that last entered a syscall there, and its cgroup.
+#[map]
+pub static LAST_TASK: PerCpuArray<LastTask> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static EVENTS_ENABLED: Array<u32> = Array::with_max_entries(1, 0);

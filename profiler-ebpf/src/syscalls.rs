@@ -1,15 +1,15 @@
 //! Syscall recording: on `sys_enter`, set a bit per (cgroup, ABI, syscall number). Nothing is
 //! streamed; once a workload has made each of its syscalls once, the program only reads.
 //!
-//! The hot path is the cgroup id (four loads through the kernel's types, see
-//! [`CgroupIdPath`]), one inlined array access (the cgroup's slot), one register load and a
-//! bit test.
+//! The hot path is the cgroup id (remembered per CPU for the task that ran last, see
+//! `current_cgroup.rs`), one inlined array access (the cgroup's slot), one register load and
+//! a bit test.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_pid_tgid,
-        bpf_probe_read_kernel, generated::bpf_get_current_task_btf,
+        bpf_probe_read_kernel,
     },
     macros::{btf_tracepoint, raw_tracepoint, tracepoint},
     programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
@@ -20,13 +20,13 @@ use core::{
 };
 use profiler_common::{
     bitmap::{phase, seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
-    cgroup_id::CgroupIdPath,
     event::nr as event_nr,
     maps::MAX_TARGET_LEVELS,
     stats::Stat,
 };
 
 use crate::{
+    current_cgroup,
     events::{self, Args},
     maps::{
         count, CGROUP_SYSCALLS, EVENTS_ENABLED, LATE_TASKS, SLOTS, TARGET_LEVELS, TARGET_ROOTS,
@@ -75,38 +75,10 @@ impl Regs for RawRegs {
     }
 }
 
-/// Set by userspace from the running kernel's BTF before loading (see
-/// [`CgroupIdPath`]); read-only to the program, so the verifier knows the offsets.
-#[unsafe(no_mangle)]
-static CGROUP_ID_PATH: CgroupIdPath = CgroupIdPath::HELPER;
-
-/// The current task's cgroup id by four loads the verifier checks against the kernel's
-/// types, or by the helper when the offsets are not known.
-#[inline(always)]
-fn current_cgroup_by_btf() -> u64 {
-    // SAFETY: a global of the object; the volatile read keeps the compiler from folding
-    // the initial value.
-    let path = unsafe { read_volatile(&CGROUP_ID_PATH) };
-    if !path.known() {
-        // SAFETY: helper without preconditions.
-        return unsafe { bpf_get_current_cgroup_id() };
-    }
-    let at = |base: *const u8, offset: u32| base.wrapping_add(offset as usize);
-    // SAFETY: each pointer is typed by the kernel's BTF (task_struct → css_set → cgroup →
-    // kernfs_node); the verifier checks every offset against those types and turns the
-    // loads into fault-safe ones.
-    unsafe {
-        let task = bpf_get_current_task_btf() as *const u8;
-        let css_set = read_volatile(at(task, path.task_cgroups).cast::<*const u8>());
-        let cgroup = read_volatile(at(css_set, path.css_set_dfl_cgrp).cast::<*const u8>());
-        let kn = read_volatile(at(cgroup, path.cgroup_kn).cast::<*const u8>());
-        read_volatile(at(kn, path.kernfs_node_id).cast::<u64>())
-    }
-}
-
 #[btf_tracepoint(function = "sys_enter")]
 pub fn enter_btf_syscall(ctx: BtfTracePointContext) -> i32 {
-    record(BtfRegs(ctx.arg(0)), ctx.arg(1), current_cgroup_by_btf());
+    let regs: *const u8 = ctx.arg(0);
+    record(BtfRegs(regs), ctx.arg(1), current_cgroup::by_btf(regs));
     0
 }
 
@@ -251,11 +223,15 @@ const ATTACH_ROOT: usize = 8;
 const ATTACH_ID: usize = 16;
 const ATTACH_PID: usize = 24;
 
+/// A process moved to another cgroup: the per-CPU memory of tasks' cgroups is stale.
+///
 /// A process moved into a recorded cgroup whose runtime already handed over (`runc exec`)
 /// gets a phase of its own, starting at set-up: what it does before its own filter is not
 /// the workload's. When it cannot be followed, the cgroup is flagged instead.
 #[tracepoint]
 pub fn cgroup_joined(ctx: TracePointContext) -> u32 {
+    // The moved task (and its threads) may be remembered under their old cgroup.
+    current_cgroup::forget_all();
     // SAFETY: tracepoint record fields at their documented (and load-time checked) offsets.
     let (Ok(root), Ok(id), Ok(pid)) = (
         unsafe { ctx.read_at::<i32>(ATTACH_ROOT) },

@@ -58,6 +58,9 @@ pub enum CgroupIdBy {
 pub struct Kernel {
     /// How the entry program reads the cgroup id; for the benchmark and the tests.
     pub cgroup_id_by: CgroupIdBy,
+    /// Whether each CPU remembers the cgroup of the task that last entered a syscall there
+    /// (needs the hooks that tell it when to forget).
+    pub remembers_cgroups: bool,
     ebpf: Ebpf,
     levels: Vec<u32>,
     events: Option<RingBuf<MapData>>,
@@ -97,9 +100,11 @@ impl Kernel {
         attached.map_err(|e| classify_load_error(&e))?;
         let mut limits = Limits::default();
         let mut events = None;
+        let mut remembers_cgroups = false;
         if hook != Hook::Empty {
             ensure_tracefs();
             limits.late_joins = attach_joined(&mut ebpf).err();
+            remembers_cgroups = limits.late_joins.is_none() && remember_cgroups(&mut ebpf)?;
         }
         if hook == Hook::Record {
             let mut enabled: Array<&mut MapData, u32> = Array::try_from(
@@ -120,6 +125,7 @@ impl Kernel {
         }
         Ok(Self {
             cgroup_id_by,
+            remembers_cgroups,
             ebpf,
             levels: Vec::new(),
             events,
@@ -401,6 +407,24 @@ fn attach_joined(ebpf: &mut Ebpf) -> Result<(), String> {
         "cgroup",
         "cgroup_attach_task",
     )
+}
+
+/// Lets each CPU remember the cgroup of the task that last entered a syscall there, once
+/// forks (after which a kernel stack may belong to another task) bump the generation as
+/// cgroup moves do. Without the fork hook the cgroup is read on every syscall.
+fn remember_cgroups(ebpf: &mut Ebpf) -> Result<bool, Error> {
+    if let Err(why) = attach_tracepoint(ebpf, maps::PROG_TASK_FORKED, "sched", "sched_process_fork")
+    {
+        log::debug!("the cgroup is read on every syscall: {why}");
+        return Ok(false);
+    }
+    let mut generation: Array<&mut MapData, u64> = Array::try_from(
+        ebpf.map_mut(maps::CGROUP_GENERATION)
+            .ok_or_else(|| missing(maps::CGROUP_GENERATION))?,
+    )
+    .map_err(map_err)?;
+    generation.set(0, 1, 0).map_err(map_err)?;
+    Ok(true)
 }
 
 fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
