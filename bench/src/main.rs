@@ -30,8 +30,11 @@ struct Cli {
     #[arg(long, default_value_t = 5)]
     seconds: u32,
     /// Skip the nginx benchmark.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "nginx_only")]
     syscalls_only: bool,
+    /// Skip the getppid benchmark.
+    #[arg(long)]
+    nginx_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -49,7 +52,9 @@ fn main() -> Result<()> {
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");
     }
-    syscall::bench(cli.calls, cli.rounds)?;
+    if !cli.nginx_only {
+        syscall::bench(cli.calls, cli.rounds)?;
+    }
     if !cli.syscalls_only {
         nginx::bench(cli.seconds, cli.rounds)?;
     }

@@ -19,9 +19,11 @@ use profgen_demo::{build_bundle, seccomp, BundleOptions};
 
 use crate::{median, profgen_bin, run};
 
-/// Every configuration runs the same bundle with the same permissive seccomp filter (the one
-/// used for recording), so the only difference is the hook: none, an empty one (what any
-/// syscall-entry hook costs nginx), profgen recording everything, profgen recording syscalls.
+/// One nginx container serves every configuration, so only the hook differs between them:
+/// none, an empty one (what any syscall-entry hook costs nginx), profgen recording everything,
+/// profgen recording syscalls only. The configurations take turns within each round, each
+/// measured after a warm-up; a configuration's figure is the median over the rounds of its
+/// ratio to the untraced run of the same round, so slow drift of the machine cancels out.
 pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
     let work = tempfile::tempdir()?;
     let parent = Cgroup::root()?.path().join("profgen-bench");
@@ -35,7 +37,14 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
             ..BundleOptions::new(port)
         },
     )?;
-    eprintln!("==> nginx: wrk for {seconds} s per run, {rounds} rounds, interleaved");
+    let container = Runc::default()
+        .run_detached(&bundle.dir, &unique_id("profgen-bench"))
+        .context("starting nginx")?;
+    container.wait_tcp(bundle.addr, Duration::from_secs(20))?;
+    pin(&container.cgroup2_dir()?, 1)?;
+    eprintln!(
+        "==> nginx: wrk for {seconds} s per run (after 1 s of warm-up), {rounds} rounds, interleaved"
+    );
     let names = [
         "untraced",
         "empty raw tracepoint (floor)",
@@ -44,14 +53,14 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
     ];
     let mut rps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for round in 1..=rounds {
-        rps[0].push(serve(&bundle.dir, bundle.addr, seconds)?);
+        rps[0].push(load(bundle.addr, seconds)?);
         {
             let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
-            rps[1].push(serve(&bundle.dir, bundle.addr, seconds)?);
+            rps[1].push(load(bundle.addr, seconds)?);
         }
         for (i, syscalls_only) in [(2, false), (3, true)] {
             let recorder = Recorder::start(&parent, work.path(), syscalls_only)?;
-            rps[i].push(serve(&bundle.dir, bundle.addr, seconds)?);
+            rps[i].push(load(bundle.addr, seconds)?);
             recorder.stop()?;
         }
         let row: Vec<String> = names
@@ -61,31 +70,60 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
             .collect();
         eprintln!("    round {round}: {}", row.join(", "));
     }
+    container.stop(Duration::from_secs(5))?;
     let _ = fs::remove_dir(&parent);
-    let rps: Vec<f64> = rps.into_iter().map(median).collect();
-    println!("nginx requests/s (wrk, 1 thread, 16 connections, median of {rounds} rounds)");
-    for (name, value) in names.iter().zip(&rps) {
+    let ratio = |i: usize, of: usize| {
+        median(
+            rps[i]
+                .iter()
+                .zip(&rps[of])
+                .map(|(value, base)| value / base)
+                .collect(),
+        )
+    };
+    println!(
+        "nginx requests/s (wrk, 1 thread, 16 connections; medians of {rounds} rounds, ratios taken within each round)"
+    );
+    for (i, name) in names.iter().enumerate() {
         println!(
-            "  {name:<30} {value:9.0} req/s  {:.3} of untraced  {:.3} of the floor",
-            value / rps[0],
-            value / rps[1]
+            "  {name:<30} {:9.0} req/s  {:.3} of untraced  {:.3} of the floor",
+            median(rps[i].clone()),
+            ratio(i, 0),
+            ratio(i, 1)
         );
     }
     Ok(())
 }
 
-fn serve(bundle: &Path, addr: SocketAddr, seconds: u32) -> Result<f64> {
-    let container = Runc::default()
-        .run_detached(bundle, &unique_id("profgen-bench"))
-        .context("starting nginx")?;
-    container.wait_tcp(addr, Duration::from_secs(20))?;
-    let out = run(Command::new("wrk").args([
-        "-t1",
-        "-c16",
-        &format!("-d{seconds}s"),
-        &format!("http://{addr}/index.html"),
-    ]))?;
-    container.stop(Duration::from_secs(5))?;
+/// Keeps every process of the container on `cpu` (wrk runs on CPU 0): the scheduler's
+/// placement is the largest source of noise between runs on a small machine.
+fn pin(cgroup: &Path, cpu: usize) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    let procs = fs::read_to_string(cgroup.join("cgroup.threads"))
+        .with_context(|| format!("reading {}", cgroup.display()))?;
+    for tid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
+            .with_context(|| format!("pinning thread {tid}"))?;
+    }
+    Ok(())
+}
+
+/// Requests/s wrk gets from `addr` in `seconds`, after a second of warm-up.
+fn load(addr: SocketAddr, seconds: u32) -> Result<f64> {
+    let wrk = |seconds: u32| {
+        run(Command::new("taskset").args([
+            "-c",
+            "0",
+            "wrk",
+            "-t1",
+            "-c16",
+            &format!("-d{seconds}s"),
+            &format!("http://{addr}/index.html"),
+        ]))
+    };
+    wrk(1)?;
+    let out = wrk(seconds)?;
     out.lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
