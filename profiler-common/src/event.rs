@@ -1,14 +1,27 @@
 //! Rare events, sent through one ring buffer: files, execs, sockets, capabilities. Each is
 //! sent once per distinct fact (the kernel keeps a set of what it already sent).
 //!
-//! A syscall event is staged at `sys_enter` (arguments and user-memory strings are only valid
-//! then) in the `PENDING` map, keyed by task, and completed at `sys_exit` with its result, so
-//! failed calls can be told apart.
+//! A syscall event is made at the syscall's exit, with its result, so failed calls can be
+//! told apart. What the exit program cannot read there itself is staged at `sys_enter` in
+//! the `PENDING` map, keyed by task (see [`staging`]).
 
 /// Bytes of a path kept per event (longer paths are cut and flagged).
 pub const PATH_LEN: usize = 256;
 /// Bytes of a socket address kept (enough for `sockaddr_un`).
 pub const ADDR_LEN: usize = 128;
+
+/// What the entry program stages for the exit program: the value of the `EVENTS_ENABLED`
+/// map.
+pub mod staging {
+    /// Nothing: syscalls only, no exit program.
+    pub const OFF: u32 = 0;
+    /// Every event syscall: the exit program cannot find the task's saved registers
+    /// (`bpf_task_pt_regs`, Linux 5.15+).
+    pub const ALL: u32 = 1;
+    /// Execs only (their arguments are gone once the new program runs); the exit program
+    /// reads the other event syscalls' arguments from the saved registers.
+    pub const EXECS: u32 = 2;
+}
 
 /// `Event::kind`.
 pub mod kind {
@@ -167,6 +180,12 @@ pub mod nr {
         (OPENAT2, "openat2"),
     ];
 
+    /// Whether `nr` replaces the process image: its arguments are gone by the time it returns.
+    #[inline(always)]
+    pub const fn is_exec(nr: u64) -> bool {
+        nr == EXECVE as u64 || nr == EXECVEAT as u64
+    }
+
     /// Bit set of event syscalls, tested on the hot path. As wide as the syscall bitmaps
     /// (1024 bits) so any in-range number indexes it: the verifier needs the bound on the very
     /// register used to index, and the compiler reuses the bitmap's word index.
@@ -196,6 +215,14 @@ mod tests {
     fn event_has_no_implicit_padding() {
         let fields = 4 + 4 + 8 + 8 + 8 + 8 + 32 + 4 * 4 + 2 * PATH_LEN + ADDR_LEN;
         assert_eq!(core::mem::size_of::<Event>(), fields);
+    }
+
+    #[test]
+    fn paths_are_word_aligned() {
+        // The kernel side hashes paths a u64 at a time.
+        assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
+        assert_eq!(core::mem::offset_of!(Event, path2) % 8, 0);
+        assert_eq!(core::mem::align_of::<Event>(), 8);
     }
 
     #[test]

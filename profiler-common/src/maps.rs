@@ -10,9 +10,8 @@ pub const TARGET_ROOTS: &str = "TARGET_ROOTS";
 /// `Array<u32>`: the distinct levels (depth below the cgroup v2 root) of the target roots,
 /// so the kernel knows which ancestors to compare. 0 marks an unused slot.
 pub const TARGET_LEVELS: &str = "TARGET_LEVELS";
-/// `Array<u32>` of one entry: 1 when file, exec, socket and capability events are recorded,
-/// 0 for syscalls only (then nothing is staged for the exit tracepoints, which are not
-/// attached).
+/// `Array<u32>` of one entry: which event syscalls the entry program stages for the exit
+/// program (`event::staging`; `OFF` when only syscalls are recorded).
 pub const EVENTS_ENABLED: &str = "EVENTS_ENABLED";
 /// `Array<u64>` of one entry: the generation of what each CPU remembers about the task that
 /// last entered a syscall there (its cgroup). Bumped by the kernel side whenever a task
@@ -37,7 +36,10 @@ pub const MAX_PENDING: u32 = 8192;
 /// never lost.
 pub const MAX_SENT: u32 = 65536;
 
-/// The classic tracepoint program that completes syscall events at `syscalls:sys_exit_*`.
+/// The classic tracepoint program that makes syscall events at `syscalls:sys_exit_*`,
+/// reading the arguments from the task's saved registers. Preferred.
+pub const PROG_SYS_EXIT_EVENT_REGS: &str = "exit_event_syscall_regs";
+/// The same from what the entry program staged, for kernels before 5.15.
 pub const PROG_SYS_EXIT_EVENT: &str = "exit_event_syscall";
 /// The classic tracepoint program on `capability:cap_capable` (Linux 6.14+).
 pub const PROG_CAP_CAPABLE: &str = "capable";

@@ -42,10 +42,10 @@ pub struct LastTask {
     cgroup: u64,
 }
 
-/// The cgroup id of the task whose saved registers are at `regs`: the current task, in the
-/// BTF syscall-entry program (which runs with preemption disabled).
+/// The cgroup id of the current task, whose saved registers are at `regs` (a pointer typed
+/// by BTF). Called with preemption disabled (tracepoint programs).
 #[inline(always)]
-pub fn by_btf(regs: *const u8) -> u64 {
+pub fn by_regs(regs: *const u8) -> u64 {
     let (Some(&generation), Some(last)) = (CGROUP_GENERATION.get(0), LAST_TASK.get_ptr_mut(0))
     else {
         return walked();

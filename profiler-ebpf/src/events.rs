@@ -1,5 +1,12 @@
-//! Rare events (files, execs, sockets, capabilities): staged at syscall entry, completed at
-//! exit with the result, deduplicated, and sent through the ring buffer once per fact.
+//! Rare events (files, execs, sockets, capabilities): built from a syscall's arguments and
+//! result, deduplicated, and sent through the ring buffer once per fact.
+//!
+//! A syscall event is made at the syscall's exit (`syscalls:sys_exit_*`), where the result
+//! is known. Where the kernel lets the program find the task's saved registers
+//! (`bpf_task_pt_regs`, Linux 5.15+), the exit program reads the arguments there itself: the
+//! entry program stages nothing but execs, whose arguments are gone once the new program
+//! runs. Otherwise the entry program stages every event syscall in `PENDING` (see
+//! `event::staging`).
 
 use aya_ebpf::{
     helpers::{
@@ -15,32 +22,51 @@ use profiler_common::{
     stats::Stat,
 };
 
-use crate::maps::{count, EVENTS, PENDING, SCRATCH, SENT};
+use crate::{
+    current_cgroup,
+    maps::{count, EVENTS, PENDING, SCRATCH, SENT},
+    syscalls::{recorded, regs, task_phase, BtfRegs, Regs},
+    tracepoint::field,
+};
 
-/// The syscall's first six arguments, read by the entry program.
+/// The syscall's first six arguments.
 pub struct Args(pub [u64; 6]);
+
+impl Args {
+    #[inline(always)]
+    pub fn read(regs: &impl Regs) -> Self {
+        let read = |off| regs.read(off).unwrap_or(0);
+        Self([
+            read(regs::DI),
+            read(regs::SI),
+            read(regs::DX),
+            read(regs::R10),
+            read(regs::R8),
+            read(regs::R9),
+        ])
+    }
+}
 
 const PROT_EXEC: u64 = 4;
 
-/// Stages the event of syscall `nr` made by a recorded `cgroup`.
+/// Fills `ev` with the event of syscall `nr` made by a recorded `cgroup`, reading its paths
+/// and addresses from user memory. `None` for calls that make no event: mappings that are
+/// not executable file mappings, sends without an address.
 #[inline(always)]
-pub fn enter(nr: u32, cgroup: u64, phase: u32, args: &Args) -> Option<()> {
+fn fill(ev: &mut Event, nr: u32, cgroup: u64, phase: u32, args: &Args) -> Option<()> {
     let a = &args.0;
-    // Filter before touching memory: only executable file mappings and addressed sends.
+    // Filter before touching memory.
     match nr {
         nr::MMAP if a[2] & PROT_EXEC == 0 || (a[4] as i64) < 0 => return None,
         nr::SENDTO if a[4] == 0 => return None,
         _ => {}
     }
-    let ev = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch value; programs do not preempt each other on one CPU.
-    let ev = unsafe { &mut *ev };
-    let pid_tgid = bpf_get_current_pid_tgid();
     ev.kind = kind::SYSCALL;
     ev.nr = nr;
     ev.cgroup = cgroup;
-    ev.pid_tgid = pid_tgid;
-    ev.uid_gid = bpf_get_current_uid_gid();
+    // Who made the call: set where it is known to be needed (see `send_once`).
+    ev.pid_tgid = 0;
+    ev.uid_gid = 0;
     ev.ret = 0;
     ev.args = [a[0], a[1], a[2], a[3]];
     ev.status = status::of_phase(phase);
@@ -94,19 +120,44 @@ pub fn enter(nr: u32, cgroup: u64, phase: u32, args: &Args) -> Option<()> {
             let len = unsafe { bpf_probe_read_user((a[1] + 8) as *const u32) }.unwrap_or(0);
             read_addr(ev, name, len as u64);
         }
-        // accept: the peer address is written by the kernel; read it at exit.
+        // accept: the peer address is written by the kernel; read at exit.
         _ => {}
     }
-    if PENDING.insert(pid_tgid, &*ev, 0).is_err() {
+    Some(())
+}
+
+/// Stages the event of syscall `nr` at its entry, for its exit.
+#[inline(always)]
+pub fn stage(nr: u32, cgroup: u64, phase: u32, args: &Args) -> Option<()> {
+    let ev = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled.
+    let ev = unsafe { &mut *ev };
+    fill(ev, nr, cgroup, phase, args)?;
+    identify(ev);
+    if PENDING.insert(ev.pid_tgid, &*ev, 0).is_err() {
         count(Stat::PendingFull);
     }
     Some(())
 }
 
-/// Completes a staged event at `syscalls:sys_exit_*`.
+/// Completes events at `syscalls:sys_exit_*` from what the entry program staged.
 #[tracepoint]
 pub fn exit_event_syscall(ctx: TracePointContext) -> u32 {
-    let _ = exit(&ctx);
+    let (exit_nr, ret) = exit_record(&ctx);
+    let _ = complete_staged(exit_nr, ret);
+    0
+}
+
+/// Completes events at `syscalls:sys_exit_*` from the task's saved registers; execs from
+/// what the entry program staged.
+#[tracepoint]
+pub fn exit_event_syscall_regs(ctx: TracePointContext) -> u32 {
+    let (exit_nr, ret) = exit_record(&ctx);
+    let _ = if nr::is_exec(exit_nr as u64) {
+        complete_staged(exit_nr, ret)
+    } else {
+        complete_from_regs(exit_nr as u32, ret)
+    };
     0
 }
 
@@ -115,29 +166,58 @@ const EXIT_NR: usize = 8;
 const EXIT_RET: usize = 16;
 
 #[inline(always)]
-fn exit(ctx: &TracePointContext) -> Option<()> {
+fn exit_record(ctx: &TracePointContext) -> (i32, i64) {
+    (field(ctx, EXIT_NR), field(ctx, EXIT_RET))
+}
+
+#[inline(always)]
+fn complete_staged(exit_nr: i32, ret: i64) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let ev = PENDING.get_ptr_mut(pid_tgid)?;
-    // SAFETY: tracepoint record fields at their documented offsets.
-    let exit_nr: i32 = unsafe { ctx.read_at(EXIT_NR) }.ok()?;
-    let ret: i64 = unsafe { ctx.read_at(EXIT_RET) }.ok()?;
     // SAFETY: map value owned by this task until removed below.
     let ev = unsafe { &mut *ev };
     if ev.nr as i32 == exit_nr {
-        ev.ret = ret;
-        if (ev.nr == nr::ACCEPT || ev.nr == nr::ACCEPT4) && ret >= 0 && ev.args[1] != 0 {
-            // SAFETY: user pointer, checked by the helper.
-            let len = unsafe { bpf_probe_read_user(ev.args[2] as *const u32) }.unwrap_or(0);
-            read_addr(ev, ev.args[1], len as u64);
-        }
-        if ev.nr == nr::EXECVE || ev.nr == nr::EXECVEAT {
-            // Credentials after exec: a setuid binary changes them.
-            ev.args[3] = bpf_get_current_uid_gid();
-        }
-        send_once(ev, fact_hash(ev));
+        finish(ev, ret);
     }
     let _ = PENDING.remove(pid_tgid);
     Some(())
+}
+
+#[inline(always)]
+fn complete_from_regs(nr: u32, ret: i64) -> Option<()> {
+    // SAFETY: helpers without preconditions; the registers pointer is typed by BTF.
+    let regs =
+        unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as *const u8 };
+    let cgroup = current_cgroup::by_regs(regs);
+    let entry = recorded(cgroup)?;
+    // SAFETY: map value of a recorded cgroup.
+    let (phase, _) = task_phase(unsafe { &*entry });
+    let ev = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled.
+    let ev = unsafe { &mut *ev };
+    fill(ev, nr, cgroup, phase, &Args::read(&BtfRegs(regs)))?;
+    if per_process(nr) {
+        identify(ev);
+    }
+    finish(ev, ret);
+    Some(())
+}
+
+/// Adds the result and what only exists after the call, and sends the event unless the
+/// same fact was sent before.
+#[inline(always)]
+fn finish(ev: &mut Event, ret: i64) {
+    ev.ret = ret;
+    if (ev.nr == nr::ACCEPT || ev.nr == nr::ACCEPT4) && ret >= 0 && ev.args[1] != 0 {
+        // SAFETY: user pointer, checked by the helper.
+        let len = unsafe { bpf_probe_read_user(ev.args[2] as *const u32) }.unwrap_or(0);
+        read_addr(ev, ev.args[1], len as u64);
+    }
+    if ev.nr == nr::EXECVE || ev.nr == nr::EXECVEAT {
+        // Credentials after exec: a setuid binary changes them.
+        ev.args[3] = bpf_get_current_uid_gid();
+    }
+    send_once(ev, fact_hash(ev));
 }
 
 /// `capability:cap_capable` format: `int cap` at 32, `int ret` at 36.
@@ -147,9 +227,9 @@ const CAP_RET: usize = 36;
 /// Sends each capability a recorded cgroup used, once.
 #[inline(always)]
 pub fn capable(ctx: &TracePointContext, cgroup: u64, phase: u32) -> Option<()> {
-    // SAFETY: tracepoint record fields at their documented (and load-time checked) offsets.
-    let cap: i32 = unsafe { ctx.read_at(CAP_CAP) }.ok()?;
-    let ret: i32 = unsafe { ctx.read_at(CAP_RET) }.ok()?;
+    // Offsets checked against the tracepoint's format at load time.
+    let cap: i32 = field(ctx, CAP_CAP);
+    let ret: i32 = field(ctx, CAP_RET);
     let ev = SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch.
     let ev = unsafe { &mut *ev };
@@ -175,16 +255,46 @@ pub fn capable(ctx: &TracePointContext, cgroup: u64, phase: u32) -> Option<()> {
 }
 
 #[inline(always)]
-fn send_once(ev: &Event, hash: u64) {
+fn send_once(ev: &mut Event, hash: u64) {
     // SAFETY: the value is not read.
     if unsafe { SENT.get(hash) }.is_some() {
         return;
+    }
+    if ev.pid_tgid == 0 {
+        identify(ev);
     }
     if EVENTS.output::<Event>(ev, 0).is_err() {
         count(Stat::RingBufFull);
         return;
     }
     let _ = SENT.insert(hash, 1u8, 0);
+}
+
+/// The process that made the call, and its credentials. Two helper calls, so made only
+/// where needed: for staging (the key), for facts that are per process (before hashing),
+/// and for the facts actually sent.
+#[inline(always)]
+fn identify(ev: &mut Event) {
+    ev.pid_tgid = bpf_get_current_pid_tgid();
+    ev.uid_gid = bpf_get_current_uid_gid();
+}
+
+/// fd-based facts: an fd means nothing outside its process.
+#[inline(always)]
+fn per_process(nr: u32) -> bool {
+    matches!(
+        nr,
+        nr::MMAP
+            | nr::FLOCK
+            | nr::SOCKET
+            | nr::BIND
+            | nr::LISTEN
+            | nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::CONNECT
+            | nr::SENDTO
+            | nr::SENDMSG
+    )
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -207,20 +317,7 @@ fn fact_hash(ev: &Event) -> u64 {
         ev.nr as u64 | ((ev.status & (status::AFTER_FILTER | status::WORKLOAD)) as u64) << 32,
     );
     h = mix(h, (ev.ret >= 0) as u64);
-    let per_process = matches!(
-        ev.nr,
-        nr::MMAP
-            | nr::FLOCK
-            | nr::SOCKET
-            | nr::BIND
-            | nr::LISTEN
-            | nr::ACCEPT
-            | nr::ACCEPT4
-            | nr::CONNECT
-            | nr::SENDTO
-            | nr::SENDMSG
-    );
-    if per_process {
+    if per_process(ev.nr) {
         h = mix(h, ev.pid_tgid >> 32);
     }
     match ev.nr {
@@ -261,14 +358,26 @@ fn fact_hash(ev: &Event) -> u64 {
     h
 }
 
+/// Hashes the first `len` bytes a word at a time (the bytes past `len` are left over from
+/// earlier events and are masked off).
 #[inline(always)]
 fn hash_bytes(mut h: u64, bytes: &[u8; PATH_LEN], len: u32) -> u64 {
+    h = mix(h, len as u64);
+    let words = bytes.as_ptr().cast::<u64>();
     let mut i = 0;
-    while i < PATH_LEN {
-        if i as u32 >= len {
+    while i < PATH_LEN / 8 {
+        let start = (i * 8) as u32;
+        if start >= len {
             break;
         }
-        h = mix(h, bytes[i] as u64);
+        // SAFETY: word `i` of the array; `Event` keeps its paths 8-byte aligned (checked by
+        // profiler-common's layout test).
+        let mut word = unsafe { words.add(i).read() };
+        let left = len - start;
+        if left < 8 {
+            word &= (1u64 << (left * 8)) - 1;
+        }
+        h = mix(h, word);
         i += 1;
     }
     h

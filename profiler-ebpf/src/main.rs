@@ -13,6 +13,7 @@ mod current_cgroup;
 mod events;
 mod maps;
 mod syscalls;
+mod tracepoint;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,11 +1,11 @@
 //! Every map of the eBPF side, in one place. Names and capacities come from
 //! `profiler_common::maps` so userspace and kernel agree.
 
+use crate::current_cgroup::LastTask;
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use crate::current_cgroup::LastTask;
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
     event::Event,

@@ -20,7 +20,7 @@ use core::{
 };
 use profiler_common::{
     bitmap::{phase, seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
-    event::nr as event_nr,
+    event::{nr as event_nr, staging},
     maps::MAX_TARGET_LEVELS,
     stats::Stat,
 };
@@ -32,10 +32,11 @@ use crate::{
         count, CGROUP_SYSCALLS, EVENTS_ENABLED, LATE_TASKS, SLOTS, TARGET_LEVELS, TARGET_ROOTS,
         ZERO_CGROUP,
     },
+    tracepoint::field,
 };
 
 /// Byte offsets in x86_64 `struct pt_regs` (a user-visible ABI, `asm/ptrace.h`).
-mod regs {
+pub mod regs {
     pub const BX: usize = 40;
     pub const R10: usize = 56;
     pub const R9: usize = 64;
@@ -48,12 +49,12 @@ mod regs {
 }
 
 /// How a program reads the syscall's registers.
-trait Regs {
+pub trait Regs {
     fn read(&self, offset: usize) -> Option<u64>;
 }
 
 /// BTF tracepoint: `regs` is a typed kernel pointer the verifier lets us load from directly.
-struct BtfRegs(*const u8);
+pub struct BtfRegs(pub *const u8);
 
 impl Regs for BtfRegs {
     #[inline(always)]
@@ -78,7 +79,7 @@ impl Regs for RawRegs {
 #[btf_tracepoint(function = "sys_enter")]
 pub fn enter_btf_syscall(ctx: BtfTracePointContext) -> i32 {
     let regs: *const u8 = ctx.arg(0);
-    record(BtfRegs(regs), ctx.arg(1), current_cgroup::by_btf(regs));
+    record(BtfRegs(regs), ctx.arg(1), current_cgroup::by_regs(regs));
     0
 }
 
@@ -155,26 +156,27 @@ fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
     }
     // Files, execs and sockets of the native ABI; the others are rare enough to leave to
     // the syscall list.
-    if abi == Abi::X86_64 && event_nr::is_event(nr) && EVENTS_ENABLED.get(0) == Some(&1) {
-        let read = |off| regs.read(off).unwrap_or(0);
-        let args = Args([
-            read(regs::DI),
-            read(regs::SI),
-            read(regs::DX),
-            read(regs::R10),
-            read(regs::R8),
-            read(regs::R9),
-        ]);
-        events::enter(nr as u32, cgroup, next, &args);
+    if abi == Abi::X86_64 && event_nr::is_event(nr) && stages(nr) {
+        events::stage(nr as u32, cgroup, next, &Args::read(&regs));
     }
     Some(())
+}
+
+/// Whether the exit program needs event syscall `nr` staged (see `events.rs`).
+#[inline(always)]
+fn stages(nr: u64) -> bool {
+    match EVENTS_ENABLED.get(0) {
+        Some(&staging::ALL) => true,
+        Some(&staging::EXECS) => event_nr::is_exec(nr),
+        _ => false,
+    }
 }
 
 /// The phase that applies to the current task: its own while it is a process that joined
 /// after the hand-over and has not executed its program yet (`runc exec`), else the
 /// cgroup's. The map is looked at only while such a process is pending.
 #[inline(always)]
-fn task_phase(entry: &CgroupSyscalls) -> (u32, Option<(u32, *mut u32)>) {
+pub fn task_phase(entry: &CgroupSyscalls) -> (u32, Option<(u32, *mut u32)>) {
     // SAFETY: aligned words of a live map value.
     let cgroup_phase = unsafe { read_volatile(&entry.phase) };
     if cgroup_phase == phase::SETUP || unsafe { read_volatile(&entry.late_pending) } == 0 {
@@ -232,14 +234,10 @@ const ATTACH_PID: usize = 24;
 pub fn cgroup_joined(ctx: TracePointContext) -> u32 {
     // The moved task (and its threads) may be remembered under their old cgroup.
     current_cgroup::forget_all();
-    // SAFETY: tracepoint record fields at their documented (and load-time checked) offsets.
-    let (Ok(root), Ok(id), Ok(pid)) = (
-        unsafe { ctx.read_at::<i32>(ATTACH_ROOT) },
-        unsafe { ctx.read_at::<u64>(ATTACH_ID) },
-        unsafe { ctx.read_at::<i32>(ATTACH_PID) },
-    ) else {
-        return 0;
-    };
+    // Offsets checked against the tracepoint's format at load time.
+    let root: i32 = field(&ctx, ATTACH_ROOT);
+    let id: u64 = field(&ctx, ATTACH_ID);
+    let pid: i32 = field(&ctx, ATTACH_PID);
     // Hierarchy 0 is cgroup v2's; v1 hierarchies (a hybrid host) are not recorded.
     if root != 0 {
         return 0;

@@ -11,7 +11,7 @@ use aya::{
 use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
     cgroup_id::{self, CgroupIdPath},
-    event::{nr, Event},
+    event::{nr, staging, Event},
     maps,
     stats::Stat,
 };
@@ -61,6 +61,9 @@ pub struct Kernel {
     /// Whether each CPU remembers the cgroup of the task that last entered a syscall there
     /// (needs the hooks that tell it when to forget).
     pub remembers_cgroups: bool,
+    /// Whether the entry program stages every event syscall for the exit program (kernels
+    /// before 5.15, or `PROFGEN_EXITS=staged`) rather than only execs.
+    pub stages_every_event: bool,
     ebpf: Ebpf,
     levels: Vec<u32>,
     events: Option<RingBuf<MapData>>,
@@ -101,19 +104,22 @@ impl Kernel {
         let mut limits = Limits::default();
         let mut events = None;
         let mut remembers_cgroups = false;
+        let mut stages_every_event = false;
         if hook != Hook::Empty {
             ensure_tracefs();
             limits.late_joins = attach_joined(&mut ebpf).err();
             remembers_cgroups = limits.late_joins.is_none() && remember_cgroups(&mut ebpf)?;
         }
         if hook == Hook::Record {
+            let (staged, absent) = attach_exits(&mut ebpf)?;
             let mut enabled: Array<&mut MapData, u32> = Array::try_from(
                 ebpf.map_mut(maps::EVENTS_ENABLED)
                     .ok_or_else(|| missing(maps::EVENTS_ENABLED))?,
             )
             .map_err(map_err)?;
-            enabled.set(0, 1, 0).map_err(map_err)?;
-            limits.missing_exits = attach_exits(&mut ebpf)?;
+            enabled.set(0, staged, 0).map_err(map_err)?;
+            limits.missing_exits = absent;
+            stages_every_event = staged == staging::ALL;
             limits.capabilities = attach_capable(&mut ebpf).err();
             events = Some(
                 RingBuf::try_from(
@@ -126,6 +132,7 @@ impl Kernel {
         Ok(Self {
             cgroup_id_by,
             remembers_cgroups,
+            stages_every_event,
             ebpf,
             levels: Vec::new(),
             events,
@@ -313,17 +320,25 @@ fn ensure_tracefs() {
     );
 }
 
-/// Attaches the event-completing program to every `syscalls:sys_exit_*` it needs; returns
-/// the ones the kernel does not have.
-fn attach_exits(ebpf: &mut Ebpf) -> Result<Vec<String>, Error> {
+/// Attaches the event-making program to every `syscalls:sys_exit_*` it needs: the one that
+/// reads the arguments from the task's saved registers where the kernel allows it (and
+/// `PROFGEN_EXITS` is not `staged`), else the one that completes what the entry program
+/// staged. Returns what the entry program must stage, and the exits the kernel does not have.
+fn attach_exits(ebpf: &mut Ebpf) -> Result<(u32, Vec<String>), Error> {
+    let (name, staged) = if std::env::var("PROFGEN_EXITS").as_deref() != Ok("staged")
+        && load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT_REGS).is_ok()
+    {
+        (maps::PROG_SYS_EXIT_EVENT_REGS, staging::EXECS)
+    } else {
+        load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT)
+            .map_err(|why| classify_load_error(&why))?;
+        (maps::PROG_SYS_EXIT_EVENT, staging::ALL)
+    };
     let program: &mut TracePoint = ebpf
-        .program_mut(maps::PROG_SYS_EXIT_EVENT)
+        .program_mut(name)
         .ok_or_else(|| Error::Kernel("exit program missing from the object".into()))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| Error::Kernel(e.to_string()))?;
-    program
-        .load()
-        .map_err(|e| classify_load_error(&verbose(&e)))?;
     let mut missing = Vec::new();
     for (_, name) in nr::ALL {
         let tracepoint = format!("sys_exit_{name}");
@@ -336,7 +351,16 @@ fn attach_exits(ebpf: &mut Ebpf) -> Result<Vec<String>, Error> {
             "no syscalls:sys_exit_* tracepoint could be attached (is tracefs mounted at /sys/kernel/tracing?)".into(),
         ));
     }
-    Ok(missing)
+    Ok((staged, missing))
+}
+
+fn load_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load().map_err(|e| verbose(&e))
 }
 
 /// The text of a classic tracepoint's `format` file.
