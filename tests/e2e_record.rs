@@ -16,7 +16,7 @@ use std::{
     time::Instant,
 };
 
-use profgen::model::{Recording, Target};
+use profgen::model::{activity::FileOp, Recording, Target};
 use support::*;
 
 /// `sysprobe [fork] SYSCALL [join CGROUP_PROCS]`
@@ -84,8 +84,14 @@ fn setup(test: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
 
 /// `profgen record --out OUT -- sh -c SCRIPT` to completion; the recording it wrote.
 fn record_shell(profgen: &Path, out: &Path, script: &str) -> Recording {
+    record_shell_with(profgen, out, script, &[])
+}
+
+/// The same with `env` set for profgen.
+fn record_shell_with(profgen: &Path, out: &Path, script: &str, env: &[(&str, &str)]) -> Recording {
     let got = output(
         Command::new(profgen)
+            .envs(env.iter().copied())
             .arg("record")
             .arg("--out")
             .arg(out)
@@ -276,4 +282,75 @@ fn the_entry_program_reads_the_cgroup_id_through_the_kernels_types() {
         kernel.remembers_cgroups,
         "each CPU should remember the last task's cgroup (the fork and cgroup-move hooks attach here)"
     );
+}
+
+/// File facts are made at each syscall's exit from the task's saved registers; on kernels
+/// before 5.15 the exit program completes what the entry program staged instead
+/// (`PROFGEN_EXITS=staged` forces that here). Both ways must give the same facts for the
+/// same work, and the facts must be the work's.
+#[test]
+fn file_facts_from_saved_registers_match_those_from_staging() {
+    use profgen::record::kernel::{Hook, Kernel};
+    let Some((profgen, dir, _)) = setup("file facts, two ways") else {
+        return;
+    };
+    let kernel = Kernel::load(Hook::Record).expect("loading the recording programs");
+    assert!(
+        !kernel.stages_every_event,
+        "the exit program should read the saved registers on this kernel ({})",
+        profgen::record::kernel::kernel_release()
+    );
+    drop(kernel);
+
+    let work = dir.path().join("files");
+    let w = work.display();
+    let script = format!(
+        "mkdir {w} && echo x > {w}/a && mv {w}/a {w}/b && ln {w}/b {w}/c && chmod 600 {w}/c \\
+         && cat {w}/c > /dev/null && rm {w}/b {w}/c && rmdir {w}; cat {w}/missing 2> /dev/null; true"
+    );
+    let facts = |env: &[(&str, &str)], name: &str| {
+        let rec = record_shell_with(&profgen, &dir.path().join(name), &script, env);
+        assert_no_events_lost(&rec);
+        let mut facts = std::collections::BTreeSet::new();
+        for cg in &rec.cgroups {
+            for file in &cg.activity.files {
+                let path = file.path.to_str().unwrap_or_default();
+                if path.starts_with(&format!("{w}")) {
+                    facts.insert((path.to_owned(), file.ops.clone(), file.failed));
+                }
+            }
+        }
+        facts
+    };
+    let from_registers = facts(&[], "registers.json");
+    let from_staging = facts(&[("PROFGEN_EXITS", "staged")], "staged.json");
+    assert_eq!(
+        from_registers, from_staging,
+        "the two ways of making events disagree"
+    );
+    let ops = |path: &str, failed: bool| {
+        from_registers
+            .iter()
+            .find(|(p, _, f)| p == &format!("{w}{path}") && *f == failed)
+            .map(|(_, ops, _)| ops.clone())
+            .unwrap_or_else(|| {
+                panic!("no fact for {w}{path} (failed: {failed}): {from_registers:#?}")
+            })
+    };
+    assert!(ops("", false).contains(&FileOp::Mkdir) && ops("", false).contains(&FileOp::Rmdir));
+    let a = ops("/a", false);
+    assert!(
+        a.contains(&FileOp::Create) && a.contains(&FileOp::Rename),
+        "{w}/a: {a:?}"
+    );
+    let b = ops("/b", false);
+    assert!(
+        b.contains(&FileOp::Rename) && b.contains(&FileOp::Unlink),
+        "{w}/b: {b:?}"
+    );
+    let c = ops("/c", false);
+    for op in [FileOp::Link, FileOp::Chmod, FileOp::Read, FileOp::Unlink] {
+        assert!(c.contains(&op), "{w}/c lacks {op:?}: {c:?}");
+    }
+    assert!(ops("/missing", true).contains(&FileOp::Read));
 }
