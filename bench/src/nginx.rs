@@ -41,7 +41,6 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
         .run_detached(&bundle.dir, &unique_id("profgen-bench"))
         .context("starting nginx")?;
     container.wait_tcp(bundle.addr, Duration::from_secs(20))?;
-    pin(&container.cgroup2_dir()?, 1)?;
     eprintln!(
         "==> nginx: wrk for {seconds} s per run (after 1 s of warm-up), {rounds} rounds, interleaved"
     );
@@ -95,27 +94,10 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
     Ok(())
 }
 
-/// Keeps every process of the container on `cpu` (wrk runs on CPU 0): the scheduler's
-/// placement is the largest source of noise between runs on a small machine.
-fn pin(cgroup: &Path, cpu: usize) -> Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu)?;
-    let procs = fs::read_to_string(cgroup.join("cgroup.threads"))
-        .with_context(|| format!("reading {}", cgroup.display()))?;
-    for tid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
-            .with_context(|| format!("pinning thread {tid}"))?;
-    }
-    Ok(())
-}
-
 /// Requests/s wrk gets from `addr` in `seconds`, after a second of warm-up.
 fn load(addr: SocketAddr, seconds: u32) -> Result<f64> {
     let wrk = |seconds: u32| {
-        run(Command::new("taskset").args([
-            "-c",
-            "0",
-            "wrk",
+        run(Command::new("wrk").args([
             "-t1",
             "-c16",
             &format!("-d{seconds}s"),

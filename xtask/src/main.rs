@@ -28,7 +28,11 @@ enum Task {
     /// Every test: unit tests and end-to-end tests (root, real kernel, real runc).
     Test,
     /// Overhead benchmarks: syscall cost untraced / empty hook / profgen, nginx requests/s.
-    Bench,
+    /// Arguments go to the benchmark (`cargo xtask bench --rounds 7`; `-- --help` lists them).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -51,9 +55,11 @@ fn main() -> Result<()> {
             step("running every test (unit and end-to-end)");
             cargo(&["test", "--release", "--no-fail-fast"])
         }
-        Task::Bench => {
+        Task::Bench { args } => {
             setup::run()?;
-            cargo(&["run", "--release", "-p", "profgen-bench", "--"])
+            let mut argv = vec!["run", "--release", "-p", "profgen-bench", "--"];
+            argv.extend(args.iter().map(String::as_str));
+            cargo(&argv)
         }
     }
 }
