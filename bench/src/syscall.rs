@@ -110,14 +110,19 @@ pub fn bench(calls: u64, rounds: usize) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let out = dir.join("ns");
     eprintln!("==> syscall cost: {calls} getppid per run, {rounds} rounds, interleaved");
-    let kernel = Kernel::load(Hook::SyscallsOnly).context("loading the recording programs")?;
+    let kernel = Kernel::load(Hook::Record).context("loading the recording programs")?;
     eprintln!(
-        "    the entry program reads the cgroup id by {:?}{}",
+        "    the entry program reads the cgroup id by {:?}{}; the exit program {}",
         kernel.cgroup_id_by,
         if kernel.remembers_cgroups {
             ", remembered per CPU for the last task"
         } else {
             ""
+        },
+        if kernel.stages_every_event {
+            "completes events the entry program staged"
+        } else {
+            "reads the saved registers (only execs are staged)"
         }
     );
     drop(kernel);

@@ -46,10 +46,14 @@ pub struct LastTask {
 /// by BTF). Called with preemption disabled (tracepoint programs).
 #[inline(always)]
 pub fn by_regs(regs: *const u8) -> u64 {
-    let (Some(&generation), Some(last)) = (CGROUP_GENERATION.get(0), LAST_TASK.get_ptr_mut(0))
+    let (Some(generation), Some(last)) = (CGROUP_GENERATION.get_ptr(0), LAST_TASK.get_ptr_mut(0))
     else {
         return walked();
     };
+    // Read before the walk (volatile accesses keep their order): a move bumps the generation
+    // only after it happened, so an answer walked after this read is never older than it.
+    // SAFETY: aligned word of a map value.
+    let generation = unsafe { read_volatile(generation) };
     // SAFETY: this CPU's value; the program cannot be preempted while it reads and writes it.
     let last = unsafe { &mut *last };
     if generation == 0 {
