@@ -40,6 +40,7 @@ fn valid_recording() -> Recording {
             cgroup: "/e2e".into(),
         },
         runtime: None,
+        syscalls_only: false,
         events_lost: BTreeMap::from([("ring_buffer_full".to_owned(), 0)]),
         cgroups: vec![CgroupRecord {
             id: 4242,

@@ -53,7 +53,8 @@ pub struct RecordArgs {
     #[arg(long)]
     include_runtime_setup: bool,
     /// Record syscalls only (enough for seccomp): no file, network or capability facts, and
-    /// no exit tracepoints, so every other process on the machine pays less.
+    /// no exit tracepoints, so every other process on the machine pays less. The recording
+    /// says so, and `profgen synth` then writes the seccomp profile alone.
     #[arg(long)]
     syscalls_only: bool,
     /// Create this (empty) file once recording has started.

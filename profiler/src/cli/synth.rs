@@ -114,7 +114,6 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let rec = Recording::merge(&recordings).context("merging the recordings")?;
     let source = describe(&args.recordings);
-    let activity = synth::workload_activity(&rec);
     let mut artifacts = Vec::new();
     let mut report = String::new();
 
@@ -133,6 +132,65 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => default_name(&rec.target),
     };
+    let (notes, namespace) = if rec.syscalls_only {
+        let pod = args.pod.as_deref().map(parse_pod).transpose()?;
+        let namespace = args.namespace.clone().or(pod.map(|p| p.namespace));
+        (vec![SYSCALLS_ONLY.to_string()], namespace)
+    } else {
+        activity_artifacts(&args, &rec, &name, &source, &mut artifacts, &mut report)?
+    };
+
+    // The Security Profiles Operator's copy of the seccomp profile.
+    if args.spo {
+        let object = spo::seccomp_profile(&profile, &kube_name(&name), namespace.as_deref())
+            .map_err(SynthError::from)?;
+        artifacts.push(Artifact {
+            file: "spo-seccompprofile.yaml",
+            bytes: format!(
+                "# Security Profiles Operator SeccompProfile with the rules of seccomp.json: `kubectl apply -f spo-seccompprofile.yaml`.\n# The operator installs it on every node; pods use it as localhostProfile: {} (securitycontext-patch.yaml names profgen's own path).\n{}",
+                spo::localhost_profile(&object),
+                to_yaml(&object)?
+            )
+            .into_bytes(),
+        });
+    }
+
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the output directory {}", dir.display()))?;
+    for a in &artifacts {
+        write_atomic(&dir.join(a.file), &a.bytes)?;
+    }
+
+    print!("{report}");
+    for n in &notes {
+        eprintln!("profgen: note: {n}");
+    }
+    let files: Vec<&str> = artifacts.iter().map(|a| a.file).collect();
+    eprintln!(
+        "profgen: wrote {} into {} from {source}",
+        files.join(", "),
+        dir.display()
+    );
+    if summary.events_lost > 0 {
+        eprintln!("{}", lost_warning(&rec, &source));
+    }
+    Ok(())
+}
+
+/// Said when the recording holds syscalls only.
+const SYSCALLS_ONLY: &str = "the recording holds syscalls only (`record --syscalls-only`): apparmor.profile, networkpolicy.yaml and the securityContext need a recording of files, network and capabilities too, so only the seccomp profile was written";
+
+/// AppArmor, NetworkPolicy and securityContext: what needs the recorded activity. Returns the
+/// notes for the terminal and the namespace the artifacts name.
+fn activity_artifacts(
+    args: &SynthArgs,
+    rec: &Recording,
+    name: &str,
+    source: &str,
+    artifacts: &mut Vec<Artifact>,
+    report: &mut String,
+) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    let activity = synth::workload_activity(rec);
     let aa = apparmor::apparmor(&name, &activity, &AppArmorOptions::default())
         .map_err(SynthError::from)?;
     let parser_verdict = match parser::check(&aa.text) {
@@ -140,7 +198,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         Err(parser::ParserError::Absent(why)) => format!("not validated: {why}"),
         Err(parser::ParserError::Rejected { stderr }) => {
             return Err(SynthError::AppArmorRejected {
-                name,
+                name: name.to_owned(),
                 reason: stderr,
             }
             .into())
@@ -210,7 +268,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         name: args.container.clone().unwrap_or_else(|| kube_name(&name)),
         suggestion: suggestion.clone(),
         seccomp_localhost: Some(seccomp_path.clone()),
-        apparmor_profile: Some(name.clone()),
+        apparmor_profile: Some(name.to_owned()),
     };
     let patch = sc::workload_patch(&target, std::slice::from_ref(&container));
     artifacts.push(Artifact {
@@ -241,42 +299,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         bytes: evidence_report(&suggestion, &container, &target, &source).into_bytes(),
     });
     writeln!(report, "{}", security_context_table(&suggestion))?;
-
-    // The Security Profiles Operator's copy of the seccomp profile.
-    if args.spo {
-        let object = spo::seccomp_profile(&profile, &kube_name(&name), namespace.as_deref())
-            .map_err(SynthError::from)?;
-        artifacts.push(Artifact {
-            file: "spo-seccompprofile.yaml",
-            bytes: format!(
-                "# Security Profiles Operator SeccompProfile with the rules of seccomp.json: `kubectl apply -f spo-seccompprofile.yaml`.\n# The operator installs it on every node; pods use it as localhostProfile: {} (securitycontext-patch.yaml names profgen's own path).\n{}",
-                spo::localhost_profile(&object),
-                to_yaml(&object)?
-            )
-            .into_bytes(),
-        });
-    }
-
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the output directory {}", dir.display()))?;
-    for a in &artifacts {
-        write_atomic(&dir.join(a.file), &a.bytes)?;
-    }
-
-    print!("{report}");
-    for n in &notes {
-        eprintln!("profgen: note: {n}");
-    }
-    let files: Vec<&str> = artifacts.iter().map(|a| a.file).collect();
-    eprintln!(
-        "profgen: wrote {} into {} from {source}",
-        files.join(", "),
-        dir.display()
-    );
-    if summary.events_lost > 0 {
-        eprintln!("{}", lost_warning(&rec, &source));
-    }
-    Ok(())
+    Ok((notes, namespace))
 }
 
 /// The recordings, as messages name them.
@@ -676,6 +699,38 @@ mod tests {
             profile["syscalls"][0]["names"],
             serde_json::json!(["read", "write"])
         );
+    }
+
+    #[test]
+    fn a_syscalls_only_recording_gives_the_seccomp_profile_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_recording(dir.path(), false);
+        let mut rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        rec["syscalls_only"] = serde_json::json!(true);
+        std::fs::write(&path, rec.to_string()).unwrap();
+        let out = dir.path().join("profiles");
+        run(args(vec![path.clone()], Some(out.clone()))).unwrap();
+        // No activity was recorded: an AppArmor profile, policy or securityContext made from
+        // none would deny what the workload needs.
+        assert_eq!(dir_files(&out), ["seccomp.json"]);
+
+        // Merged with a full recording, the activity is still incomplete.
+        let full = dir.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        let full = write_recording(&full, false);
+        let merged = dir.path().join("merged");
+        run(args(vec![full, path], Some(merged.clone()))).unwrap();
+        assert_eq!(dir_files(&merged), ["seccomp.json"]);
+    }
+
+    fn dir_files(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]

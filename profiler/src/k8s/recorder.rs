@@ -208,6 +208,7 @@ pub fn recording(
             cgroup: target_cgroup.to_owned(),
         },
         runtime: None,
+        syscalls_only: false,
         events_lost,
         cgroups,
     }

@@ -20,6 +20,7 @@ pub(crate) fn recording(cgroups: Vec<CgroupRecord>) -> Recording {
             cgroup: "/profgen/1".into(),
         },
         runtime: None,
+        syscalls_only: false,
         events_lost: BTreeMap::from([("ringbuf_full".into(), 0), ("map_full".into(), 0)]),
         cgroups,
     }

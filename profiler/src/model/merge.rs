@@ -98,6 +98,8 @@ impl Recording {
                 .unwrap_or_default(),
             target: first.target.clone(),
             runtime: recordings.iter().find_map(|r| r.runtime.clone()),
+            // A part without activity makes the merged activity incomplete.
+            syscalls_only: recordings.iter().any(|r| r.syscalls_only),
             events_lost,
             cgroups: cgroups.into_values().collect(),
         };

@@ -125,6 +125,11 @@ pub struct Recording {
     /// Events the kernel side could not record, by reason (every reason listed, zeros
     /// included). Non-zero means the profile may be missing something.
     pub events_lost: BTreeMap<String, u64>,
+    /// Only syscalls were recorded (`record --syscalls-only`): no files, network,
+    /// capabilities or credentials, so no AppArmor profile, NetworkPolicy or securityContext
+    /// can be made from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub syscalls_only: bool,
     /// One entry per cgroup that made a syscall, sorted by path then id.
     pub cgroups: Vec<CgroupRecord>,
 }

@@ -256,6 +256,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
         target,
         runtime: runtime_label.map(runtime_with_version),
         events_lost,
+        syscalls_only: opts.syscalls_only,
         cgroups,
     };
     warnings.extend(recording.late_join_warnings());
