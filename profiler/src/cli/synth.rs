@@ -191,7 +191,7 @@ fn activity_artifacts(
     report: &mut String,
 ) -> anyhow::Result<(Vec<String>, Option<String>)> {
     let activity = synth::workload_activity(rec);
-    let aa = apparmor::apparmor(&name, &activity, &AppArmorOptions::default())
+    let aa = apparmor::apparmor(name, &activity, &AppArmorOptions::default())
         .map_err(SynthError::from)?;
     let parser_verdict = match parser::check(&aa.text) {
         Ok(()) => "apparmor_parser -Q -K: compiled".to_string(),
