@@ -240,7 +240,7 @@ fn activity_artifacts(
         None
     } else {
         let opts = NetpolOptions {
-            name: kube_name(&name),
+            name: kube_name(name),
             namespace: namespace.clone(),
             labels,
             pod,
@@ -262,10 +262,10 @@ fn activity_artifacts(
 
     // securityContext, its evidence, and the patch wiring everything into the workload.
     let suggestion = sc::security_context(&activity, &sc::Options::with_volumes(&args.volumes));
-    let target = patch_target(args.workload.as_deref(), &name, namespace.as_deref())?;
+    let target = patch_target(args.workload.as_deref(), name, namespace.as_deref())?;
     let seccomp_path = sc::seccomp_localhost_path(&target.namespace, &target.name, None);
     let container = ContainerPatch {
-        name: args.container.clone().unwrap_or_else(|| kube_name(&name)),
+        name: args.container.clone().unwrap_or_else(|| kube_name(name)),
         suggestion: suggestion.clone(),
         seccomp_localhost: Some(seccomp_path.clone()),
         apparmor_profile: Some(name.to_owned()),
@@ -296,7 +296,7 @@ fn activity_artifacts(
     });
     artifacts.push(Artifact {
         file: "securitycontext.md",
-        bytes: evidence_report(&suggestion, &container, &target, &source).into_bytes(),
+        bytes: evidence_report(&suggestion, &container, &target, source).into_bytes(),
     });
     writeln!(report, "{}", security_context_table(&suggestion))?;
     Ok((notes, namespace))
