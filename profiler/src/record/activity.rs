@@ -139,13 +139,20 @@ impl Collector {
                         }
                     }
                 }
-                Fact::FdFile { fd, op } => {
+                Fact::FdFile { fd, op, mapped_at } => {
                     if failed {
                         continue;
                     }
-                    let path = match self.fds.get(&(tgid, fd)) {
-                        Some(Fd::File(p)) => Some(p.clone()),
-                        _ => proc_view.fd_path(fd),
+                    // The mapping first: the fd may have been closed and reused by the time
+                    // the event is read (a library mapped through fd 3, then a data file
+                    // opened as fd 3).
+                    let path = match (
+                        mapped_at.and_then(|at| proc_view.mapping_path(at)),
+                        self.fds.get(&(tgid, fd)),
+                    ) {
+                        (Some(p), _) => Some(p),
+                        (None, Some(Fd::File(p))) => Some(p.clone()),
+                        (None, _) => proc_view.fd_path(fd),
                     };
                     match path {
                         Some(p) => {
@@ -530,10 +537,43 @@ impl ProcView {
             .is_some_and(|m| m.mode() & 0o6000 != 0)
     }
 
+    /// The file mapped at `start` (`/proc/<tgid>/maps`), while the process and the mapping
+    /// exist.
+    fn mapping_path(&self, start: u64) -> Option<Vec<u8>> {
+        let maps = std::fs::read(format!("/proc/{}/maps", self.tgid)).ok()?;
+        let path = mapping_at(&maps, start)?;
+        self.inside(Path::new(OsStr::from_bytes(path)))
+    }
+
     fn fd_path(&self, fd: i64) -> Option<Vec<u8>> {
         let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", self.tgid)).ok()?;
         self.inside(&target)
     }
+}
+
+/// In the text of a `/proc/<pid>/maps`, the path of the file mapping that starts at `start`
+/// (`None` for anonymous mappings and deleted files).
+fn mapping_at(maps: &[u8], start: u64) -> Option<&[u8]> {
+    maps.split(|&b| b == b'\n').find_map(|line| {
+        let (range, rest) = split_field(line)?;
+        let (from, _) = std::str::from_utf8(range).ok()?.split_once('-')?;
+        if u64::from_str_radix(from, 16).ok()? != start {
+            return None;
+        }
+        // perms offset dev inode, then the path (which may hold spaces).
+        let mut rest = rest;
+        for _ in 0..4 {
+            rest = split_field(rest)?.1;
+        }
+        let path = rest.trim_ascii_start();
+        (path.first() == Some(&b'/') && !path.ends_with(b" (deleted)")).then_some(path)
+    })
+}
+
+fn split_field(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let text = text.trim_ascii_start();
+    let end = text.iter().position(|&b| b == b' ')?;
+    Some((&text[..end], &text[end..]))
 }
 
 /// Lexical normalisation: drops `.` and empty components, applies `..` (never above `/`).
@@ -577,6 +617,31 @@ mod tests {
     /// runc's init checks mknod and sys_admin while it sets the container up, and setpcap
     /// after the filter while it drops the bounding set; nginx checks setuid after its exec.
     /// Only nginx's belong to the container, unless asked.
+    #[test]
+    fn a_mapping_is_found_by_its_start() {
+        let maps = b"\
+55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1183       /usr/bin/cat
+7f3a10028000-7f3a101bd000 r-xp 00028000 fd:01 2095       /usr/lib/x86_64-linux-gnu/libc.so.6
+7f3a10200000-7f3a10201000 rw-p 00000000 00:00 0
+7f3a10300000-7f3a10301000 r-xp 00000000 fd:01 77         /srv/my app/lib.so
+7f3a10400000-7f3a10401000 r-xp 00000000 fd:01 78         /tmp/gone.so (deleted)
+";
+        let at =
+            |start: u64| mapping_at(maps, start).map(|p| String::from_utf8_lossy(p).into_owned());
+        let cases: [(u64, Option<&str>); 6] = [
+            (0x7f3a10028000, Some("/usr/lib/x86_64-linux-gnu/libc.so.6")),
+            (0x55d0c0a00000, Some("/usr/bin/cat")),
+            (0x7f3a10300000, Some("/srv/my app/lib.so")),
+            // Anonymous, deleted, and an address inside a mapping rather than at its start.
+            (0x7f3a10200000, None),
+            (0x7f3a10400000, None),
+            (0x7f3a10029000, None),
+        ];
+        for (start, want) in cases {
+            assert_eq!(at(start).as_deref(), want, "{start:#x}");
+        }
+    }
+
     #[test]
     fn capabilities_before_the_entrypoint_are_the_runtimes() {
         use phase::*;

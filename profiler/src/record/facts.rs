@@ -27,6 +27,9 @@ pub enum Fact {
     FdFile {
         fd: i64,
         op: FileOp,
+        /// Where a successful mmap put the mapping: it names the file for as long as the
+        /// mapping exists, unlike the fd, which the process may have closed and reused.
+        mapped_at: Option<u64>,
     },
     Socket {
         fd: i64,
@@ -211,10 +214,12 @@ pub fn decode(ev: &Event) -> Vec<Fact> {
         nr::MMAP => vec![Fact::FdFile {
             fd: fd(a[0]),
             op: FileOp::MmapExec,
+            mapped_at: (ev.ret >= 0).then_some(ev.ret as u64),
         }],
         nr::FLOCK => vec![Fact::FdFile {
             fd: fd(a[0]),
             op: FileOp::Lock,
+            mapped_at: None,
         }],
         nr::SOCKET => vec![Fact::Socket {
             fd: ev.ret,
