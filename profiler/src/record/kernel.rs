@@ -334,11 +334,7 @@ fn attach_exits(ebpf: &mut Ebpf) -> Result<(u32, Vec<String>), Error> {
             .map_err(|why| classify_load_error(&why))?;
         (maps::PROG_SYS_EXIT_EVENT, staging::ALL)
     };
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
-        .ok_or_else(|| Error::Kernel("exit program missing from the object".into()))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| Error::Kernel(e.to_string()))?;
+    let program = tracepoint_program(ebpf, name).map_err(Error::Kernel)?;
     let mut missing = Vec::new();
     for (_, name) in nr::ALL {
         let tracepoint = format!("sys_exit_{name}");
@@ -354,13 +350,17 @@ fn attach_exits(ebpf: &mut Ebpf) -> Result<(u32, Vec<String>), Error> {
     Ok((staged, missing))
 }
 
-fn load_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
+fn tracepoint_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, String> {
+    ebpf.program_mut(name)
         .ok_or_else(|| format!("program {name} missing from the object"))?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load().map_err(|e| verbose(&e))
+        .map_err(|e: aya::programs::ProgramError| e.to_string())
+}
+
+fn load_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+    tracepoint_program(ebpf, name)?
+        .load()
+        .map_err(|e| verbose(&e))
 }
 
 /// The text of a classic tracepoint's `format` file.
@@ -386,13 +386,10 @@ fn attach_tracepoint(
     category: &str,
     name: &str,
 ) -> Result<(), String> {
-    let program: &mut TracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("program {program} missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load().map_err(|e| verbose(&e))?;
-    program.attach(category, name).map_err(|e| verbose(&e))?;
+    load_tracepoint(ebpf, program)?;
+    tracepoint_program(ebpf, program)?
+        .attach(category, name)
+        .map_err(|e| verbose(&e))?;
     Ok(())
 }
 
