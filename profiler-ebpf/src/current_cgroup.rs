@@ -43,7 +43,7 @@ pub struct LastTask {
 }
 
 /// The cgroup id of the current task, whose saved registers are at `regs` (a pointer typed
-/// by BTF). Called with preemption disabled (tracepoint programs).
+/// by BTF): the syscall-entry program's hot path. Called with preemption disabled.
 #[inline(always)]
 pub fn by_regs(regs: *const u8) -> u64 {
     let (Some(generation), Some(last)) = (CGROUP_GENERATION.get_ptr(0), LAST_TASK.get_ptr_mut(0))
@@ -94,19 +94,40 @@ pub fn task_forked(_ctx: TracePointContext) -> u32 {
 /// types, or by the helper when the offsets are not known.
 #[inline(always)]
 fn walked() -> u64 {
+    match offsets() {
+        // SAFETY: helper without preconditions.
+        Some(path) => walk(unsafe { bpf_get_current_task_btf() } as *const u8, &path),
+        // SAFETY: helper without preconditions.
+        None => unsafe { bpf_get_current_cgroup_id() },
+    }
+}
+
+/// The cgroup id of `task`, the current task as `bpf_get_current_task_btf` gave it (for a
+/// program that needs the task anyway).
+#[inline(always)]
+pub fn of_current_task(task: *const u8) -> u64 {
+    match offsets() {
+        Some(path) => walk(task, &path),
+        // SAFETY: helper without preconditions.
+        None => unsafe { bpf_get_current_cgroup_id() },
+    }
+}
+
+#[inline(always)]
+fn offsets() -> Option<CgroupIdPath> {
     // SAFETY: a global of the object; the volatile read keeps the compiler from folding
     // the initial value.
     let path = unsafe { read_volatile(&CGROUP_ID_PATH) };
-    if !path.known() {
-        // SAFETY: helper without preconditions.
-        return unsafe { bpf_get_current_cgroup_id() };
-    }
+    path.known().then_some(path)
+}
+
+#[inline(always)]
+fn walk(task: *const u8, path: &CgroupIdPath) -> u64 {
     let at = |base: *const u8, offset: u32| base.wrapping_add(offset as usize);
     // SAFETY: each pointer is typed by the kernel's BTF (task_struct → css_set → cgroup →
     // kernfs_node); the verifier checks every offset against those types and turns the
     // loads into fault-safe ones.
     unsafe {
-        let task = bpf_get_current_task_btf() as *const u8;
         let css_set = read_volatile(at(task, path.task_cgroups).cast::<*const u8>());
         let cgroup = read_volatile(at(css_set, path.css_set_dfl_cgrp).cast::<*const u8>());
         let kn = read_volatile(at(cgroup, path.cgroup_kn).cast::<*const u8>());

@@ -185,13 +185,16 @@ fn complete_staged(exit_nr: i32, ret: i64) -> Option<()> {
 
 #[inline(always)]
 fn complete_from_regs(nr: u32, ret: i64) -> Option<()> {
-    // SAFETY: helpers without preconditions; the registers pointer is typed by BTF.
-    let regs =
-        unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as *const u8 };
-    let cgroup = current_cgroup::by_regs(regs);
+    // SAFETY: helper without preconditions.
+    let task = unsafe { generated::bpf_get_current_task_btf() };
+    // Every process's event syscalls come here: the registers are asked for only once the
+    // caller is known to be recorded.
+    let cgroup = current_cgroup::of_current_task(task as *const u8);
     let entry = recorded(cgroup)?;
     // SAFETY: map value of a recorded cgroup.
     let (phase, _) = task_phase(unsafe { &*entry });
+    // SAFETY: the current task, as the helper above gave it; the result is typed by BTF.
+    let regs = unsafe { generated::bpf_task_pt_regs(task) } as *const u8;
     let ev = SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled.
     let ev = unsafe { &mut *ev };
@@ -213,7 +216,7 @@ fn finish(ev: &mut Event, ret: i64) {
         let len = unsafe { bpf_probe_read_user(ev.args[2] as *const u32) }.unwrap_or(0);
         read_addr(ev, ev.args[1], len as u64);
     }
-    if ev.nr == nr::EXECVE || ev.nr == nr::EXECVEAT {
+    if nr::is_exec(ev.nr as u64) {
         // Credentials after exec: a setuid binary changes them.
         ev.args[3] = bpf_get_current_uid_gid();
     }

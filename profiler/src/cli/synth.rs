@@ -132,12 +132,20 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => default_name(&rec.target),
     };
-    let (notes, namespace) = if rec.syscalls_only {
-        let pod = args.pod.as_deref().map(parse_pod).transpose()?;
-        let namespace = args.namespace.clone().or(pod.map(|p| p.namespace));
-        (vec![SYSCALLS_ONLY.to_string()], namespace)
+    let pod = args.pod.as_deref().map(parse_pod).transpose()?;
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| pod.as_ref().map(|p| p.namespace.clone()));
+    let notes = if rec.syscalls_only {
+        vec![SYSCALLS_ONLY.to_string()]
     } else {
-        activity_artifacts(&args, &rec, &name, &source, &mut artifacts, &mut report)?
+        let workload = Workload {
+            name: &name,
+            namespace: namespace.as_deref(),
+            pod,
+        };
+        activity_artifacts(&args, &rec, workload, &source, &mut artifacts, &mut report)?
     };
 
     // The Security Profiles Operator's copy of the seccomp profile.
@@ -180,16 +188,29 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
 /// Said when the recording holds syscalls only.
 const SYSCALLS_ONLY: &str = "the recording holds syscalls only (`record --syscalls-only`): apparmor.profile, networkpolicy.yaml and the securityContext need a recording of files, network and capabilities too, so only the seccomp profile was written";
 
+/// What the artifacts are named after.
+struct Workload<'a> {
+    name: &'a str,
+    namespace: Option<&'a str>,
+    /// `--pod`, for the NetworkPolicy.
+    pod: Option<PodRef>,
+}
+
 /// AppArmor, NetworkPolicy and securityContext: what needs the recorded activity. Returns the
-/// notes for the terminal and the namespace the artifacts name.
+/// notes for the terminal.
 fn activity_artifacts(
     args: &SynthArgs,
     rec: &Recording,
-    name: &str,
+    workload: Workload,
     source: &str,
     artifacts: &mut Vec<Artifact>,
     report: &mut String,
-) -> anyhow::Result<(Vec<String>, Option<String>)> {
+) -> anyhow::Result<Vec<String>> {
+    let Workload {
+        name,
+        namespace,
+        pod,
+    } = workload;
     let activity = synth::workload_activity(rec);
     let aa = apparmor::apparmor(name, &activity, &AppArmorOptions::default())
         .map_err(SynthError::from)?;
@@ -226,11 +247,6 @@ fn activity_artifacts(
         ),
         None => None,
     };
-    let pod = args.pod.as_deref().map(parse_pod).transpose()?;
-    let namespace = args
-        .namespace
-        .clone()
-        .or_else(|| pod.as_ref().map(|p| p.namespace.clone()));
     let labels = parse_labels(&args.labels)?;
     let netpol = if labels.is_empty() && pod.is_none() {
         notes.push(
@@ -241,7 +257,7 @@ fn activity_artifacts(
     } else {
         let opts = NetpolOptions {
             name: kube_name(name),
-            namespace: namespace.clone(),
+            namespace: namespace.map(str::to_owned),
             labels,
             pod,
             cluster: cluster.as_ref(),
@@ -262,7 +278,7 @@ fn activity_artifacts(
 
     // securityContext, its evidence, and the patch wiring everything into the workload.
     let suggestion = sc::security_context(&activity, &sc::Options::with_volumes(&args.volumes));
-    let target = patch_target(args.workload.as_deref(), name, namespace.as_deref())?;
+    let target = patch_target(args.workload.as_deref(), name, namespace)?;
     let seccomp_path = sc::seccomp_localhost_path(&target.namespace, &target.name, None);
     let container = ContainerPatch {
         name: args.container.clone().unwrap_or_else(|| kube_name(name)),
@@ -299,7 +315,7 @@ fn activity_artifacts(
         bytes: evidence_report(&suggestion, &container, &target, source).into_bytes(),
     });
     writeln!(report, "{}", security_context_table(&suggestion))?;
-    Ok((notes, namespace))
+    Ok(notes)
 }
 
 /// The recordings, as messages name them.

@@ -112,12 +112,7 @@ impl Kernel {
         }
         if hook == Hook::Record {
             let (staged, absent) = attach_exits(&mut ebpf)?;
-            let mut enabled: Array<&mut MapData, u32> = Array::try_from(
-                ebpf.map_mut(maps::EVENTS_ENABLED)
-                    .ok_or_else(|| missing(maps::EVENTS_ENABLED))?,
-            )
-            .map_err(map_err)?;
-            enabled.set(0, staged, 0).map_err(map_err)?;
+            set_first(&mut ebpf, maps::EVENTS_ENABLED, staged)?;
             limits.missing_exits = absent;
             stages_every_event = staged == staging::ALL;
             limits.capabilities = attach_capable(&mut ebpf).err();
@@ -439,13 +434,15 @@ fn remember_cgroups(ebpf: &mut Ebpf) -> Result<bool, Error> {
         log::debug!("the cgroup is read on every syscall: {why}");
         return Ok(false);
     }
-    let mut generation: Array<&mut MapData, u64> = Array::try_from(
-        ebpf.map_mut(maps::CGROUP_GENERATION)
-            .ok_or_else(|| missing(maps::CGROUP_GENERATION))?,
-    )
-    .map_err(map_err)?;
-    generation.set(0, 1, 0).map_err(map_err)?;
+    set_first(ebpf, maps::CGROUP_GENERATION, 1u64)?;
     Ok(true)
+}
+
+/// Sets entry 0 of the `Array` map `name` (the one-entry switches the programs read).
+fn set_first<V: aya::Pod>(ebpf: &mut Ebpf, name: &str, value: V) -> Result<(), Error> {
+    let mut array: Array<&mut MapData, V> =
+        Array::try_from(ebpf.map_mut(name).ok_or_else(|| missing(name))?).map_err(map_err)?;
+    array.set(0, value, 0).map_err(map_err)
 }
 
 fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
