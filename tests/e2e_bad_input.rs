@@ -41,6 +41,7 @@ fn valid_recording() -> Recording {
         },
         runtime: None,
         syscalls_only: false,
+        coverage: Default::default(),
         events_lost: BTreeMap::from([("ring_buffer_full".to_owned(), 0)]),
         cgroups: vec![CgroupRecord {
             id: 4242,

@@ -55,19 +55,17 @@ const REPLICAS: [(&str, &str, &str); 2] = [
 const SCRIPT: &str = "/bin/busybox uname -a >/dev/null; \
     while :; do /bin/busybox cat /proc/self/status >/dev/null; /bin/busybox sleep 0.2; done";
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("PROFGEN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join(PODLIST).is_file() && dir.join(WATCH).is_file() {
-        Some(dir)
-    } else {
-        skip(&format!(
-            "fixtures not found at {} (set PROFGEN_FIXTURES)",
+/// The repository's captures (`tests/fixtures/`, provenance in its `SOURCES.md`).
+fn fixtures() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for file in [PODLIST, WATCH] {
+        assert!(
+            dir.join(file).is_file(),
+            "fixture {file} missing from {}",
             dir.display()
-        ));
-        None
+        );
     }
+    dir
 }
 
 /// The cgroup2 mount (`/sys/fs/cgroup/unified` on this hybrid host).
@@ -545,7 +543,7 @@ fn node() -> Option<Node> {
         skip("needs root (eBPF, runc, cgroups)");
         return None;
     }
-    let fixtures = fixtures()?;
+    let fixtures = fixtures();
     let Some(busybox) = busybox() else {
         skip("no static busybox for the container's rootfs");
         return None;
@@ -792,7 +790,7 @@ fn record_pod_writes_one_set_per_container() {
 /// Bad input needs no root: the API is asked before anything is loaded into the kernel.
 #[test]
 fn record_pod_refuses_bad_input_in_one_line() {
-    let Some(fixtures) = fixtures() else { return };
+    let fixtures = fixtures();
     let profgen = profgen_binary();
     let tmp = tempfile::tempdir().unwrap();
     let api = serve_api(&fixtures);

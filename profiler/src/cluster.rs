@@ -627,9 +627,9 @@ mod tests {
     use super::*;
     use crate::k8s::test_fixtures;
 
-    fn fixture(name: &str) -> Option<Cluster> {
-        let text = test_fixtures::read(&format!("k8s/{name}"))?;
-        Some(Cluster::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}")))
+    fn fixture(name: &str) -> Cluster {
+        let text = test_fixtures::read(&format!("k8s/{name}"));
+        Cluster::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -638,9 +638,7 @@ mod tests {
 
     #[test]
     fn kind_pod_list() {
-        let Some(c) = fixture("kind-v1.36-kube-system-podlist.json") else {
-            return;
-        };
+        let c = fixture("kind-v1.36-kube-system-podlist.json");
         assert_eq!(c.pods.len(), 8);
         let dns = c.pod("kube-system", "coredns-589f44dc88-4fpns").unwrap();
         assert_eq!(
@@ -669,9 +667,7 @@ mod tests {
 
     #[test]
     fn minikube_lists_of_pods_services_and_namespaces() {
-        let Some(dir) = test_fixtures::dir() else {
-            return;
-        };
+        let dir = test_fixtures::dir();
         let k8s = dir.join("k8s");
         let c = Cluster::from_files(&[
             k8s.join("minikube-v1.35-containerd-pods-all-namespaces.yaml"),
@@ -734,13 +730,9 @@ mod tests {
 
     #[test]
     fn kubelet_pod_list_and_object_without_kind() {
-        let Some(c) = fixture("minikube-v1.35-containerd-kubelet-pods-podlist.json") else {
-            return;
-        };
+        let c = fixture("minikube-v1.35-containerd-kubelet-pods-podlist.json");
         assert_eq!(c.pods.len(), 24);
-        let Some(c) = fixture("openshift-crio-pod-alertmanager-main-0-statefulset.json") else {
-            return;
-        };
+        let c = fixture("openshift-crio-pod-alertmanager-main-0-statefulset.json");
         let pod = &c.pods[0];
         assert_eq!(pod.name, "alertmanager-main-0");
         assert_eq!(pod.namespace, "openshift-monitoring");
@@ -751,9 +743,7 @@ mod tests {
 
     #[test]
     fn watch_streams() {
-        let Some(c) = fixture("kind-2023-default-pods-watch-delete-lifecycle.jsonl") else {
-            return;
-        };
+        let c = fixture("kind-2023-default-pods-watch-delete-lifecycle.jsonl");
         // Two pods added, one of them deleted at the end.
         assert_eq!(
             c.pods.len(),
@@ -761,10 +751,7 @@ mod tests {
             "{:?}",
             c.pods.iter().map(|p| &p.name).collect::<Vec<_>>()
         );
-        let Some(c) = fixture("kind-v1.36-kube-system-pods-watch-sendInitialEvents-bookmark.jsonl")
-        else {
-            return;
-        };
+        let c = fixture("kind-v1.36-kube-system-pods-watch-sendInitialEvents-bookmark.jsonl");
         assert_eq!(c.pods.len(), 8);
     }
 

@@ -40,15 +40,9 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Demo => {
             setup::run()?;
-            cargo(&[
-                "run",
-                "--release",
-                "-p",
-                "profgen-demo",
-                "--bin",
-                "demo",
-                "--",
-            ])
+            build()?;
+            step("running the demo");
+            run_built("demo", &[])
         }
         Task::Test => {
             setup::run()?;
@@ -57,11 +51,45 @@ fn main() -> Result<()> {
         }
         Task::Bench { args } => {
             setup::run()?;
-            let mut argv = vec!["run", "--release", "-p", "profgen-bench", "--"];
-            argv.extend(args.iter().map(String::as_str));
-            cargo(&argv)
+            build()?;
+            step("running the benchmarks");
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_built("profgen-bench", &argv)
         }
     }
+}
+
+/// Builds every binary of the default members at once. `cargo run -p X` would resolve the
+/// features of X's dependencies alone, differently from `cargo test` over the workspace, and
+/// each command would rebuild kube and rustls for the other; one build of the whole set
+/// shares them.
+fn build() -> Result<()> {
+    step("building profgen, the demo, its suite and the benchmarks (release)");
+    cargo(&["build", "--release"])
+}
+
+/// Runs a binary [`build`] made.
+fn run_built(bin: &str, args: &[&str]) -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let path = target.join("release").join(bin);
+    let status = Command::new(&path)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", path.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", path.display());
+    }
+    Ok(())
+}
+
+/// The workspace root (xtask's parent directory).
+fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 /// Prints what is about to happen.

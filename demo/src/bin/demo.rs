@@ -20,7 +20,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command},
     thread,
@@ -39,16 +39,18 @@ use profgen::{
         runc::{unique_id, Runc},
     },
 };
-use profgen_demo::{build_bundle, config, seccomp, suite, BundleOptions};
+use profgen_demo::{
+    build_bundle, config, seccomp, suite, synth_args, BundleOptions, LABELS, NAME, NAMESPACE,
+};
 
-/// The AppArmor profile's name, the NetworkPolicy's, the workload's.
-const NAME: &str = "demo-nginx";
-/// The pod's namespace and labels in the demo's (pretend) cluster.
-const NAMESPACE: &str = "default";
-const LABELS: &str = "app=demo-nginx";
 /// The veth pair's addresses (TEST-NET-2, never routed): the node's end and the pod's.
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const POD_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// nginx's port. Fixed, so the NetworkPolicy is the same from run to run: nginx has the pod's
+/// network namespace to itself, so nothing else can hold it.
+const PORT: u16 = 8080;
+/// Runs recorded and merged: a syscall or file that only some runs need is still allowed.
+const RUNS: u32 = 3;
 /// A client the recording never saw.
 const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 
@@ -67,7 +69,7 @@ fn main() -> Result<()> {
     for bin in [&profgen, &suite_bin] {
         ensure!(
             bin.is_file(),
-            "{} is missing: build the workspace first",
+            "{} is missing: run `cargo xtask demo`, which builds it",
             bin.display()
         );
     }
@@ -77,7 +79,6 @@ fn main() -> Result<()> {
         .context("creating a work directory under target/")?;
 
     step("building the OCI bundle: the host's nginx and its libraries, the site, the probe");
-    let port = free_port()?;
     let parent = Cgroup::root()?.path().join("profgen-demo");
     fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     let cgroups_path = format!("/profgen-demo/nginx-{}", std::process::id());
@@ -86,81 +87,37 @@ fn main() -> Result<()> {
         &BundleOptions {
             cgroups_path: Some(cgroups_path.clone()),
             seccomp: Some(seccomp::recording()),
-            ..BundleOptions::new(port)
+            ..BundleOptions::new(PORT)
         },
     )?;
     let net = PodNetwork::create(std::process::id())?;
     net.join(&mut bundle)?;
     eprintln!(
-        "    nginx gets its own network namespace: {POD_IP}:{port}, reached from the node's end {NODE_IP}"
+        "    nginx gets its own network namespace: {POD_IP}:{PORT}, reached from the node's end {NODE_IP}"
     );
 
-    step(&format!(
-        "recording cgroup {} (containers below it included)",
-        parent.display()
-    ));
-    let recording = work.path().join("recording.json");
-    let ready = work.path().join("ready");
-    let mut recorder = Command::new(&profgen)
-        .args(["record", "--cgroup"])
-        .arg(&parent)
-        .arg("--out")
-        .arg(&recording)
-        .arg("--ready-file")
-        .arg(&ready)
-        .spawn()
-        .context("starting profgen record")?;
-    wait_for(&ready, &mut recorder)?;
-
-    step(&format!(
-        "starting nginx under runc (cgroup {cgroups_path}), running the suite"
-    ));
-    let checks = {
-        let container = Runc::default()
-            .run_detached(&bundle.dir, &unique_id("profgen-demo"))
-            .context("starting the demo container")?;
-        container.wait_tcp(bundle.addr, Duration::from_secs(20))?;
-        let checks = suite::run(bundle.addr, Duration::from_secs(10));
-        // A graceful stop while recording: shutting down is part of what the workload does
-        // (nginx's workers and master exit through exit_group).
-        container.stop(Duration::from_secs(10))?;
-        checks
-    };
-    let failed: Vec<_> = checks.iter().filter(|c| c.result.is_err()).collect();
-    for check in &checks {
-        match &check.result {
-            Ok(()) => println!("    ok    {}", check.name),
-            Err(why) => println!("    FAIL  {}: {why}", check.name),
-        }
+    let mut recordings = Vec::new();
+    for run in 1..=RUNS {
+        step(&format!(
+            "run {run} of {RUNS}: recording cgroup {} (containers below it included) while nginx serves the suite",
+            parent.display()
+        ));
+        let recording = work.path().join(format!("run-{run}.json"));
+        record_one_run(&profgen, &parent, &bundle, &recording, work.path())?;
+        recordings.push(recording);
     }
-    ensure!(
-        failed.is_empty(),
-        "{} check(s) failed while recording",
-        failed.len()
-    );
 
-    // SAFETY: plain kill(2) on our child.
-    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
-    let status = recorder.wait()?;
-    ensure!(status.success(), "profgen record failed ({status})");
-
-    step(&format!("synthesizing into {}", out_dir.display()));
-    fs::create_dir_all(&out_dir)?;
-    fs::copy(&recording, out_dir.join("recording.json"))?;
+    let fresh = work.path().join("profiles");
+    step(&format!(
+        "synthesizing the {RUNS} runs into one profile set"
+    ));
     run(Command::new(&profgen)
         .arg("synth")
-        .arg(out_dir.join("recording.json"))
+        .args(&recordings)
         .arg("--out")
-        .arg(&out_dir)
-        .args(["--name", NAME, "--labels", LABELS, "--namespace", NAMESPACE])
-        .args([
-            "--workload",
-            &format!("Deployment/{NAME}"),
-            "--container",
-            "nginx",
-        ])
-        // The container's tmpfs mounts (demo/src/config.rs): a pod would have emptyDirs.
-        .args(["--volumes", "/run,/tmp,/var/lib/nginx,/var/log/nginx"]))?;
+        .arg(&fresh)
+        .args(synth_args()))?;
+    update_committed(&fresh, &out_dir)?;
 
     step("verifying: the same container under the seccomp profile and the suggested securityContext, the same suite, a probe outside it");
     run(Command::new(&profgen)
@@ -183,7 +140,7 @@ fn main() -> Result<()> {
     let aa = prove_apparmor(&root, &out_dir.join("apparmor.profile"), &suite_bin)?;
 
     step("NetworkPolicy: recorded flows and probes judged by the evaluator");
-    let np = prove_network_policy(&rec, &out_dir.join("networkpolicy.yaml"), port)?;
+    let np = prove_network_policy(&rec, &out_dir.join("networkpolicy.yaml"), PORT)?;
 
     step("securityContext: what the recording supports, with the evidence");
     let evidence = fs::read_to_string(out_dir.join("securitycontext.md"))?;
@@ -195,6 +152,108 @@ fn main() -> Result<()> {
         "done: {} holds the recording and four artifacts, each proven: seccomp and the securityContext under runc; AppArmor {aa}; NetworkPolicy {np}",
         out_dir.display()
     ));
+    Ok(())
+}
+
+/// One run: `profgen record --cgroup PARENT`, nginx started below it under runc, the suite,
+/// a graceful stop (shutting down is part of what the workload does: nginx's workers and
+/// master exit through exit_group), then the recording stopped.
+fn record_one_run(
+    profgen: &Path,
+    parent: &Path,
+    bundle: &profgen_demo::Bundle,
+    recording: &Path,
+    work: &Path,
+) -> Result<()> {
+    let ready = work.join("ready");
+    let _ = fs::remove_file(&ready);
+    let mut recorder = Command::new(profgen)
+        .args(["record", "--cgroup"])
+        .arg(parent)
+        .arg("--out")
+        .arg(recording)
+        .arg("--ready-file")
+        .arg(&ready)
+        .spawn()
+        .context("starting profgen record")?;
+    wait_for(&ready, &mut recorder)?;
+    let checks = {
+        let container = Runc::default()
+            .run_detached(&bundle.dir, &unique_id("profgen-demo"))
+            .context("starting the demo container")?;
+        container.wait_tcp(bundle.addr, Duration::from_secs(20))?;
+        let checks = suite::run(bundle.addr, Duration::from_secs(10));
+        container.stop(Duration::from_secs(10))?;
+        checks
+    };
+    let failed = checks.iter().filter(|c| c.result.is_err()).count();
+    for check in &checks {
+        match &check.result {
+            Ok(()) => println!("    ok    {}", check.name),
+            Err(why) => println!("    FAIL  {}: {why}", check.name),
+        }
+    }
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
+    let status = recorder.wait()?;
+    ensure!(failed == 0, "{failed} check(s) failed while recording");
+    ensure!(status.success(), "profgen record failed ({status})");
+    Ok(())
+}
+
+/// Replaces the committed set with the fresh one only when an artifact differs: the same
+/// workload recorded again gives the same bytes, and then the committed recording (whose
+/// times and cgroup ids differ from run to run) stays as it is.
+fn update_committed(fresh: &Path, committed: &Path) -> Result<()> {
+    let files = |dir: &Path| -> Result<BTreeMap<String, Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        if !dir.is_dir() {
+            return Ok(out);
+        }
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_file() && name != "recording.json" {
+                out.insert(name, fs::read(entry.path())?);
+            }
+        }
+        Ok(out)
+    };
+    let (new, old) = (files(fresh)?, files(committed)?);
+    let changed: Vec<&String> = new
+        .keys()
+        .chain(old.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|f| new.get(*f) != old.get(*f))
+        .collect();
+    if changed.is_empty() {
+        step(&format!(
+            "{}: unchanged (the new recording gives the same artifacts byte for byte; the committed recording is kept)",
+            committed.display()
+        ));
+        return Ok(());
+    }
+    step(&format!(
+        "{}: updated ({} changed)",
+        committed.display(),
+        changed
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    fs::create_dir_all(committed)?;
+    for name in old.keys().filter(|f| !new.contains_key(*f)) {
+        fs::remove_file(committed.join(name))?;
+    }
+    for entry in fs::read_dir(fresh)? {
+        let entry = entry?;
+        profgen::output::write_atomic(
+            &committed.join(entry.file_name()),
+            &fs::read(entry.path())?,
+        )?;
+    }
     Ok(())
 }
 
@@ -453,10 +512,6 @@ fn ip(args: &[&str]) -> Result<()> {
 
 fn step(what: &str) {
     eprintln!("==> {what}");
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn wait_for(ready: &Path, recorder: &mut Child) -> Result<()> {

@@ -57,6 +57,11 @@ pub struct RecordArgs {
     /// says so, and `profgen synth` then writes the seccomp profile alone.
     #[arg(long)]
     syscalls_only: bool,
+    /// Run the command N times, each recorded on its own, and write one recording merged
+    /// from all of them that keeps in how many runs each rule was seen (`profgen synth`
+    /// lists the rules only some runs needed). With a command only.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
     /// Create this (empty) file once recording has started.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
@@ -83,8 +88,33 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         syscalls_only: args.syscalls_only,
         ready_file: args.ready_file,
     };
-    eprintln!("profgen: recording {}", describe(&opts.target));
-    let outcome = record::record(&opts)?;
+    if args.runs > 1 && !matches!(opts.target, TargetSpec::Command(_)) {
+        anyhow::bail!("--runs repeats a command: give one after `--` (a cgroup or process is recorded once; record it again and pass every recording to `profgen synth`)");
+    }
+    let mut runs = Vec::new();
+    let mut outcome = None;
+    for run in 1..=args.runs {
+        if args.runs > 1 {
+            eprintln!(
+                "profgen: run {run} of {}: recording {}",
+                args.runs,
+                describe(&opts.target)
+            );
+        } else {
+            eprintln!("profgen: recording {}", describe(&opts.target));
+        }
+        let this = record::record(&opts)?;
+        let failed = matches!(&this.stop, Stop::CommandExited(status) if !status.success());
+        runs.push(this.recording.clone());
+        outcome = Some(this);
+        if failed {
+            break;
+        }
+    }
+    let mut outcome = outcome.expect("at least one run");
+    if runs.len() > 1 {
+        outcome.recording = profgen::model::Recording::merge(&runs).context("merging the runs")?;
+    }
     let rec = &outcome.recording;
     rec.save(&args.out)
         .with_context(|| format!("writing the recording to {}", args.out.display()))?;
@@ -118,8 +148,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     if let Stop::CommandExited(status) = outcome.stop {
         if !status.success() {
             anyhow::bail!(
-                "the command exited with status {} (the recording was written; a failing workload may have skipped code paths)",
-                record::session::exit_code(&status)
+                "the command exited with status {} in run {} (the recording of the runs so far was written; a failing workload may have skipped code paths)",
+                record::session::exit_code(&status),
+                runs.len()
             );
         }
     }

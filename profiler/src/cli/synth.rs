@@ -15,7 +15,7 @@ use anyhow::{bail, Context as _};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use profgen::{
     cluster::Cluster,
-    model::{Abi, Recording, Target},
+    model::{coverage, Abi, Recording, Target},
     output::write_atomic,
     synth::{
         self,
@@ -112,7 +112,12 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         .iter()
         .map(Recording::load)
         .collect::<Result<Vec<_>, _>>()?;
-    let rec = Recording::merge(&recordings).context("merging the recordings")?;
+    // One recording is used as it is; several become one that keeps how many runs saw each
+    // rule.
+    let rec = match <[Recording; 1]>::try_from(recordings) {
+        Ok([one]) => one,
+        Err(several) => Recording::merge(&several).context("merging the recordings")?,
+    };
     let source = describe(&args.recordings);
     let mut artifacts = Vec::new();
     let mut report = String::new();
@@ -145,7 +150,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             namespace: namespace.as_deref(),
             pod,
         };
-        activity_artifacts(&args, &rec, workload, &source, &mut artifacts, &mut report)?
+        activity_artifacts(&args, &rec, workload, &mut artifacts, &mut report)?
     };
 
     // The Security Profiles Operator's copy of the seccomp profile.
@@ -163,6 +168,13 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         });
     }
 
+    // The recording beside what was made from it, so the set can be made again (and checked
+    // to be made again byte for byte) without recording.
+    artifacts.push(Artifact {
+        file: "recording.json",
+        bytes: rec.to_json()?,
+    });
+
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the output directory {}", dir.display()))?;
     for a in &artifacts {
@@ -170,6 +182,16 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     }
 
     print!("{report}");
+    let partial = coverage::partial_lines(&rec);
+    if !partial.is_empty() {
+        eprintln!(
+            "profgen: seen in only some of the {} runs (allowed: each was needed at least once; a profile from fewer runs could break on them):",
+            rec.coverage.runs()
+        );
+        for line in &partial {
+            eprintln!("profgen:   {line}");
+        }
+    }
     for n in &notes {
         eprintln!("profgen: note: {n}");
     }
@@ -202,7 +224,6 @@ fn activity_artifacts(
     args: &SynthArgs,
     rec: &Recording,
     workload: Workload,
-    source: &str,
     artifacts: &mut Vec<Artifact>,
     report: &mut String,
 ) -> anyhow::Result<Vec<String>> {
@@ -312,13 +333,21 @@ fn activity_artifacts(
     });
     artifacts.push(Artifact {
         file: "securitycontext.md",
-        bytes: evidence_report(&suggestion, &container, &target, source).into_bytes(),
+        bytes: evidence_report(&suggestion, &container, &target, rec).into_bytes(),
     });
     writeln!(report, "{}", security_context_table(&suggestion))?;
     Ok(notes)
 }
 
 /// The recordings, as messages name them.
+/// "1 run", "3 runs": what an artifact may say of its recording (not where it lies).
+fn runs(rec: &Recording) -> String {
+    match rec.coverage.runs() {
+        1 => "1 run".into(),
+        n => format!("{n} runs"),
+    }
+}
+
 fn describe(paths: &[PathBuf]) -> String {
     match paths {
         [one] => one.display().to_string(),
@@ -430,7 +459,7 @@ fn evidence_report(
     s: &sc::Suggestion,
     c: &ContainerPatch,
     target: &PatchTarget,
-    source: &str,
+    rec: &Recording,
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -438,7 +467,11 @@ fn evidence_report(
         "# securityContext for {}/{} (container {})\n",
         target.namespace, target.name, c.name
     );
-    let _ = writeln!(md, "Synthesized by profgen from {source}. A field is suggested only when the recording supports it.\n");
+    let _ = writeln!(
+        md,
+        "Synthesized by profgen from the recording beside this file ({}). A field is suggested only when the recording supports it.\n",
+        runs(rec)
+    );
     for e in &s.evidence {
         let verdict = match e.verdict {
             Verdict::Suggested => "suggested",
@@ -729,7 +762,7 @@ mod tests {
         run(args(vec![path.clone()], Some(out.clone()))).unwrap();
         // No activity was recorded: an AppArmor profile, policy or securityContext made from
         // none would deny what the workload needs.
-        assert_eq!(dir_files(&out), ["seccomp.json"]);
+        assert_eq!(dir_files(&out), ["recording.json", "seccomp.json"]);
 
         // Merged with a full recording, the activity is still incomplete.
         let full = dir.path().join("full");
@@ -737,7 +770,7 @@ mod tests {
         let full = write_recording(&full, false);
         let merged = dir.path().join("merged");
         run(args(vec![full, path], Some(merged.clone()))).unwrap();
-        assert_eq!(dir_files(&merged), ["seccomp.json"]);
+        assert_eq!(dir_files(&merged), ["recording.json", "seccomp.json"]);
     }
 
     fn dir_files(dir: &std::path::Path) -> Vec<String> {

@@ -37,9 +37,7 @@ fn item(list: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn lists_by_namespace_labels_and_node() {
-    let Some(list) = test_fixtures::read(KIND_PODS) else {
-        return;
-    };
+    let list = test_fixtures::read(KIND_PODS);
     let server = serve(vec![Route::get(KS, list)]).await;
     let sel = PodSelector {
         namespace: Some("kube-system".into()),
@@ -86,9 +84,7 @@ async fn lists_by_namespace_labels_and_node() {
 
 #[tokio::test]
 async fn pod_typo_suggests_close_names() {
-    let Some(list) = test_fixtures::read(KIND_PODS) else {
-        return;
-    };
+    let list = test_fixtures::read(KIND_PODS);
     let server = serve(vec![
         Route::get(format!("{KS}/kindnet-4pxt7"), item(&list, "kindnet-4pxt7")),
         Route::get(KS, list),
@@ -133,9 +129,7 @@ async fn forbidden_is_one_line_naming_the_permission() {
 
 #[tokio::test]
 async fn pod_on_another_node_is_refused() {
-    let Some(list) = test_fixtures::read(KIND_PODS) else {
-        return;
-    };
+    let list = test_fixtures::read(KIND_PODS);
     let p: Pod = serde_json::from_str(&item(&list, "kindnet-4pxt7")).unwrap();
     assert!(super::ensure_on_node(&p, "v1.36-control-plane").is_ok());
     let err = super::ensure_on_node(&p, "worker-2")
@@ -145,11 +139,9 @@ async fn pod_on_another_node_is_refused() {
         err,
         "pod kube-system/kindnet-4pxt7 runs on node v1.36-control-plane, not on this node (worker-2): run profgen there, or use the agent DaemonSet"
     );
-    let Some(pending) = test_fixtures::read(
+    let pending = test_fixtures::read(
         "k8s/kind-v1.36-default-pending-replicaset-pods-deletecollection-podlist.json",
-    ) else {
-        return;
-    };
+    );
     let v: Value = serde_json::from_str(&pending).unwrap();
     for it in v["items"].as_array().unwrap() {
         let p: Pod = serde_json::from_value(it.clone()).unwrap();
@@ -184,11 +176,9 @@ fn summary(events: &[PodEvent]) -> Vec<String> {
 
 #[tokio::test]
 async fn watch_with_send_initial_events_ends_the_initial_list_at_the_bookmark() {
-    let Some(stream) = test_fixtures::read(
+    let stream = test_fixtures::read(
         "k8s/kind-v1.36-kube-system-pods-watch-sendInitialEvents-bookmark.jsonl",
-    ) else {
-        return;
-    };
+    );
     let server = serve(vec![Route::get(KS, stream)
         .with_query("watch=true")
         .with_query("sendInitialEvents=true")
@@ -205,12 +195,10 @@ async fn watch_with_send_initial_events_ends_the_initial_list_at_the_bookmark() 
 
 #[tokio::test]
 async fn watch_falls_back_to_list_then_watch_on_servers_without_streaming_lists() {
-    let (Some(list), Some(stream)) = (
+    let (list, stream) = (
         test_fixtures::read(KIND_PODS),
         test_fixtures::read("k8s/kind-v1.36-kube-system-pods-watch.jsonl"),
-    ) else {
-        return;
-    };
+    );
     let rv = serde_json::from_str::<Value>(&list).unwrap()["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
@@ -236,11 +224,7 @@ async fn watch_falls_back_to_list_then_watch_on_servers_without_streaming_lists(
 
 #[tokio::test]
 async fn watch_from_a_version_sees_modified_and_deleted() {
-    let Some(stream) =
-        test_fixtures::read("k8s/kind-2023-default-pods-watch-delete-lifecycle.jsonl")
-    else {
-        return;
-    };
+    let stream = test_fixtures::read("k8s/kind-2023-default-pods-watch-delete-lifecycle.jsonl");
     let server =
         serve(vec![Route::get("/api/v1/namespaces/default/pods", stream)
             .with_query("resourceVersion=770715")])
@@ -262,9 +246,7 @@ async fn watch_from_a_version_sees_modified_and_deleted() {
 
 #[tokio::test]
 async fn workloads_of_kind_pods() {
-    let Some(list) = test_fixtures::read(KIND_PODS) else {
-        return;
-    };
+    let list = test_fixtures::read(KIND_PODS);
     // No ReplicaSet route: the server answers 404, and the Deployment is named from the
     // pod-template-hash.
     let server = serve(vec![Route::get(KS, list)]).await;
@@ -300,10 +282,7 @@ async fn workloads_of_kind_pods() {
 
 #[test]
 fn replicaset_owner_names_the_deployment_and_statefulset_pods_their_set() {
-    let Some(rs_list) = test_fixtures::read("k8s/kubeadm-v1.28-kube-system-replicasetlist.json")
-    else {
-        return;
-    };
+    let rs_list = test_fixtures::read("k8s/kubeadm-v1.28-kube-system-replicasetlist.json");
     let v: Value = serde_json::from_str(&rs_list).unwrap();
     let mut rs = v["items"][0].clone();
     rs["kind"] = "ReplicaSet".into();
@@ -315,11 +294,7 @@ fn replicaset_owner_names_the_deployment_and_statefulset_pods_their_set() {
         ("Deployment", "coredns")
     );
 
-    let Some(os) =
-        test_fixtures::read("k8s/openshift-crio-pod-alertmanager-main-0-statefulset.json")
-    else {
-        return;
-    };
+    let os = test_fixtures::read("k8s/openshift-crio-pod-alertmanager-main-0-statefulset.json");
     // The insights archive drops kind/apiVersion; the object is otherwise a Pod.
     let p: Pod = serde_json::from_str(&os).unwrap();
     let w = owner::workload(&p, Parent::Unknown);
@@ -338,9 +313,7 @@ fn replicaset_owner_names_the_deployment_and_statefulset_pods_their_set() {
 
 #[tokio::test]
 async fn kubeconfig_token_is_sent_and_missing_kubeconfig_is_one_line() {
-    let Some(list) = test_fixtures::read(KIND_PODS) else {
-        return;
-    };
+    let list = test_fixtures::read(KIND_PODS);
     let server = serve(vec![Route::get(KS, list)]).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config");

@@ -209,6 +209,7 @@ pub fn recording(
         },
         runtime: None,
         syscalls_only: false,
+        coverage: Default::default(),
         events_lost,
         cgroups,
     }

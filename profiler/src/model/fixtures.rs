@@ -21,6 +21,7 @@ pub(crate) fn recording(cgroups: Vec<CgroupRecord>) -> Recording {
         },
         runtime: None,
         syscalls_only: false,
+        coverage: Coverage::default(),
         events_lost: BTreeMap::from([("ringbuf_full".into(), 0), ("map_full".into(), 0)]),
         cgroups,
     }
@@ -49,4 +50,19 @@ pub(crate) fn set(syscalls: &[(Abi, &[&str])]) -> SyscallSet {
             (*abi, names)
         })
         .collect()
+}
+
+/// A cgroup that made `calls` (x86_64) and read `files`.
+pub(crate) fn cgroup_with(calls: &[&str], files: &[&str]) -> CgroupRecord {
+    let mut cg = cgroup(1, "/profgen/1", &[(Abi::X86_64, calls)]);
+    cg.activity.files = files
+        .iter()
+        .map(|p| FileAccess {
+            path: FsPath::from(*p),
+            ops: BTreeSet::from([FileOp::Read]),
+            failed: false,
+            owned: false,
+        })
+        .collect();
+    cg
 }

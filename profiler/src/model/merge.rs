@@ -100,6 +100,7 @@ impl Recording {
             runtime: recordings.iter().find_map(|r| r.runtime.clone()),
             // A part without activity makes the merged activity incomplete.
             syscalls_only: recordings.iter().any(|r| r.syscalls_only),
+            coverage: super::Coverage::of_merge(recordings),
             events_lost,
             cgroups: cgroups.into_values().collect(),
         };

@@ -2,12 +2,14 @@
 //! document. Everything downstream (synthesis, verification) reads only this.
 
 pub mod activity;
+pub mod coverage;
 mod error;
 mod io;
 mod merge;
 mod recording;
 
 pub use activity::*;
+pub use coverage::{Coverage, SeenFlow, SeenPath};
 pub use error::ModelError;
 pub use recording::*;
 

@@ -130,6 +130,10 @@ pub struct Recording {
     /// can be made from it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub syscalls_only: bool,
+    /// Runs merged into this recording and the rules only some of them saw (absent for one
+    /// run).
+    #[serde(default, skip_serializing_if = "super::Coverage::is_single_run")]
+    pub coverage: super::Coverage,
     /// One entry per cgroup that made a syscall, sorted by path then id.
     pub cgroups: Vec<CgroupRecord>,
 }

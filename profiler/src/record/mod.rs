@@ -10,6 +10,7 @@ pub mod activity;
 pub mod btf;
 pub mod facts;
 pub mod kernel;
+pub mod progress;
 pub mod session;
 
 pub use session::{record, Options, TargetSpec};

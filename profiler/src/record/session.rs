@@ -19,6 +19,7 @@ use tokio::{
 use super::{
     activity::Collector,
     kernel::{kernel_release, Hook, Kernel},
+    progress::{Counts, Progress},
     Error,
 };
 use crate::{
@@ -123,6 +124,8 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     let mut names = Names::default();
     names.scan(&cgroup);
     let mut collector = Collector::default();
+    let mut progress = Progress::new();
+    let mut events: u64 = 0;
     let mut tick = interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| Instant::now() + d);
@@ -150,6 +153,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
                     guard.clear_ready();
                 }
                 for ev in kernel.drain_events() {
+                    events += 1;
                     collector.add(&ev);
                 }
             }
@@ -159,9 +163,16 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
             _ = async { sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break Stop::Duration,
             _ = sigint.recv() => break Stop::Signal("SIGINT"),
             _ = sigterm.recv() => break Stop::Signal("SIGTERM"),
-            _ = tick.tick() => names.scan(&cgroup),
+            _ = tick.tick() => {
+                names.scan(&cgroup);
+                if progress.due() {
+                    let lost = kernel.events_lost()?.values().sum();
+                    progress.show(&Counts::of_bitmaps(&kernel.cgroups()?, events, lost));
+                }
+            }
         }
     };
+    progress.finish();
     names.scan(&cgroup);
     let ended_at = SystemTime::now();
 
@@ -257,6 +268,7 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
         runtime: runtime_label.map(runtime_with_version),
         events_lost,
         syscalls_only: opts.syscalls_only,
+        coverage: Default::default(),
         cgroups,
     };
     warnings.extend(recording.late_join_warnings());

@@ -84,9 +84,7 @@ fn runtime_before(line: &str, at: usize) -> (ContainerRuntime, ContainerRole) {
 
 #[test]
 fn every_fixture_path_gives_its_pod_container_runtime_qos_and_driver() {
-    let Some(text) = test_fixtures::read("cgroup/paths.txt") else {
-        return;
-    };
+    let text = test_fixtures::read("cgroup/paths.txt");
     let mut head = Header::default();
     let mut lines = 0;
     let mut pod_containers: BTreeMap<String, usize> = BTreeMap::new();

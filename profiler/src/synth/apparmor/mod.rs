@@ -10,6 +10,7 @@
 mod base;
 mod collapse;
 mod escape;
+mod failed;
 mod generalise;
 mod rules;
 #[cfg(test)]
@@ -318,8 +319,8 @@ pub fn apparmor(
 
     if !failed.is_empty() {
         text.push_str("\n  # failed while recording, not allowed:\n");
-        for f in &failed {
-            let _ = writeln!(text, "  #   {}", escape::for_comment(f));
+        for line in failed::comment_lines(&failed) {
+            let _ = writeln!(text, "  #   {line}");
         }
     }
     summary.failed_left_out = failed.len();
