@@ -42,12 +42,5 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   #   /etc/localtime
   #   /sys/devices/system/cpu/online
   #   /usr/lib/ssl/openssl.cnf
-  #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v2/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v4/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/tls/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/tls/x86_64/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/tls/x86_64/x86_64/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/x86_64/libcrypt.so.1
-  #   /usr/lib/x86_64-linux-gnu/x86_64/x86_64/libcrypt.so.1
+  #   the dynamic loader's search of CPU-specific library directories for libcrypt.so.1 (machine-dependent, not listed)
 }
