@@ -23,7 +23,7 @@ use profgen::{
         kube_name,
         netpol::{self, NetpolOptions, PodRef},
         securitycontext::{self as sc, ContainerPatch, PatchTarget, Verdict},
-        spo, SeccompSummary, SynthError,
+        spo, SeccompOptions, SeccompSummary, SynthError,
     },
     verify::apparmor::parser,
 };
@@ -90,6 +90,19 @@ pub struct SynthArgs {
     /// operator's takes no profile text since its 0.9 release.
     #[arg(long)]
     spo: bool,
+    /// Allow exactly the recorded syscalls in seccomp.json: no equivalents (the same
+    /// operation by another call, as another libc or kernel makes it) and no runtime calls.
+    #[arg(long, conflicts_with = "runtime")]
+    exact: bool,
+    /// The container runtimes whose own calls after installing the filter seccomp.json
+    /// allows, so that the container starts under any of them (see docs/seccomp.md).
+    #[arg(
+        long,
+        value_name = "RUNTIME,…",
+        value_delimiter = ',',
+        default_values_t = synth::seccomp::runtime::default_names()
+    )]
+    runtime: Vec<String>,
 }
 
 /// One file to write, made in full before anything is written.
@@ -123,13 +136,16 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     let mut report = String::new();
 
     // seccomp
-    let profile = synth::seccomp(&rec)
+    let opts = SeccompOptions {
+        exact: args.exact,
+        runtimes: args.runtime.clone(),
+    };
+    let (profile, summary) = synth::seccomp::synthesize(&rec, &opts)
         .with_context(|| format!("synthesizing a seccomp profile from {source}"))?;
     artifacts.push(Artifact {
         file: "seccomp.json",
         bytes: synth::seccomp::to_json(&profile)?,
     });
-    let summary = SeccompSummary::of(&rec);
     writeln!(report, "{}", summary_table(&summary))?;
 
     // AppArmor, compiled by the real parser when it is installed.
@@ -535,6 +551,11 @@ fn summary_table(s: &SeccompSummary) -> String {
         })
         .collect();
     rows.push(row("allowed, total (distinct names)", s.total));
+    rows.push(row("recorded", s.recorded));
+    rows.push(row("added as equivalents", name_list(s.equivalent_names())));
+    for (runtime, added) in &s.added_for_runtimes {
+        rows.push(row(format!("added for {runtime}"), name_list(added)));
+    }
     rows.push(row(
         "Docker default profile, x86_64",
         s.docker_default_x86_64,
@@ -546,6 +567,33 @@ fn summary_table(s: &SeccompSummary) -> String {
         ));
     }
     Table::new(rows).with(Style::sharp()).to_string()
+}
+
+/// "3 (a, b, c)", or "0"; broken into lines of about 60 characters so the table stays
+/// readable in a terminal.
+fn name_list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    if names.is_empty() {
+        return "0".into();
+    }
+    let mut text = format!("{} (", names.len());
+    let mut line = text.len();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+            if line + name.len() > 60 {
+                text.push('\n');
+                line = 0;
+            } else {
+                text.push(' ');
+                line += 2;
+            }
+        }
+        text.push_str(name);
+        line += name.len();
+    }
+    text.push(')');
+    text
 }
 
 fn apparmor_table(p: &apparmor::Profile, parser_verdict: &str) -> String {
@@ -672,6 +720,8 @@ mod tests {
             container: None,
             volumes: Vec::new(),
             spo: false,
+            exact: false,
+            runtime: synth::seccomp::runtime::default_names(),
         }
     }
 
@@ -680,14 +730,42 @@ mod tests {
         let s = SeccompSummary {
             per_abi: BTreeMap::from([(Abi::X86_64, 62), (Abi::I386, 3)]),
             total: 63,
+            recorded: 55,
+            added_as_equivalents: BTreeMap::from([
+                ("epoll wait", ["epoll_pwait".to_string()].into()),
+                ("read", ["readv".to_string()].into()),
+            ]),
+            added_for_runtimes: BTreeMap::from([
+                ("crun".to_string(), ["close_range".to_string()].into()),
+                ("runc".to_string(), Default::default()),
+            ]),
             events_lost: 0,
             docker_default_x86_64: 309,
         };
         let table = summary_table(&s);
-        for line in ["allowed, x86_64", "allowed, i386", "63", "309", "20%"] {
+        for line in [
+            "allowed, x86_64",
+            "allowed, i386",
+            "63",
+            "309",
+            "20%",
+            "recorded",
+            "55",
+            "added as equivalents",
+            "2 (epoll_pwait, readv)",
+            "added for crun",
+            "1 (close_range)",
+            "added for runc",
+        ] {
             assert!(table.contains(line), "{line} missing from:\n{table}");
         }
         assert!(!table.contains("x32"));
+        let long: Vec<String> = (0..30).map(|i| format!("call_{i:02}")).collect();
+        let wrapped = name_list(&long);
+        assert!(wrapped.starts_with("30 (call_00, call_01"), "{wrapped}");
+        assert!(wrapped.lines().all(|l| l.len() <= 70), "{wrapped}");
+        assert_eq!(wrapped.matches("call_").count(), 30);
+        assert_eq!(name_list(&[]), "0");
     }
 
     #[test]
@@ -742,12 +820,78 @@ mod tests {
         let recording = write_recording(dir.path(), false);
         let out = dir.path().join("profiles/web");
         run(args(vec![recording], Some(out.clone()))).unwrap();
+        let names = seccomp_names(&out);
+        // The recorded calls, their equivalents, and both runtimes' calls after the filter.
+        for n in [
+            "read",
+            "write",
+            "readv",
+            "writev",
+            "getdents64",
+            "rt_sigaction",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+        }
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    }
+
+    fn seccomp_names(dir: &std::path::Path) -> Vec<String> {
         let profile: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
-        assert_eq!(
-            profile["syscalls"][0]["names"],
-            serde_json::json!(["read", "write"])
+            serde_json::from_slice(&std::fs::read(dir.join("seccomp.json")).unwrap()).unwrap();
+        serde_json::from_value(profile["syscalls"][0]["names"].clone()).unwrap()
+    }
+
+    #[test]
+    fn exact_and_runtime_choose_what_is_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let recording = write_recording(dir.path(), false);
+        let out = dir.path().join("exact");
+        let mut a = args(vec![recording.clone()], Some(out.clone()));
+        a.exact = true;
+        run(a).unwrap();
+        assert_eq!(seccomp_names(&out), ["read", "write"]);
+
+        // runc alone: crun's signal reset is not needed.
+        let out = dir.path().join("runc");
+        let mut a = args(vec![recording.clone()], Some(out.clone()));
+        a.runtime = vec!["runc".into()];
+        run(a).unwrap();
+        let names = seccomp_names(&out);
+        assert!(names.contains(&"getdents64".to_string()), "{names:?}");
+        assert!(!names.contains(&"rt_sigaction".to_string()), "{names:?}");
+
+        let mut a = args(vec![recording], Some(dir.path().join("kata")));
+        a.runtime = vec!["kata".into()];
+        let err = format!("{:#}", run(a).unwrap_err());
+        assert!(
+            err.contains("`kata`") && err.contains("runc, crun"),
+            "{err}"
         );
+        assert!(!dir.path().join("kata").exists());
+    }
+
+    #[test]
+    fn exact_conflicts_with_runtime_on_the_command_line() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            synth: SynthArgs,
+        }
+        use clap::Parser as _;
+        let parsed = Cli::try_parse_from(["synth", "r.json"]).unwrap().synth;
+        assert_eq!(parsed.runtime, ["runc", "crun"]);
+        assert!(!parsed.exact);
+        let parsed = Cli::try_parse_from(["synth", "r.json", "--runtime", "crun,runc"])
+            .unwrap()
+            .synth;
+        assert_eq!(parsed.runtime, ["crun", "runc"]);
+        assert!(
+            Cli::try_parse_from(["synth", "r.json", "--exact"])
+                .unwrap()
+                .synth
+                .exact
+        );
+        assert!(Cli::try_parse_from(["synth", "r.json", "--exact", "--runtime", "runc"]).is_err());
     }
 
     #[test]
@@ -795,6 +939,7 @@ mod tests {
         let out = dir.path().join("spo");
         let mut a = args(vec![recording], Some(out.clone()));
         a.spo = true;
+        a.exact = true;
         a.name = Some("web_v2".into());
         a.namespace = Some("shop".into());
         run(a).unwrap();
@@ -852,7 +997,9 @@ mod tests {
         assert!(err.to_string().contains("--out"), "{err}");
 
         let out = a.path().join("merged");
-        run(args(recordings, Some(out.clone()))).unwrap();
+        let mut merged = args(recordings, Some(out.clone()));
+        merged.exact = true;
+        run(merged).unwrap();
         let profile: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("seccomp.json")).unwrap()).unwrap();
         assert_eq!(

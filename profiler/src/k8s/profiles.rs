@@ -202,7 +202,9 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
     let mut problems = Vec::new();
     // A refused synthesis (unknown syscall numbers, say) must not hide the other sets: it is
     // reported in the index and the recording stays for a later `profgen synth`.
-    match synth::seccomp(&set.recording).and_then(|p| synth::seccomp::to_json(&p)) {
+    match synth::seccomp(&set.recording, &synth::SeccompOptions::default())
+        .and_then(|p| synth::seccomp::to_json(&p))
+    {
         Ok(json) => {
             write_atomic(&dir.join(SECCOMP), &json)?;
             files.push(SECCOMP.to_owned());

@@ -28,6 +28,11 @@ pub enum SynthError {
         numbers: BTreeMap<Abi, BTreeSet<u32>>,
     },
 
+    #[error(
+        "unknown container runtime `{name}`: profgen knows {known} (or synthesize with --exact)"
+    )]
+    UnknownRuntime { name: String, known: String },
+
     #[error("cannot serialize the profile: {0}")]
     Serialize(#[source] serde_json::Error),
 

@@ -9,7 +9,7 @@ pub mod securitycontext;
 pub mod spo;
 
 pub use error::SynthError;
-pub use seccomp::{seccomp, SeccompSummary};
+pub use seccomp::{seccomp, SeccompOptions, SeccompSummary};
 
 use crate::model::{Activity, FileOp, Recording};
 

@@ -7,10 +7,16 @@ use super::*;
 use crate::{
     model::{
         fixtures::{cgroup, recording},
-        Abi,
+        Abi, Recording,
     },
-    synth::seccomp::seccomp,
+    synth::{seccomp::SeccompOptions, SynthError},
 };
+
+/// The exact profile: these tests are about the operator's object, not about what a profile
+/// allows beyond the recording.
+fn seccomp(rec: &Recording) -> Result<LinuxSeccomp, SynthError> {
+    crate::synth::seccomp::seccomp(rec, &SeccompOptions::exact())
+}
 
 /// The part of the operator's `SeccompProfile` v1beta1 schema (`openAPIV3Schema` of the
 /// `seccompprofiles.security-profiles-operator.x-k8s.io` CRD) that the objects profgen writes
