@@ -291,17 +291,19 @@ fn files(grants: &Grants, activity: &Activity, doer: &Doer, acc: &mut Acc) {
         } else {
             Kind::File
         };
-        let grants_text = match granted.to_string() {
-            g if g.is_empty() => "no rule matches".to_owned(),
-            g => format!("its rules grant {g}"),
+        let why = match granted.to_string() {
+            g if g.is_empty() => {
+                format!("needs {need}: no rule of {} matches it", Artifact::AppArmor)
+            }
+            g => format!(
+                "needs {need}: {} grants only {g} (lacks {missing})",
+                Artifact::AppArmor
+            ),
         };
         acc.add(
             kind,
             String::from_utf8_lossy(f.path.as_bytes()).into_owned(),
-            format!(
-                "needs {need}, lacks {missing}: {} {grants_text}",
-                Artifact::AppArmor
-            ),
+            why,
             doer,
         );
     }

@@ -73,6 +73,8 @@ pub struct Diff {
     pub items: Vec<Item>,
     /// What was not compared, and why.
     pub notes: Vec<String>,
+    /// A diff of two recordings: "added" is what NEW's workload did and OLD's did not.
+    pub of_recordings: bool,
 }
 
 impl Diff {

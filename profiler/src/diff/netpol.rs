@@ -256,6 +256,12 @@ fn ports_cover(ports: &[&Port], want: &Port) -> bool {
     }
 }
 
+/// One ingress or egress rule: its peers and its ports.
+type Rule<'a> = (
+    Option<&'a Vec<NetworkPolicyPeer>>,
+    Option<&'a Vec<NetworkPolicyPort>>,
+);
+
 /// What one direction admits, or `None` when no policy isolates it (everything admitted).
 fn admitted(
     policies: &[NetworkPolicy],
@@ -282,10 +288,7 @@ fn admitted(
             continue;
         }
         isolated = true;
-        let rules: Vec<(
-            Option<&Vec<NetworkPolicyPeer>>,
-            Option<&Vec<NetworkPolicyPort>>,
-        )> = match dir {
+        let rules: Vec<Rule> = match dir {
             Dir::Ingress => spec
                 .ingress
                 .iter()

@@ -14,7 +14,10 @@ use crate::{
 const A: Artifact = Artifact::Recording;
 
 pub fn diff_recordings(old: &Recording, new: &Recording) -> Diff {
-    let mut diff = Diff::default();
+    let mut diff = Diff {
+        of_recordings: true,
+        ..Diff::default()
+    };
     let (os, ns) = (old.allowed_syscalls(), new.allowed_syscalls());
     let empty = BTreeSet::new();
     for abi in os.keys().chain(ns.keys()).collect::<BTreeSet<_>>() {

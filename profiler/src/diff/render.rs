@@ -91,10 +91,12 @@ pub fn diff_table(diff: &Diff) -> String {
 pub fn diff_markdown(diff: &Diff, title: &str) -> String {
     let mut out = format!("### {title}\n\n");
     if diff.widens() {
-        out.push_str(&format!(
-            "**NEW allows more than OLD**: {}.\n\n",
-            summary(diff)
-        ));
+        let verdict = if diff.of_recordings {
+            "NEW did more than OLD"
+        } else {
+            "NEW allows more than OLD"
+        };
+        out.push_str(&format!("**{verdict}**: {}.\n\n", summary(diff)));
     } else {
         out.push_str(&format!("Nothing added: {}.\n\n", summary(diff)));
     }

@@ -7,6 +7,8 @@
 //! using these names.
 
 pub mod apparmor;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod seccomp;
 mod store;
 #[cfg(test)]
