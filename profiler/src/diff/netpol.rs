@@ -387,3 +387,65 @@ fn uncovered(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(yaml: &str) -> Peer {
+        Peer::of(&serde_norway::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn peer_coverage() {
+        // (old, new, old covers new)
+        let cases: &[(&str, &str, bool)] = &[
+            ("ipBlock: {cidr: 10.0.0.0/8}", "ipBlock: {cidr: 10.1.0.0/16}", true),
+            ("ipBlock: {cidr: 10.1.0.0/16}", "ipBlock: {cidr: 10.0.0.0/8}", false),
+            ("ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}", "ipBlock: {cidr: 10.1.2.0/24}", false),
+            ("ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}", "ipBlock: {cidr: 10.2.0.0/16}", true),
+            ("ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}", "ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}", true),
+            ("ipBlock: {cidr: 10.0.0.0/8}", "podSelector: {}", false),
+            ("podSelector: {matchLabels: {app: db}}", "podSelector: {matchLabels: {app: db, tier: x}}", true),
+            ("podSelector: {matchLabels: {app: db, tier: x}}", "podSelector: {matchLabels: {app: db}}", false),
+            ("podSelector: {}", "podSelector: {matchLabels: {app: db}}", true),
+            // Own namespace vs selected namespaces.
+            ("podSelector: {}", "{namespaceSelector: {}, podSelector: {}}", false),
+            ("{namespaceSelector: {}, podSelector: {}}", "podSelector: {matchLabels: {app: db}}", true),
+            (
+                "namespaceSelector: {matchLabels: {team: a}}",
+                "{namespaceSelector: {matchLabels: {team: a}}, podSelector: {matchLabels: {app: db}}}",
+                true,
+            ),
+        ];
+        for (old, new, want) in cases {
+            assert_eq!(peer(old).covers(&peer(new)), *want, "{old} ⊇ {new}");
+        }
+        assert!(Peer::Anywhere.covers(&peer("podSelector: {}")));
+        assert!(!peer("ipBlock: {cidr: 0.0.0.0/0}").covers(&Peer::Anywhere));
+    }
+
+    #[test]
+    fn ports_add_up() {
+        use Protocol::*;
+        let old = [
+            Port::Range(Tcp, 80, 90),
+            Port::Range(Tcp, 91, 100),
+            Port::Named(Udp, "dns".into()),
+        ];
+        let old: Vec<&Port> = old.iter().collect();
+        for (want, covered) in [
+            (Port::Range(Tcp, 85, 95), true),
+            (Port::Range(Tcp, 85, 101), false),
+            (Port::Range(Udp, 85, 85), false),
+            (Port::Named(Udp, "dns".into()), true),
+            (Port::Named(Tcp, "dns".into()), false),
+            (Port::Any, false),
+        ] {
+            assert_eq!(ports_cover(&old, &want), covered, "{want:?}");
+        }
+        let all = [Port::Any];
+        let all: Vec<&Port> = all.iter().collect();
+        assert!(ports_cover(&all, &Port::Any) && ports_cover(&all, &Port::Named(Sctp, "x".into())));
+    }
+}
