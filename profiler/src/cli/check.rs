@@ -31,6 +31,7 @@ pub struct CheckArgs {
     /// Recordings to check; several are merged.
     #[arg(value_name = "RECORDING", required = true, num_args = 1..)]
     recordings: Vec<PathBuf>,
+    /// `table` for the terminal, `markdown` to paste into a pull request.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// The cluster snapshot synth used (`--cluster`), so NetworkPolicy selector peers resolve

@@ -42,6 +42,7 @@ pub struct DiffArgs {
     /// The new profile set (directory) or recording.
     #[arg(value_name = "NEW")]
     new: PathBuf,
+    /// `table` for the terminal, `markdown` to paste into a pull request.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Exit 5 on any difference, removals and changes included.
