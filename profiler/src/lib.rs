@@ -6,11 +6,14 @@
 //! [`verify`] enforces a profile and re-runs the workload's tests.
 
 pub mod cgroup;
+pub mod check;
 pub mod cluster;
+pub mod diff;
 pub mod k8s;
 pub mod model;
 pub mod output;
 pub mod paths;
+pub mod profile_set;
 pub mod record;
 pub mod synth;
 pub mod syscalls;

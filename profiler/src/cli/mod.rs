@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod check;
+mod diff;
 mod pull;
 mod record;
 mod synth;
@@ -18,6 +20,8 @@ pub mod exit {
     pub const VERIFY_FAILED: u8 = 3;
     /// Missing privilege or kernel feature (not root, no BPF permission, old kernel).
     pub const NO_PERMISSION: u8 = 4;
+    /// `diff`: NEW allows more than OLD; `check`: a recording did something outside the set.
+    pub const ALLOWS_MORE: u8 = 5;
 }
 
 const EXIT_CODES: &str = "\
@@ -26,7 +30,9 @@ Exit codes:
   1  error: bad input (corrupt recording, unknown syscall, missing target) or a failed operation
   2  usage error
   3  verification failed: the workload failed under the profile, or a probe was not refused
-  4  missing privilege or kernel feature (run as root, with BPF available)";
+  4  missing privilege or kernel feature (run as root, with BPF available)
+  5  diff: the new profile set allows more than the old one; check: a recording did
+     something outside the profile set";
 
 /// Record a workload with eBPF and turn what it did into least-privilege confinement:
 /// a seccomp profile, proven by enforcing it.
@@ -44,6 +50,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     Agent(agent::AgentArgs),
     Pull(pull::PullArgs),
+    Diff(diff::DiffArgs),
+    Check(check::CheckArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,11 +61,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Pull(args) => pull::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
 
 /// Maps an error to its documented exit code.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<profgen::diff::AllowsMore>()) {
+        return exit::ALLOWS_MORE;
+    }
     if err
         .chain()
         .any(|e| e.downcast_ref::<profgen::verify::VerifyFailed>().is_some())

@@ -7,12 +7,13 @@
 //! cannot be written in AppArmor's grammar is reported in [`Profile::not_expressible`] (and as
 //! a comment), never dropped silently.
 
-mod base;
+// `profile_set` reads profiles back and needs what base grants and how ops become letters.
+pub(crate) mod base;
 mod collapse;
 mod escape;
 mod failed;
 mod generalise;
-mod rules;
+pub(crate) mod rules;
 #[cfg(test)]
 mod tests;
 
