@@ -13,8 +13,16 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line: the error and its causes, outermost first.
             let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
-            eprintln!("profgen: error: {}", chain.join(": "));
-            ExitCode::from(cli::exit_code(&err))
+            let code = cli::exit_code(&err);
+            // A verdict (the new set allows more, a recording is outside the set) is the
+            // answer to the question asked, not a failure to answer it.
+            let label = if code == cli::exit::ALLOWS_MORE {
+                ""
+            } else {
+                "error: "
+            };
+            eprintln!("profgen: {label}{}", chain.join(": "));
+            ExitCode::from(code)
         }
     }
 }
