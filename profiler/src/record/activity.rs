@@ -117,9 +117,11 @@ impl Collector {
                             cg.owned.insert(path.clone());
                         }
                     }
-                    if !ops.is_empty() {
+                    if makes_names(&path, &ops) {
                         let ids = ns_ids_cached(&mut self.ns_ids, ev.pid_tgid, &path);
                         note_pid_in_name(&mut cg.activity, &path, ids);
+                    }
+                    if !ops.is_empty() {
                         cg.files.entry((path, failed)).or_default().extend(ops);
                     }
                 }
@@ -162,8 +164,6 @@ impl Collector {
                     };
                     match path {
                         Some(p) => {
-                            let ids = ns_ids_cached(&mut self.ns_ids, ev.pid_tgid, &p);
-                            note_pid_in_name(&mut cg.activity, &p, ids);
                             cg.files.entry((p, false)).or_default().insert(op);
                         }
                         None => self.unresolved += 1,
@@ -405,6 +405,19 @@ impl Collector {
             })
             .collect()
     }
+}
+
+/// Whether this access could have made the name: it wrote, created, renamed, linked or
+/// removed it. A read of `libz.so.1` by pid 1 says nothing about where the name came from,
+/// and `/proc/<pid>` has its own rule.
+fn makes_names(path: &[u8], ops: &[FileOp]) -> bool {
+    !path.starts_with(b"/proc/")
+        && ops.iter().any(|op| {
+            !matches!(
+                op,
+                FileOp::Read | FileOp::Exec | FileOp::MmapExec | FileOp::Lock
+            )
+        })
 }
 
 /// The task's (pid, tid) in its own pid namespace, read once per task and only for paths
@@ -827,6 +840,26 @@ mod tests {
         ];
         for (path, pid, tid, want) in cases {
             assert_eq!(pid_runs(path.as_bytes(), *pid, *tid), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn only_accesses_that_make_names_are_asked() {
+        use FileOp::*;
+        let cases: &[(&str, &[FileOp], bool)] = &[
+            (
+                "/var/lib/redis/temp-23.rdb",
+                &[Write, Create, Truncate],
+                true,
+            ),
+            ("/var/lib/redis/temp-23.rdb", &[Rename], true),
+            ("/srv/db/pgsql_tmp31.0.fileset/", &[Mkdir], true),
+            ("/usr/lib/x86_64-linux-gnu/libz.so.1", &[Read], false),
+            ("/usr/bin/redis-server", &[Exec], false),
+            ("/proc/31/oom_score_adj", &[Write], false),
+        ];
+        for (path, ops, want) in cases {
+            assert_eq!(makes_names(path.as_bytes(), ops), *want, "{path} {ops:?}");
         }
     }
 

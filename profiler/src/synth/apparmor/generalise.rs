@@ -1,5 +1,6 @@
-//! The only ways a recorded path becomes broader than itself. Each rule has a name (shown in
-//! the profile as a comment) and before/after examples in `docs/apparmor.md`.
+//! The only ways a recorded path becomes broader than itself (besides the directory collapse and
+//! `read-back`'s added `r`). Each rule has a name (shown in the profile as a comment) and
+//! before/after examples in `docs/apparmor.md`.
 //!
 //! * `proc-pid`: `/proc/<pid>/`, `/proc/self/`, `/proc/thread-self/` → `/proc/@{pid}/`, and
 //!   `/proc/@{pid}/task/<tid>/` → `/proc/@{pid}/task/@{tid}/`. A restarted workload has other
@@ -11,7 +12,24 @@
 //! * `numeric-id`: a component or stem of 4 or more decimal digits (short numbers such as
 //!   `404.html` or `/dev/pts/0` are names, not ids) → `[0-9]*`.
 //!
-//! AppArmor's `*` never crosses `/`, so none of these reaches another directory.
+//!
+//! With the facts of what the workload made ([`made`]), the names a next run makes
+//! differently, in names that may vary (written by the workload, below a directory it created,
+//! or in `/dev/shm`; never under `/etc`, `/usr` and the like, never in the first two levels,
+//! never over a failed path):
+//!
+//! * `pid-in-name`: a digit run that was the accessing task's pid or tid in its pid namespace
+//!   → `[0-9]*`, or `@{pid}` when it is the whole name.
+//! * `number-in-name`: a digit run standing apart (counters, dates, random numbers), or any
+//!   digit run below a created directory → `[0-9]*`.
+//! * `mkstemp`: six random letters and digits in a temporary file or a shared-memory segment
+//!   → `??????`.
+//! * `created-dir`, `shm-segment`, `temp-file`: name the condition that let a name vary;
+//!   `temp-file` says that the rule allows the temporary names a next run makes.
+//!
+//! The id rules come first (a UUID stays one glob); the pid comes before them when it is the
+//! whole name. AppArmor's `*` and `?` never cross `/`, so none of these reaches another
+//! directory.
 
 use super::{
     made::{self, PathFacts, Why},

@@ -3,7 +3,8 @@
 //! A pure function of an [`Activity`]: file rules with the letters the recorded operations
 //! need, `capability` rules for what was used, `network` rules by family and type. Rules that
 //! `abstractions/base` already grants are dropped; failed accesses become comments, not rules;
-//! paths become broader only by the rules in [`generalise`] and [`collapse`]. Anything that
+//! paths become broader only by the rules in [`generalise`] (using what the workload made,
+//! [`made`]) and [`collapse`], and a rule that writes also reads (`read-back`, [`made`]). Anything that
 //! cannot be written in AppArmor's grammar is reported in [`Profile::not_expressible`] (and as
 //! a comment), never dropped silently.
 
