@@ -137,10 +137,10 @@ pub(crate) fn generalise(path: &[u8], facts: Option<&PathFacts>) -> (Pattern, Ve
         }
         if let Some((f, why)) = variable {
             if let Some(name) = made::name(c, start, f, why) {
-                for part in name.parts {
-                    match part {
-                        Ok(lit) => pat.push_lit(&lit),
-                        Err(glob) => pat.0.push(Piece::Glob(glob)),
+                for piece in name.pieces {
+                    match piece {
+                        Piece::Lit(lit) => pat.push_lit(&lit),
+                        glob => pat.0.push(glob),
                     }
                 }
                 for r in name.rules {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    pattern::{MKSTEMP_GLOB, NUM_GLOB},
+    pattern::{Piece, MKSTEMP_GLOB, NUM_GLOB},
     rules::Perms,
 };
 use crate::model::{Activity, FileOp};
@@ -187,8 +187,7 @@ impl Made {
 /// What the name rules made of one component.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Name {
-    /// (literal bytes or a glob), in order.
-    pub parts: Vec<Result<Vec<u8>, &'static str>>,
+    pub pieces: Vec<Piece>,
     pub rules: Vec<&'static str>,
 }
 
@@ -233,14 +232,14 @@ pub(crate) fn name(c: &[u8], at: usize, facts: &PathFacts, why: Why) -> Option<N
         .collect();
     let stemp = if random { mkstemp_span(c) } else { None };
     let mut out = Name {
-        parts: Vec::new(),
+        pieces: Vec::new(),
         rules: Vec::new(),
     };
     let glob = |out: &mut Name, lit: &mut Vec<u8>, g, rule| {
         if !lit.is_empty() {
-            out.parts.push(Ok(std::mem::take(lit)));
+            out.pieces.push(Piece::Lit(std::mem::take(lit)));
         }
-        out.parts.push(Err(g));
+        out.pieces.push(Piece::Glob(g));
         if !out.rules.contains(&rule) {
             out.rules.push(rule);
         }
@@ -259,12 +258,11 @@ pub(crate) fn name(c: &[u8], at: usize, facts: &PathFacts, why: Why) -> Option<N
                 while i < stop && c[i].is_ascii_digit() {
                     i += 1;
                 }
-                let apart = every_run
-                    || (start == 0 || !c[start - 1].is_ascii_alphanumeric())
-                        && c.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
+                let apart = (start == 0 || !c[start - 1].is_ascii_alphanumeric())
+                    && c.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
                 if pid.contains(&(start, i)) {
                     glob(&mut out, &mut lit, NUM_GLOB, "pid-in-name");
-                } else if apart {
+                } else if apart || every_run {
                     glob(&mut out, &mut lit, NUM_GLOB, "number-in-name");
                 } else {
                     lit.extend_from_slice(&c[start..i]);
@@ -277,7 +275,7 @@ pub(crate) fn name(c: &[u8], at: usize, facts: &PathFacts, why: Why) -> Option<N
         }
     }
     if !lit.is_empty() {
-        out.parts.push(Ok(lit));
+        out.pieces.push(Piece::Lit(lit));
     }
     (!out.rules.is_empty()).then_some(out)
 }
