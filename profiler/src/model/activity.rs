@@ -157,6 +157,20 @@ pub struct FileAccess {
     pub owned: bool,
 }
 
+/// A digit run in a recorded path that was, when the access was made, the pid or tid of the
+/// accessing task as its own pid namespace numbers it: the name was most likely made from it
+/// (`temp-<pid>.rdb`), and a next run makes it with another number. Kept beside
+/// [`Activity::files`] rather than in [`FileAccess`], whose literal is written out in code
+/// outside this crate.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PidInName {
+    pub path: FsPath,
+    /// Byte offsets of the digits in `path`, `end` exclusive.
+    pub start: u32,
+    pub end: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
@@ -238,6 +252,9 @@ pub struct Process {
 pub struct Activity {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileAccess>,
+    /// Where a path of `files` held its accessor's own pid or tid (per-process names).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pid_in_names: BTreeSet<PidInName>,
     /// Capabilities the workload used (`chown`, `net_bind_service`, …). `None` when the
     /// kernel could not report them (no `capability:cap_capable` tracepoint before 6.14).
     #[serde(default, skip_serializing_if = "Option::is_none")]

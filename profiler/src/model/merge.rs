@@ -185,6 +185,7 @@ fn merge_cgroup_calls(into: &mut CgroupRecord, other: &CgroupRecord) {
 fn merge_activity(into: &mut Activity, other: &Activity) {
     let Activity {
         files,
+        pid_in_names,
         capabilities,
         sockets,
         listens,
@@ -218,6 +219,7 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
             .get_or_insert_with(BTreeSet::new)
             .extend(caps.iter().cloned());
     }
+    into.pid_in_names.extend(pid_in_names.iter().cloned());
     into.sockets.extend(sockets.iter().cloned());
     into.listens.extend(listens.iter().cloned());
     into.flows.extend(flows.iter().cloned());

@@ -298,3 +298,27 @@ fn merge_keeps_only_the_entrypoints_activity() {
         );
     }
 }
+
+/// Where a path held its writer's pid: kept by a merge, absent from old recordings (which
+/// still load) and from the JSON when there is none.
+#[test]
+fn pid_in_names_merge_and_load() {
+    let pid = |path: &str, start: u32, end: u32| PidInName {
+        path: path.into(),
+        start,
+        end,
+    };
+    let mut a = recording(vec![cgroup(1, "/db", &[(Abi::X86_64, &["read"])])]);
+    let text = serde_json::to_string(&a).unwrap();
+    assert!(!text.contains("pid_in_names"), "{text}");
+    let mut b = a.clone();
+    a.cgroups[0].activity.pid_in_names = [pid("/var/lib/redis/temp-23.rdb", 20, 22)].into();
+    b.cgroups[0].activity.pid_in_names = [pid("/srv/db/xlogtemp.31", 17, 19)].into();
+    let merged = Recording::merge(&[a, b]).unwrap();
+    let act = &merged.cgroups[0].activity;
+    assert_eq!(act.pid_in_names.len(), 2);
+    let back: Recording = serde_json::from_str(&serde_json::to_string(&merged).unwrap()).unwrap();
+    assert_eq!(back.cgroups[0].activity.pid_in_names, act.pid_in_names);
+    let old: Recording = serde_json::from_str(&text).unwrap();
+    assert!(old.cgroups[0].activity.pid_in_names.is_empty());
+}

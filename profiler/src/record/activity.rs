@@ -17,8 +17,8 @@ use profiler_common::{
 
 use super::facts::{self, Fact, SockAddr, AF_INET, AF_INET6, AF_UNIX, AT_FDCWD};
 use crate::model::{
-    Activity, Direction, FileAccess, FileOp, Flow, FsPath, Listen, Process, Protocol, SocketKind,
-    UnixSocket,
+    Activity, Direction, FileAccess, FileOp, Flow, FsPath, Listen, PidInName, Process, Protocol,
+    SocketKind, UnixSocket,
 };
 use crate::paths::{self, Base, Last};
 
@@ -58,6 +58,10 @@ pub struct Collector {
     /// name of the first task that made an event there before the filter.
     pub runtimes: BTreeMap<u64, String>,
     fds: HashMap<(u32, i64), Fd>,
+    /// Each task's (pid, tid) in its own pid namespace, by host `pid_tgid`. Host pids are not
+    /// reused within a recording in practice (pid_max is 4194304 on systemd hosts); a stale
+    /// entry could only claim a digit run that is not the pid.
+    ns_ids: HashMap<u64, (u32, u32)>,
     /// Facts whose path or fd could not be resolved (the process was gone).
     pub unresolved: u64,
 }
@@ -112,6 +116,10 @@ impl Collector {
                         if proc_view.owner(&path) == Some(uid) {
                             cg.owned.insert(path.clone());
                         }
+                    }
+                    if makes_names(&path, &ops) {
+                        let ids = ns_ids_cached(&mut self.ns_ids, ev.pid_tgid, &path);
+                        note_pid_in_name(&mut cg.activity, &path, ids);
                     }
                     if !ops.is_empty() {
                         cg.files.entry((path, failed)).or_default().extend(ops);
@@ -366,6 +374,7 @@ impl Collector {
             into.owned.extend(cg.owned);
             into.caps.extend(cg.caps);
             let (a, b) = (&mut into.activity, cg.activity);
+            a.pid_in_names.extend(b.pid_in_names);
             a.sockets.extend(b.sockets);
             a.listens.extend(b.listens);
             a.flows.extend(b.flows);
@@ -396,6 +405,98 @@ impl Collector {
             })
             .collect()
     }
+}
+
+/// Whether this access could have made the name: it wrote, created, renamed, linked or
+/// removed it. A read of `libz.so.1` by pid 1 says nothing about where the name came from,
+/// and `/proc/<pid>` has its own rule.
+fn makes_names(path: &[u8], ops: &[FileOp]) -> bool {
+    !path.starts_with(b"/proc/")
+        && ops.iter().any(|op| {
+            !matches!(
+                op,
+                FileOp::Read | FileOp::Exec | FileOp::MmapExec | FileOp::Lock
+            )
+        })
+}
+
+/// The task's (pid, tid) in its own pid namespace, read once per task and only for paths
+/// that hold a digit. `None` when the task is gone (then nothing is claimed).
+fn ns_ids_cached(
+    cache: &mut HashMap<u64, (u32, u32)>,
+    pid_tgid: u64,
+    path: &[u8],
+) -> Option<(u32, u32)> {
+    if !path.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    if let Some(ids) = cache.get(&pid_tgid) {
+        return Some(*ids);
+    }
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let status = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")).ok()?;
+    let ids = ns_ids(&status)?;
+    cache.insert(pid_tgid, ids);
+    Some(ids)
+}
+
+/// (pid, tid) as the innermost pid namespace numbers them: the last fields of `NStgid:` and
+/// `NSpid:` in a task's `status` (one field each outside a pid namespace).
+fn ns_ids(status: &str) -> Option<(u32, u32)> {
+    let last = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_ascii_whitespace().last())
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    let tid = last("NSpid:")?;
+    // NStgid is missing before Linux 4.1: the pid is then unknown, the tid is still good.
+    let pid = last("NStgid:").unwrap_or(tid);
+    Some((pid, tid))
+}
+
+/// Records each digit run of `path` (bounded by non-digits) that is the accessing task's
+/// pid or tid.
+fn note_pid_in_name(activity: &mut Activity, path: &[u8], ids: Option<(u32, u32)>) {
+    let Some((pid, tid)) = ids else {
+        return;
+    };
+    for (start, end) in pid_runs(path, pid, tid) {
+        activity.pid_in_names.insert(PidInName {
+            path: FsPath(path.to_vec()),
+            start,
+            end,
+        });
+    }
+}
+
+/// The byte ranges of the digit runs of `path` whose value is `pid` or `tid`. A run with a
+/// leading zero is not a pid as `%d` writes it.
+fn pid_runs(path: &[u8], pid: u32, tid: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < path.len() {
+        if !path[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < path.len() && path[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run = &path[start..i];
+        let value = std::str::from_utf8(run)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok());
+        let is_id = value.is_some_and(|v| v == pid || v == tid);
+        if is_id && (run[0] != b'0' || run.len() == 1) {
+            if let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(i)) {
+                out.push((s, e));
+            }
+        }
+    }
+    out
 }
 
 /// `PROFGEN_DEBUG_EVENTS` set: print every event as it arrives. Read once; `add` runs for
@@ -714,6 +815,75 @@ mod tests {
                 (&b"/var/lib/nginx/body"[..], false)
             ]
         );
+    }
+
+    #[test]
+    fn pid_digit_runs() {
+        // (path, pid, tid, runs)
+        type Case<'a> = (&'a str, u32, u32, &'a [(u32, u32)]);
+        let cases: &[Case] = &[
+            ("/var/lib/redis/temp-23.rdb", 23, 23, &[(20, 22)]),
+            ("/var/lib/redis/temp-123.rdb", 23, 23, &[]),
+            ("/var/lib/redis/temp-230.rdb", 23, 23, &[]),
+            ("/pg_wal/xlogtemp.31", 31, 31, &[(17, 19)]),
+            (
+                "/x/pgsql_tmp31.0.fileset/31.0",
+                31,
+                40,
+                &[(12, 14), (25, 27)],
+            ),
+            ("/x/t.40", 31, 40, &[(5, 7)]),
+            ("/x/7", 7, 7, &[(3, 4)]),
+            ("/x/07", 7, 7, &[]),
+            ("/x/nothing", 7, 7, &[]),
+            ("/x/99999999999999999999", 7, 7, &[]),
+        ];
+        for (path, pid, tid, want) in cases {
+            assert_eq!(pid_runs(path.as_bytes(), *pid, *tid), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn only_accesses_that_make_names_are_asked() {
+        use FileOp::*;
+        let cases: &[(&str, &[FileOp], bool)] = &[
+            (
+                "/var/lib/redis/temp-23.rdb",
+                &[Write, Create, Truncate],
+                true,
+            ),
+            ("/var/lib/redis/temp-23.rdb", &[Rename], true),
+            ("/srv/db/pgsql_tmp31.0.fileset/", &[Mkdir], true),
+            ("/usr/lib/x86_64-linux-gnu/libz.so.1", &[Read], false),
+            ("/usr/bin/redis-server", &[Exec], false),
+            ("/proc/31/oom_score_adj", &[Write], false),
+        ];
+        for (path, ops, want) in cases {
+            assert_eq!(makes_names(path.as_bytes(), ops), *want, "{path} {ops:?}");
+        }
+    }
+
+    #[test]
+    fn namespace_ids_from_status() {
+        let status =
+            "Name:\tredis-server\nTgid:\t4242\nPid:\t4250\nNStgid:\t4242\t1\nNSpid:\t4250\t9\n";
+        assert_eq!(ns_ids(status), Some((1, 9)));
+        assert_eq!(ns_ids("NSpid:\t4250\n"), Some((4250, 4250)));
+        assert_eq!(ns_ids("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn a_path_holding_the_pid_is_noted() {
+        let mut a = Activity::default();
+        note_pid_in_name(&mut a, b"/var/lib/redis/temp-11.rdb", Some((11, 12)));
+        note_pid_in_name(&mut a, b"/var/lib/redis/temp-11.rdb", None);
+        note_pid_in_name(&mut a, b"/var/lib/redis/dump.rdb", Some((11, 11)));
+        let noted: Vec<_> = a
+            .pid_in_names
+            .iter()
+            .map(|p| (p.path.to_str().unwrap(), p.start, p.end))
+            .collect();
+        assert_eq!(noted, [("/var/lib/redis/temp-11.rdb", 20, 22)]);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    generalise::{Pattern, Piece},
+    pattern::{Pattern, Piece},
     Rule,
 };
 

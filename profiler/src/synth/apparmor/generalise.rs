@@ -1,5 +1,6 @@
-//! The only ways a recorded path becomes broader than itself. Each rule has a name (shown in
-//! the profile as a comment) and before/after examples in `docs/apparmor.md`.
+//! The only ways a recorded path becomes broader than itself (besides the directory collapse and
+//! `read-back`'s added `r`). Each rule has a name (shown in the profile as a comment) and
+//! before/after examples in `docs/apparmor.md`.
 //!
 //! * `proc-pid`: `/proc/<pid>/`, `/proc/self/`, `/proc/thread-self/` → `/proc/@{pid}/`, and
 //!   `/proc/@{pid}/task/<tid>/` → `/proc/@{pid}/task/@{tid}/`. A restarted workload has other
@@ -11,80 +12,29 @@
 //! * `numeric-id`: a component or stem of 4 or more decimal digits (short numbers such as
 //!   `404.html` or `/dev/pts/0` are names, not ids) → `[0-9]*`.
 //!
-//! AppArmor's `*` never crosses `/`, so none of these reaches another directory.
+//!
+//! With the facts of what the workload made ([`made`]), the names a next run makes
+//! differently, in names that may vary (written by the workload, below a directory it created,
+//! or in `/dev/shm`; never under `/etc`, `/usr` and the like, never in the first two levels,
+//! never over a failed path):
+//!
+//! * `pid-in-name`: a digit run that was the accessing task's pid or tid in its pid namespace
+//!   → `[0-9]*`, or `@{pid}` when it is the whole name.
+//! * `number-in-name`: a digit run standing apart (counters, dates, random numbers), or any
+//!   digit run below a created directory → `[0-9]*`.
+//! * `mkstemp`: six random letters and digits in a temporary file or a shared-memory segment
+//!   → `??????`.
+//! * `created-dir`, `shm-segment`, `temp-file`: name the condition that let a name vary;
+//!   `temp-file` says that the rule allows the temporary names a next run makes.
+//!
+//! The id rules come first (a UUID stays one glob); the pid comes before them when it is the
+//! whole name. AppArmor's `*` and `?` never cross `/`, so none of these reaches another
+//! directory.
 
-use super::escape;
-
-pub(crate) const UUID_GLOB: &str =
-    "[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*-[0-9a-fA-F]*";
-pub(crate) const HEX_GLOB: &str = "[0-9a-fA-F]*";
-pub(crate) const NUM_GLOB: &str = "[0-9]*";
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Piece {
-    Lit(Vec<u8>),
-    Glob(&'static str),
-}
-
-/// A rule's path: literal bytes and the globs generalisation put in.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Pattern(pub Vec<Piece>);
-
-impl Pattern {
-    pub fn literal(bytes: &[u8]) -> Self {
-        Pattern(vec![Piece::Lit(bytes.to_vec())])
-    }
-
-    /// The path when nothing was generalised.
-    pub fn as_literal(&self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        for p in &self.0 {
-            match p {
-                Piece::Lit(b) => out.extend_from_slice(b),
-                Piece::Glob(_) => return None,
-            }
-        }
-        Some(out)
-    }
-
-    /// The path for matching against `abstractions/base`: literal, or with only `@{pid}` /
-    /// `@{tid}` globs (which base's matcher understands).
-    pub fn base_text(&self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        for p in &self.0 {
-            match p {
-                Piece::Lit(b) => out.extend_from_slice(b),
-                Piece::Glob(g @ ("@{pid}" | "@{tid}")) => out.extend_from_slice(g.as_bytes()),
-                Piece::Glob(_) => return None,
-            }
-        }
-        Some(out)
-    }
-
-    pub fn push_lit(&mut self, b: &[u8]) {
-        if let Some(Piece::Lit(last)) = self.0.last_mut() {
-            last.extend_from_slice(b);
-        } else {
-            self.0.push(Piece::Lit(b.to_vec()));
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let mut quote = false;
-        let mut s = String::new();
-        for p in &self.0 {
-            match p {
-                Piece::Lit(b) => s.push_str(&escape::literal(b, &mut quote)),
-                Piece::Glob(g) => s.push_str(g),
-            }
-        }
-        if quote {
-            format!("\"{s}\"")
-        } else {
-            s
-        }
-    }
-}
+use super::{
+    made::{self, PathFacts, Why},
+    pattern::{Pattern, Piece, HEX_GLOB, NUM_GLOB, UUID_GLOB},
+};
 
 fn is_uuid(s: &[u8]) -> bool {
     let groups: Vec<&[u8]> = s.split(|&b| b == b'-').collect();
@@ -122,24 +72,35 @@ fn is_pid_name(c: &[u8]) -> bool {
     c == b"self" || c == b"thread-self" || (!c.is_empty() && c.iter().all(u8::is_ascii_digit))
 }
 
-/// The pattern for a recorded absolute path and the names of the rules that applied.
-pub(crate) fn generalise(path: &[u8]) -> (Pattern, Vec<&'static str>) {
+/// The pattern for a recorded absolute path and the names of the rules that applied. With
+/// `facts` (what the workload made, [`made::Made::facts`]), the names a next run makes
+/// differently are generalised too.
+pub(crate) fn generalise(path: &[u8], facts: Option<&PathFacts>) -> (Pattern, Vec<&'static str>) {
     let mut rules = Vec::new();
+    let add = |rules: &mut Vec<&'static str>, r: &'static str| {
+        if !rules.contains(&r) {
+            rules.push(r);
+        }
+    };
     let mut pat = Pattern(Vec::new());
     let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
     // comps[0] is the empty string before the leading '/'.
     let in_proc = comps.get(1) == Some(&&b"proc"[..]);
     let proc_pid = in_proc && comps.len() > 2 && is_pid_name(comps[2]);
+    let mut at = 0;
     for (i, c) in comps.iter().enumerate() {
         if i > 0 {
             pat.push_lit(b"/");
+            at += 1;
         }
+        let start = at;
+        at += c.len();
         if c.is_empty() {
             continue;
         }
         if proc_pid && i == 2 {
             pat.0.push(Piece::Glob("@{pid}"));
-            rules.push("proc-pid");
+            add(&mut rules, "proc-pid");
             continue;
         }
         if proc_pid && i == 4 && comps[3] == b"task" && c.iter().all(u8::is_ascii_digit) {
@@ -151,22 +112,67 @@ pub(crate) fn generalise(path: &[u8]) -> (Pattern, Vec<&'static str>) {
             pat.push_lit(c);
             continue;
         }
+        let variable = facts.and_then(|f| Some((f, *f.variable.get(&i)?)));
+        // The pid first: `@{pid}` says more than `[0-9]*` for a name that is the pid.
+        if let Some((f, why)) = variable {
+            if f.pid_runs.contains(&(start, start + c.len())) {
+                pat.0.push(Piece::Glob("@{pid}"));
+                add(&mut rules, "pid-in-name");
+                add_why(&mut rules, why);
+                continue;
+            }
+        }
         if let Some((glob, rule)) = id_glob(c) {
             pat.0.push(Piece::Glob(glob));
-            rules.push(rule);
+            add(&mut rules, rule);
             continue;
         }
         if let Some(dot) = c.iter().position(|&b| b == b'.').filter(|&d| d > 0) {
             if let Some((glob, rule)) = id_glob(&c[..dot]) {
                 pat.0.push(Piece::Glob(glob));
                 pat.push_lit(&c[dot..]);
-                rules.push(rule);
+                add(&mut rules, rule);
+                continue;
+            }
+        }
+        if let Some((f, why)) = variable {
+            if let Some(name) = made::name(c, start, f, why) {
+                for piece in name.pieces {
+                    match piece {
+                        Piece::Lit(lit) => pat.push_lit(&lit),
+                        glob => pat.0.push(glob),
+                    }
+                }
+                for r in name.rules {
+                    add(&mut rules, r);
+                }
+                add_why(&mut rules, why);
+                if f.temporary && i + 1 == comps.len() {
+                    add(&mut rules, TEMP_FILE);
+                }
                 continue;
             }
         }
         pat.push_lit(c);
     }
     (pat, rules)
+}
+
+/// The note on a rule for a temporary file whose name was generalised: what it allows beyond
+/// what was recorded.
+pub(crate) const TEMP_FILE: &str = "temp-file: also the temporary names a next run makes";
+
+/// Names the condition that let a component vary, when it is not the plain "the workload
+/// wrote this name".
+fn add_why(rules: &mut Vec<&'static str>, why: Why) {
+    let r = match why {
+        Why::Wrote => return,
+        Why::CreatedDir => "created-dir",
+        Why::Shm => "shm-segment",
+    };
+    if !rules.contains(&r) {
+        rules.push(r);
+    }
 }
 
 #[cfg(test)]
@@ -207,7 +213,11 @@ mod tests {
             ("/srv/site/", "/srv/site/"),
         ];
         for (before, after) in cases {
-            assert_eq!(generalise(before.as_bytes()).0.render(), *after, "{before}");
+            assert_eq!(
+                generalise(before.as_bytes(), None).0.render(),
+                *after,
+                "{before}"
+            );
         }
     }
 }

@@ -3,7 +3,8 @@
 //! A pure function of an [`Activity`]: file rules with the letters the recorded operations
 //! need, `capability` rules for what was used, `network` rules by family and type. Rules that
 //! `abstractions/base` already grants are dropped; failed accesses become comments, not rules;
-//! paths become broader only by the rules in [`generalise`] and [`collapse`]. Anything that
+//! paths become broader only by the rules in [`generalise`] (using what the workload made,
+//! [`made`]) and [`collapse`], and a rule that writes also reads (`read-back`, [`made`]). Anything that
 //! cannot be written in AppArmor's grammar is reported in [`Profile::not_expressible`] (and as
 //! a comment), never dropped silently.
 
@@ -13,9 +14,15 @@ mod collapse;
 mod escape;
 mod failed;
 mod generalise;
+mod made;
+mod pattern;
 pub(crate) mod rules;
 #[cfg(test)]
+mod testglob;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_next_run;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -23,7 +30,7 @@ use std::{
 };
 
 use crate::model::activity::Activity;
-use generalise::Pattern;
+use pattern::Pattern;
 use rules::Perms;
 
 /// Why no profile could be written at all.
@@ -174,6 +181,26 @@ pub fn validate_name(name: &str) -> Result<(), AppArmorError> {
     }
 }
 
+/// The note on a rule that reads what the workload wrote: what it allows beyond what was
+/// recorded.
+const READ_BACK: &str = "read-back: r added as a next start reads what this run wrote";
+
+/// The rule pattern for one recorded path: generalised by every rule, unless that would cover
+/// a path that failed while recording (then by the id rules alone, as without the facts of
+/// what the workload made).
+fn pattern_for(path: &[u8], made: &made::Made, failed: &[Vec<u8>]) -> (Pattern, Vec<&'static str>) {
+    let plain = generalise::generalise(path, None);
+    let Some(facts) = made.facts(path) else {
+        return plain;
+    };
+    let full = generalise::generalise(path, Some(&facts));
+    if full.0 != plain.0 && failed.iter().any(|f| full.0.matches(f)) {
+        plain
+    } else {
+        full
+    }
+}
+
 /// Synthesizes the profile `name` from what the workload did.
 pub fn apparmor(
     name: &str,
@@ -185,9 +212,25 @@ pub fn apparmor(
     let mut not_expressible = Vec::new();
     let mut warnings = Vec::new();
 
+    // Paths that failed and never succeeded: no rule may come to cover them.
+    let succeeded: BTreeSet<&[u8]> = activity
+        .files
+        .iter()
+        .filter(|f| !f.failed)
+        .map(|f| f.path.as_bytes())
+        .collect();
+    let failed: Vec<Vec<u8>> = activity
+        .files
+        .iter()
+        .filter(|f| f.failed && !succeeded.contains(f.path.as_bytes()))
+        .map(|f| f.path.as_bytes().to_vec())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let made = made::Made::new(activity);
+
     // Merge every successful access per generalised path.
     let mut merged: BTreeMap<Pattern, Rule> = BTreeMap::new();
-    let mut succeeded: BTreeSet<Vec<u8>> = BTreeSet::new();
     for f in activity.files.iter().filter(|f| !f.failed) {
         let path = f.path.as_bytes();
         if let Some(why) = escape::unexpressible(path) {
@@ -198,8 +241,7 @@ pub fn apparmor(
         if perms.is_empty() {
             continue;
         }
-        succeeded.insert(path.to_vec());
-        let (pattern, applied) = generalise::generalise(path);
+        let (pattern, applied) = pattern_for(path, &made, &failed);
         let rule = merged.entry(pattern.clone()).or_insert(Rule {
             pattern,
             perms: Perms::default(),
@@ -218,21 +260,17 @@ pub fn apparmor(
     }
 
     let mut rules = Vec::new();
-    for (_, rule) in merged {
+    for (_, mut rule) in merged {
+        if made::reads_back(&rule.pattern.shape(), &rule.perms) {
+            rule.perms.read = true;
+            rule.notes.push(READ_BACK.to_string());
+        }
         match rule.pattern.base_text() {
             Some(lit) if base::covers(&lit, &rule.perms) => summary.covered_by_base += 1,
             _ => rules.push(rule),
         }
     }
 
-    let failed: Vec<Vec<u8>> = activity
-        .files
-        .iter()
-        .filter(|f| f.failed && !succeeded.contains(f.path.as_bytes()))
-        .map(|f| f.path.as_bytes().to_vec())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
     let rules = collapse::collapse(rules, &failed, opts.collapse_threshold);
 
     let mut text = String::new();

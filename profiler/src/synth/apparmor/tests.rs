@@ -61,7 +61,8 @@ fn header_and_shape() {
 
 #[test]
 fn file_rules_table() {
-    // (path, ops, owned, expected rule; None: covered by abstractions/base)
+    // (path, ops, owned, expected rule; None: covered by abstractions/base). What the
+    // workload wrote it may read back (`read-back`).
     type Case<'a> = (&'a [u8], &'a [FileOp], bool, Option<&'a str>);
     let cases: &[Case] = &[
         (
@@ -80,25 +81,25 @@ fn file_rules_table() {
             b"/run/nginx.pid",
             &[Create, Write, Truncate],
             false,
-            Some("/run/nginx.pid w,"),
+            Some("/run/nginx.pid rw,"),
         ),
         (
             b"/var/log/nginx/access.log",
             &[Append, Create],
             false,
-            Some("/var/log/nginx/access.log w,"),
+            Some("/var/log/nginx/access.log rw,"),
         ),
         (
             b"/var/log/nginx/error.log",
             &[Append],
             false,
-            Some("/var/log/nginx/error.log a,"),
+            Some("/var/log/nginx/error.log ra,"),
         ),
         (
             b"/var/lib/nginx/body/",
             &[Mkdir],
             false,
-            Some("/var/lib/nginx/body/ w,"),
+            Some("/var/lib/nginx/body/ rw,"),
         ),
         (
             b"/run/app.lock",
