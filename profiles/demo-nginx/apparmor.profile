@@ -31,11 +31,11 @@ profile demo-nginx flags=(attach_disconnected,mediate_deleted) {
   /srv/site/assets/tools.json r,
   /srv/site/index.html r,
   /usr/sbin/nginx ix,
-  /var/lib/nginx/body/ w,
-  /var/lib/nginx/fastcgi/ w,
-  /var/lib/nginx/proxy/ w,
-  /var/lib/nginx/scgi/ w,
-  /var/lib/nginx/uwsgi/ w,
+  /var/lib/nginx/body/ rw,  # read-back: r added as a next start reads what this run wrote
+  /var/lib/nginx/fastcgi/ rw,  # read-back: r added as a next start reads what this run wrote
+  /var/lib/nginx/proxy/ rw,  # read-back: r added as a next start reads what this run wrote
+  /var/lib/nginx/scgi/ rw,  # read-back: r added as a next start reads what this run wrote
+  /var/lib/nginx/uwsgi/ rw,  # read-back: r added as a next start reads what this run wrote
 
   # failed while recording, not allowed:
   #   /etc/ld.so.cache

@@ -99,7 +99,7 @@ pub(crate) fn write_set(dir: &Path, name: &str, rec: &Recording) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let activity = workload_activity(rec);
     let write = |a: Artifact, bytes: &[u8]| std::fs::write(dir.join(a.file_name()), bytes).unwrap();
-    let seccomp = synth::seccomp(rec).unwrap();
+    let seccomp = synth::seccomp(rec, &synth::SeccompOptions::exact()).unwrap();
     write(
         Artifact::Seccomp,
         &synth::seccomp::to_json(&seccomp).unwrap(),

@@ -52,9 +52,10 @@ fn loader_search(path: &[u8]) -> Option<Vec<u8>> {
     let (dir, file) = text.rsplit_once('/')?;
     let is_library = file.contains(".so") && file.starts_with("lib");
     let dir = format!("{dir}/");
-    let below_lib_dir = LIB_DIRS
-        .iter()
-        .any(|lib| dir.len() > lib.len() && dir.starts_with(lib));
+    let below_lib_dir = !LIB_DIRS.contains(&dir.as_str())
+        && LIB_DIRS
+            .iter()
+            .any(|lib| dir.len() > lib.len() && dir.starts_with(lib));
     (is_library && below_lib_dir).then(|| file.as_bytes().to_vec())
 }
 

@@ -131,30 +131,35 @@ pub fn allowed(rec: &Recording, opts: &SeccompOptions) -> Result<Allowed, SynthE
         per_abi: recorded.clone(),
         ..Allowed::default()
     };
-    if !opts.exact {
-        for (abi, names) in &recorded {
-            for (label, added) in equivalents::added(*abi, names) {
-                out.per_abi
-                    .entry(*abi)
-                    .or_default()
-                    .extend(added.iter().cloned());
-                let new = added.into_iter().filter(|n| !out.recorded.contains(n));
-                out.equivalents.entry(label).or_default().extend(new);
-            }
-        }
-        out.equivalents.retain(|_, names| !names.is_empty());
-    }
-    let before_runtimes: BTreeSet<String> = out.names().into_iter().cloned().collect();
+    // The runtime's calls first: they are made whatever the workload is, and their
+    // equivalents are added like the workload's (a Go runtime that preempts with tgkill in
+    // one run may use tkill in another), so the profile does not depend on which runs
+    // happened to record a runtime call.
     for r in runtimes {
         let native = out.per_abi.entry(Abi::X86_64).or_default();
         native.extend(r.calls.iter().map(|c| c.name.to_owned()));
         let new: BTreeSet<String> = r
             .calls
             .iter()
-            .filter(|c| !before_runtimes.contains(c.name))
+            .filter(|c| !out.recorded.contains(c.name))
             .map(|c| c.name.to_owned())
             .collect();
         out.runtimes.insert(r.name.to_owned(), new);
+    }
+    if !opts.exact {
+        let base = out.per_abi.clone();
+        let before: BTreeSet<String> = base.values().flatten().cloned().collect();
+        for (abi, names) in &base {
+            for (label, added) in equivalents::added(*abi, names) {
+                out.per_abi
+                    .entry(*abi)
+                    .or_default()
+                    .extend(added.iter().cloned());
+                let new = added.into_iter().filter(|n| !before.contains(n));
+                out.equivalents.entry(label).or_default().extend(new);
+            }
+        }
+        out.equivalents.retain(|_, names| !names.is_empty());
     }
     Ok(out)
 }
