@@ -706,71 +706,27 @@ fn agent_records_pods_from_their_start_and_pull_collects_them() {
 
 #[test]
 fn record_pod_writes_one_set_per_container() {
-    let Some(Node {
-        profgen,
-        busybox,
-        tmp,
-        api: _api,
-        kubeconfig,
-        pod_cgroups,
-    }) = node()
-    else {
+    let Some(node) = node() else {
         return;
     };
-    let (name, uid, id) = REPLICAS[0];
-    let out_dir = tmp.path().join("profiles");
-    let ready = tmp.path().join("ready");
-    let mut record = Command::new(&profgen)
-        .args([
-            "record",
-            "--pod",
-            &format!("{NS}/{name}"),
-            "--duration",
-            "6s",
-        ])
-        .arg("--out-dir")
-        .arg(&out_dir)
-        .arg("--ready-file")
-        .arg(&ready)
-        .args(["--node", NODE])
-        .env("KUBECONFIG", &kubeconfig)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(record.try_wait().unwrap().is_none(), "record exited early");
-        assert!(Instant::now() < deadline, "record was not ready");
-        thread::sleep(Duration::from_millis(50));
-    }
-    let dir = tmp.path().join("bundle");
-    fs::create_dir_all(&dir).unwrap();
-    let b = bundle(
-        &dir,
-        &busybox,
-        &format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid)),
-    );
-    let container = Runc::default()
-        .run_detached(&b, &unique_id("profgen-k8s-e2e"))
-        .unwrap();
-    // Someone runs `kubectl exec` during the window: runc exec's own set-up (joining the
-    // container's namespaces with setns) runs in the container's cgroup after the hand-over;
-    // it must stay out of the profile like runc's set-up at the start.
-    thread::sleep(Duration::from_millis(500));
-    let exec = container
-        .exec(&["/bin/busybox", "true"], Duration::from_secs(20))
-        .expect("runc exec");
-    assert_eq!(exec.code, Some(0), "runc exec: {exec:?}");
-    let status = wait_timeout(&mut record, Duration::from_secs(60)).expect("record exits");
-    drop(container);
-    assert!(status.success(), "profgen record --pod: {status}");
-    let set = out_dir.join("kube-system/coredns/coredns");
+    let (_, uid, id) = REPLICAS[0];
+    let set = record_first_replica(&node, &[], |container| {
+        // Someone runs `kubectl exec` during the window: runc exec's own set-up (joining the
+        // container's namespaces with setns) runs in the container's cgroup after the
+        // hand-over; it must stay out of the profile like runc's set-up at the start.
+        thread::sleep(Duration::from_millis(500));
+        let exec = container
+            .exec(&["/bin/busybox", "true"], Duration::from_secs(20))
+            .expect("runc exec");
+        assert_eq!(exec.code, Some(0), "runc exec: {exec:?}");
+    });
     let rec = Recording::load(set.join("recording.json")).unwrap();
     let paths: Vec<String> = rec.cgroups.iter().filter_map(|c| c.path.clone()).collect();
     assert_eq!(
         paths,
         [format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid))]
     );
+    assert!(!rec.syscalls_only);
     let profile: serde_json::Value =
         serde_json::from_slice(&fs::read(set.join("seccomp.json")).unwrap()).unwrap();
     assert!(allowed(&profile).iter().any(|n| n == "uname"));
@@ -785,7 +741,89 @@ fn record_pod_writes_one_set_per_container() {
         );
     }
     assert!(!rec.cgroups[0].joined_after_handover);
-    drop(pod_cgroups);
+    assert!(set.join("apparmor.profile").is_file());
+}
+
+/// `--syscalls-only` reaches the kernel (no events: no file facts) and the set: its seccomp
+/// profile still has the container's start, and nothing is made from facts not recorded.
+#[test]
+fn record_pod_syscalls_only_writes_the_seccomp_profile_alone() {
+    let Some(node) = node() else {
+        return;
+    };
+    let set = record_first_replica(&node, &["--syscalls-only"], |_| {});
+    let rec = Recording::load(set.join("recording.json")).unwrap();
+    assert!(rec.syscalls_only);
+    assert_eq!(rec.cgroups.len(), 1, "{:?}", rec.cgroups);
+    assert!(
+        rec.cgroups[0].activity.processes.is_empty() && rec.cgroups[0].activity.files.is_empty(),
+        "no exit programs, no facts: {:?}",
+        rec.cgroups[0].activity
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&fs::read(set.join("seccomp.json")).unwrap()).unwrap();
+    assert!(allowed(&profile).iter().any(|n| n == "uname"));
+    let mut files: Vec<String> = fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "recording.json",
+            "seccomp.json",
+            "securitycontext-patch.yaml"
+        ]
+    );
+}
+
+/// `profgen record --pod` of the first replica for 6 s, `extra` arguments added, while its
+/// container (started once the recorder is ready) runs and `during` does its part; the
+/// profile set it wrote.
+fn record_first_replica(node: &Node, extra: &[&str], during: impl FnOnce(&Container)) -> PathBuf {
+    let (name, uid, id) = REPLICAS[0];
+    let out_dir = node.tmp.path().join("profiles");
+    let ready = node.tmp.path().join("ready");
+    let mut record = Command::new(&node.profgen)
+        .args([
+            "record",
+            "--pod",
+            &format!("{NS}/{name}"),
+            "--duration",
+            "6s",
+        ])
+        .args(extra)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg("--ready-file")
+        .arg(&ready)
+        .args(["--node", NODE])
+        .env("KUBECONFIG", &node.kubeconfig)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(record.try_wait().unwrap().is_none(), "record exited early");
+        assert!(Instant::now() < deadline, "record was not ready");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let dir = node.tmp.path().join("bundle");
+    fs::create_dir_all(&dir).unwrap();
+    let b = bundle(
+        &dir,
+        &node.busybox,
+        &format!("{}/cri-containerd-{id}.scope", pod_cgroup(uid)),
+    );
+    let container = Runc::default()
+        .run_detached(&b, &unique_id("profgen-k8s-e2e"))
+        .unwrap();
+    during(&container);
+    let status = wait_timeout(&mut record, Duration::from_secs(60)).expect("record exits");
+    drop(container);
+    assert!(status.success(), "profgen record --pod: {status}");
+    out_dir.join("kube-system/coredns/coredns")
 }
 
 /// Bad input needs no root: the API is asked before anything is loaded into the kernel.

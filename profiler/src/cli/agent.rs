@@ -68,9 +68,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the event loop")?;
-    // Capabilities first: without them nothing else matters (exit code 4).
-    let recorder = k8s::agent_run::start_recorder(&opts)?;
     let summary = runtime.block_on(async {
+        // Capabilities first: without them nothing else matters (exit code 4).
+        let recorder = k8s::agent_run::start_recorder(&opts)?;
         let cluster = k8s::Cluster::infer().await?;
         k8s::agent_run::run_agent(recorder, &cluster, &opts, &|line| {
             eprintln!("profgen: {line}")

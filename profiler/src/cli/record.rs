@@ -200,6 +200,7 @@ fn run_pods(args: RecordArgs) -> anyhow::Result<()> {
         cgroup_root: args.cgroup_root,
         node: args.node.unwrap_or_else(k8s::this_node_name),
         include_runtime_setup: args.include_runtime_setup,
+        syscalls_only: args.syscalls_only,
         ready_file: args.ready_file,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -55,37 +55,22 @@ pub fn find_pod_cgroups(root: &Path) -> BTreeMap<String, String> {
     found
 }
 
-/// A pod to record: its cgroup is the target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodTarget {
-    /// `namespace/name`.
-    pub pod: String,
-    pub uid: String,
-    pub workload: Workload,
-    /// Below the cgroup2 mount.
-    pub cgroup: String,
-}
-
-/// Matches pods to their cgroups. Pods without a cgroup yet (pending, or just scheduled) are
-/// returned apart, to be retried when the watch reports them again.
-pub fn plan(
-    pods: &[(Pod, Workload)],
+/// Matches pods (named by the caller's keys) to their pod cgroups, as [`find_pod_cgroups`]
+/// found them: the pods whose cgroup exists, with its path below the root, and apart the
+/// pods without one yet (pending, or just scheduled), to be placed on a later try.
+pub fn plan<'a, K>(
+    pods: impl IntoIterator<Item = (K, &'a Pod)>,
     pod_cgroups: &BTreeMap<String, String>,
-) -> (Vec<PodTarget>, Vec<String>) {
+) -> (Vec<(K, String)>, Vec<K>) {
     let mut targets = Vec::new();
     let mut waiting = Vec::new();
-    for (p, w) in pods {
-        let found = pod::cgroup_uids(p)
-            .into_iter()
-            .find_map(|uid| pod_cgroups.get(&uid).map(|cg| (uid, cg.clone())));
-        match found {
-            Some((uid, cgroup)) => targets.push(PodTarget {
-                pod: pod::key(p),
-                uid,
-                workload: w.clone(),
-                cgroup,
-            }),
-            None => waiting.push(pod::key(p)),
+    for (key, p) in pods {
+        match pod::cgroup_uids(p)
+            .iter()
+            .find_map(|uid| pod_cgroups.get(uid))
+        {
+            Some(cgroup) => targets.push((key, cgroup.clone())),
+            None => waiting.push(key),
         }
     }
     (targets, waiting)
@@ -142,30 +127,6 @@ pub fn attribute(cgroup: &str, pods: &[(Pod, Workload)]) -> Attribution {
         }
         None => Attribution::Unknown { pod: Some(key) },
     }
-}
-
-/// Replicas merge: every recorded cgroup of one workload container lands in one profile set,
-/// `profiles/<ns>/<workload>/<container>/`.
-pub fn profile_sets<I: IntoIterator<Item = (u64, Attribution)>>(
-    attributions: I,
-) -> BTreeMap<(Workload, String), Vec<u64>> {
-    let mut sets: BTreeMap<(Workload, String), Vec<u64>> = BTreeMap::new();
-    for (id, a) in attributions {
-        if let Attribution::Container {
-            container,
-            workload,
-            ..
-        } = a
-        {
-            sets.entry((workload, container)).or_default().push(id);
-        }
-    }
-    sets
-}
-
-/// Where one profile set goes below the output root.
-pub fn profile_dir(root: &Path, workload: &Workload, container: &str) -> PathBuf {
-    root.join(workload.dir()).join(container)
 }
 
 /// The permissive seccomp profile recorded workloads run under during the learning window

@@ -13,7 +13,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use tokio::{
-    io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
     time::{interval, sleep_until, Instant, MissedTickBehavior},
 };
@@ -26,9 +25,15 @@ use super::{
     owner::Workload,
     pod,
     profiles::Index,
-    recorder::LiveRecorder,
 };
-use crate::{cgroup, record};
+use crate::{
+    cgroup,
+    record::{
+        self,
+        live::{LiveOptions, LiveRecorder, TICK},
+        progress::Progress,
+    },
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -94,40 +99,6 @@ pub struct Summary {
     pub warnings: Vec<String>,
 }
 
-/// The ring buffer's fd, borrowed for readiness (the recorder owns it).
-struct BorrowedFd(std::os::fd::RawFd);
-
-impl std::os::fd::AsRawFd for BorrowedFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
-    }
-}
-
-fn events_fd(engine: &mut Engine) -> Result<Option<AsyncFd<BorrowedFd>>, RunError> {
-    match engine.recorder().events_fd() {
-        // SAFETY: the recorder keeps the fd open for as long as the engine lives, and the
-        // callers drop this registration before finishing the engine.
-        Some(fd) => Ok(Some(
-            unsafe {
-                AsyncFd::register_with_interest(BorrowedFd(fd), tokio::io::Interest::READABLE)
-            }
-            .map_err(|e| io("watching the event ring buffer")(e.into()))?,
-        )),
-        None => Ok(None),
-    }
-}
-
-async fn readable(fd: &Option<AsyncFd<BorrowedFd>>) {
-    match fd {
-        Some(fd) => {
-            if let Ok(mut guard) = fd.readable().await {
-                guard.clear_ready();
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
-
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => sleep_until(d).await,
@@ -169,6 +140,8 @@ pub struct RecordPods {
     pub cgroup_root: Option<PathBuf>,
     pub node: String,
     pub include_runtime_setup: bool,
+    /// Record syscalls only: the sets get their seccomp profile alone.
+    pub syscalls_only: bool,
     pub ready_file: Option<PathBuf>,
 }
 
@@ -241,7 +214,13 @@ pub async fn record_pods(
     }
 
     let root = cgroup::cgroup2_root(opts.cgroup_root.as_deref())?;
-    let mut engine = Engine::new(LiveRecorder::start(&root, opts.include_runtime_setup)?);
+    let mut engine = Engine::new(LiveRecorder::start(
+        &root,
+        LiveOptions {
+            include_runtime_setup: opts.include_runtime_setup,
+            syscalls_only: opts.syscalls_only,
+        },
+    )?);
     let mut workloads: BTreeMap<String, Workload> = BTreeMap::new();
     for p in here {
         let w = cluster.workload(&p).await?;
@@ -263,17 +242,17 @@ pub async fn record_pods(
         std::fs::write(ready, b"").map_err(io(format!("writing {}", ready.display())))?;
     }
 
-    let fd = events_fd(&mut engine)?;
     let mut signals = Signals::new()?;
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let mut scan = interval(Duration::from_millis(100));
-    scan.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut meter = Progress::new();
+    let mut tick = interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut refresh = interval(REFRESH);
     refresh.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let stop = loop {
         tokio::select! {
-            _ = readable(&fd) => engine.recorder().drain(),
-            _ = scan.tick() => engine.recorder().scan(),
+            _ = engine.recorder().readable() => engine.recorder_mut().drain(),
+            _ = tick.tick() => engine.recorder_mut().tick(&mut meter)?,
             _ = refresh.tick() => {
                 // Best effort: a failed refresh keeps the statuses already known.
                 if let Ok(pods) = find_pods(cluster, opts).await {
@@ -288,7 +267,7 @@ pub async fn record_pods(
             s = signals.recv() => break Stop::Signal(s),
         }
     };
-    drop(fd);
+    meter.finish();
     let (index, warnings) = engine.finish(&opts.out, &opts.node)?;
     Ok(Summary {
         index,
@@ -352,9 +331,16 @@ fn window_left(state: &StateDir, duration: Duration) -> Result<Duration, RunErro
 }
 
 /// Loads the eBPF programs for the agent, over the node's cgroup tree.
+/// Must run inside the event loop that then runs [`run_agent`].
 pub fn start_recorder(opts: &AgentOptions) -> Result<LiveRecorder, RunError> {
     let root = cgroup::cgroup2_root(opts.cgroup_root.as_deref())?;
-    Ok(LiveRecorder::start(&root, opts.include_runtime_setup)?)
+    Ok(LiveRecorder::start(
+        &root,
+        LiveOptions {
+            include_runtime_setup: opts.include_runtime_setup,
+            syscalls_only: false,
+        },
+    )?)
 }
 
 /// How long to wait before watching again after the stream ended or failed.
@@ -417,10 +403,11 @@ pub async fn run_agent(
         humantime::format_duration(left)
     ));
 
-    let fd = events_fd(&mut engine)?;
     let deadline = Some(Instant::now() + left);
-    let mut scan = interval(Duration::from_millis(100));
-    scan.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // A DaemonSet's stderr is a log: the plain line, every 30 seconds.
+    let mut meter = Progress::new();
+    let mut tick = interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut place = interval(Duration::from_secs(1));
     place.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut checkpoint = interval(opts.checkpoint);
@@ -432,8 +419,8 @@ pub async fn run_agent(
 
     let stop = loop {
         tokio::select! {
-            _ = readable(&fd) => engine.recorder().drain(),
-            _ = scan.tick() => engine.recorder().scan(),
+            _ = engine.recorder().readable() => engine.recorder_mut().drain(),
+            _ = tick.tick() => engine.recorder_mut().tick(&mut meter)?,
             _ = place.tick() => {
                 for p in engine.place()?.targeted {
                     progress(&format!("recording pod {p}"));
@@ -496,7 +483,7 @@ pub async fn run_agent(
             s = signals.recv() => break Stop::Signal(s),
         }
     };
-    drop(fd);
+    meter.finish();
     drop(stream);
     let (index, warnings) = engine.finish(&opts.output, &opts.node)?;
     progress(&format!(

@@ -2,7 +2,7 @@
 //! cgroups as live targets, the container each recorded cgroup belongs to, and turning it
 //! all into profile sets (and, for the agent, into state that survives a restart).
 
-use std::{collections::BTreeMap, path::Path, time::SystemTime};
+use std::{collections::BTreeMap, path::Path};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -11,9 +11,11 @@ use super::{
     owner::Workload,
     pod,
     profiles::{self, Index, PodRecord, ProfilesError},
-    recorder::{self, LiveRecorder, Snapshot},
 };
-use crate::{model::Recording, record};
+use crate::{
+    model::{Recording, Target},
+    record::{self, snapshot::Snapshot, LiveRecorder},
+};
 
 /// State keys of pod records start with this, followed by the pod UID.
 const POD_KEY: &str = "pod-";
@@ -84,7 +86,11 @@ impl Engine {
         Ok(self)
     }
 
-    pub fn recorder(&mut self) -> &mut LiveRecorder {
+    pub fn recorder(&self) -> &LiveRecorder {
+        &self.recorder
+    }
+
+    pub fn recorder_mut(&mut self) -> &mut LiveRecorder {
         &mut self.recorder
     }
 
@@ -127,34 +133,30 @@ impl Engine {
     /// Makes every pod whose cgroup exists a target. Returns the pods newly targeted and the
     /// pods still without a cgroup (`namespace/name`).
     pub fn place(&mut self) -> Result<Placed, EngineError> {
-        let mut placed = Placed::default();
-        let unplaced: Vec<&String> = self
+        let unplaced: Vec<(String, &Pod)> = self
             .pods
             .iter()
             .filter(|(_, e)| e.cgroup.is_none())
-            .map(|(uid, _)| uid)
+            .map(|(uid, e)| (uid.clone(), &e.pod))
             .collect();
         if unplaced.is_empty() {
-            return Ok(placed);
+            return Ok(Placed::default());
         }
         let found = agent::find_pod_cgroups(self.recorder.root());
-        let uids: Vec<String> = unplaced.into_iter().cloned().collect();
-        for uid in uids {
-            let Some(e) = self.pods.get_mut(&uid) else {
-                continue;
-            };
-            let cgroup = pod::cgroup_uids(&e.pod)
-                .into_iter()
-                .find_map(|u| found.get(&u).cloned());
-            match cgroup {
-                Some(cg) => {
-                    self.recorder.add_target(&cg)?;
-                    e.cgroup = Some(cg);
-                    placed.targeted.push(pod::key(&e.pod));
-                }
-                None => placed.waiting.push(pod::key(&e.pod)),
+        let (targets, waiting) = agent::plan(unplaced, &found);
+        let mut placed = Placed::default();
+        for (uid, cg) in targets {
+            self.recorder.add_target(&cg)?;
+            if let Some(e) = self.pods.get_mut(&uid) {
+                e.cgroup = Some(cg);
+                placed.targeted.push(pod::key(&e.pod));
             }
         }
+        placed.waiting = waiting
+            .iter()
+            .filter_map(|uid| self.pods.get(uid))
+            .map(|e| pod::key(&e.pod))
+            .collect();
         self.attribute();
         Ok(placed)
     }
@@ -187,23 +189,15 @@ impl Engine {
     pub fn checkpoint(&mut self, out: &Path, node: &str) -> Result<Index, EngineError> {
         self.attribute();
         let snap = self.recorder.so_far()?;
-        persist(
-            &self.pods,
-            self.state.as_ref(),
-            self.recorder.started_at(),
-            &snap,
-            out,
-            node,
-        )
+        persist(&self.pods, self.state.as_ref(), &snap, out, node)
     }
 
     /// Stops recording; saves state and writes the complete profile sets. Returns the index
     /// and what the kernel could not record.
     pub fn finish(mut self, out: &Path, node: &str) -> Result<(Index, Vec<String>), EngineError> {
         self.attribute();
-        let started = self.recorder.started_at();
         let snap = self.recorder.finish()?;
-        let index = persist(&self.pods, self.state.as_ref(), started, &snap, out, node)?;
+        let index = persist(&self.pods, self.state.as_ref(), &snap, out, node)?;
         Ok((index, snap.warnings))
     }
 }
@@ -211,30 +205,23 @@ impl Engine {
 fn persist(
     pods: &BTreeMap<String, Entry>,
     state: Option<&StateDir>,
-    started: SystemTime,
     snap: &Snapshot,
     out: &Path,
     node: &str,
 ) -> Result<Index, EngineError> {
-    let records = records(pods, started, snap)?;
+    let records = records(pods, snap)?;
     save(state, &records)?;
     Ok(profiles::write(out, node, &profiles::sets(&records))?)
 }
 
 /// Each pod's recording so far: this run's merged with what earlier runs saved.
-fn records(
-    pods: &BTreeMap<String, Entry>,
-    started: SystemTime,
-    snap: &Snapshot,
-) -> Result<Vec<PodRecord>, EngineError> {
+fn records(pods: &BTreeMap<String, Entry>, snap: &Snapshot) -> Result<Vec<PodRecord>, EngineError> {
     let mut out = Vec::new();
     for e in pods.values() {
         let current = e.cgroup.as_ref().map(|cg| {
-            recorder::recording(
-                cg,
-                started,
+            snap.recording(
+                Target::Cgroup { cgroup: cg.clone() },
                 profiles::below(snap.cgroups.values(), cg),
-                snap.events_lost.clone(),
             )
         });
         let recording = match (&e.previous, current) {

@@ -12,7 +12,6 @@ pub mod owner;
 pub mod pod;
 pub mod profiles;
 pub mod pull;
-pub mod recorder;
 
 pub use client::{ensure_on_node, this_node_name, Cluster, PodEvent, PodSelector};
 pub use error::K8sError;

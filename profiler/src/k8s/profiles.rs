@@ -22,7 +22,7 @@ use crate::{
         self,
         apparmor::{self, AppArmorOptions},
         netpol::{self, NetpolOptions},
-        securitycontext::{self, ContainerPatch, PatchTarget},
+        securitycontext::{self, ContainerPatch, PatchTarget, Suggestion},
     },
 };
 
@@ -122,6 +122,13 @@ pub struct Set {
     pub recording: Recording,
 }
 
+impl Set {
+    /// Where the set goes below the output root: `<namespace>/<workload>/<container>`.
+    pub fn dir(&self) -> PathBuf {
+        self.workload.dir().join(&self.container)
+    }
+}
+
 /// Groups the pods' recorded cgroups into sets by workload container. Cgroups without a
 /// container (the sandbox, the pod cgroup itself, not yet named) are left out.
 pub fn sets(pods: &[PodRecord]) -> Vec<Set> {
@@ -193,8 +200,11 @@ pub fn write(out: &Path, node: &str, sets: &[Set]) -> Result<Index, ProfilesErro
     Ok(index)
 }
 
+/// Why a set recorded with `--syscalls-only` has only its seccomp profile.
+pub const SYSCALLS_ONLY: &str = "recorded with --syscalls-only: the securityContext, AppArmor profile and NetworkPolicy need files, network and capabilities too, so only seccomp.json and the patch wiring it in were written";
+
 fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
-    let rel = set.workload.dir().join(&set.container);
+    let rel = set.dir();
     let dir = out.join(&rel);
     mkdir(&dir)?;
     set.recording.save(dir.join(RECORDING))?;
@@ -211,6 +221,67 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
         }
         Err(e) => problems.push(format!("seccomp: {e}")),
     }
+    let w = &set.workload;
+    let (suggestion, apparmor_profile) = if set.recording.syscalls_only {
+        problems.push(SYSCALLS_ONLY.to_owned());
+        let nothing = Suggestion {
+            security_context: Default::default(),
+            evidence: Vec::new(),
+        };
+        (nothing, None)
+    } else {
+        write_activity_artifacts(&dir, set, &mut files, &mut problems)?
+    };
+    let target = PatchTarget {
+        api_version: w.api_version.clone(),
+        kind: w.kind.clone(),
+        namespace: w.namespace.clone(),
+        name: w.name.clone(),
+    };
+    let seccomp_ok = files.iter().any(|f| f == SECCOMP);
+    let container = ContainerPatch {
+        name: set.container.clone(),
+        suggestion,
+        seccomp_localhost: seccomp_ok.then(|| {
+            securitycontext::seccomp_localhost_path(&w.namespace, &w.name, Some(&set.container))
+        }),
+        apparmor_profile,
+    };
+    let patch = securitycontext::workload_patch(&target, std::slice::from_ref(&container));
+    let yaml = serde_norway::to_string(&patch).map_err(|e| ProfilesError::Yaml(e.to_string()))?;
+    write_atomic(
+        &dir.join(PATCH),
+        format!(
+            "# Strategic-merge patch: `kubectl patch {} {} -n {} --type strategic --patch-file {PATCH}`.\n# Needs seccomp.json at {} below /var/lib/kubelet/seccomp/ on every node and {APPARMOR} loaded (apparmor_parser -r).\n{yaml}",
+            w.kind.to_lowercase(),
+            w.name,
+            w.namespace,
+            container.seccomp_localhost.as_deref().unwrap_or("-"),
+        )
+        .as_bytes(),
+    )?;
+    files.push(PATCH.to_owned());
+    Ok(SetEntry {
+        workload: set.workload.clone(),
+        container: set.container.clone(),
+        pods: set.pods.clone(),
+        dir: rel.display().to_string(),
+        files,
+        volumes: set.volumes.clone(),
+        labels: set.labels.clone(),
+        problems,
+    })
+}
+
+/// The artifacts made from files, network and capabilities: the securityContext suggestion
+/// (returned for the patch), the AppArmor profile (its name returned if it was written) and
+/// the NetworkPolicy.
+fn write_activity_artifacts(
+    dir: &Path,
+    set: &Set,
+    files: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Result<(Suggestion, Option<String>), ProfilesError> {
     let activity = synth::workload_activity(&set.recording);
     let suggestion = securitycontext::security_context(
         &activity,
@@ -237,16 +308,16 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
     let base = format!("{}-{}", w.name, set.container);
     // AppArmor profiles are global on a node: the namespace is part of the name.
     let apparmor_name = format!("profgen-{}-{base}", w.namespace);
-    let apparmor_ok =
+    let apparmor_profile =
         match apparmor::apparmor(&apparmor_name, &activity, &AppArmorOptions::default()) {
             Ok(profile) => {
                 write_atomic(&dir.join(APPARMOR), profile.text.as_bytes())?;
                 files.push(APPARMOR.to_owned());
-                true
+                Some(apparmor_name)
             }
             Err(e) => {
                 problems.push(format!("apparmor: {e}"));
-                false
+                None
             }
         };
     if set.labels.is_empty() {
@@ -269,45 +340,7 @@ fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
             Err(e) => problems.push(format!("networkpolicy: {e}")),
         }
     }
-    let target = PatchTarget {
-        api_version: w.api_version.clone(),
-        kind: w.kind.clone(),
-        namespace: w.namespace.clone(),
-        name: w.name.clone(),
-    };
-    let seccomp_ok = files.iter().any(|f| f == SECCOMP);
-    let container = ContainerPatch {
-        name: set.container.clone(),
-        suggestion,
-        seccomp_localhost: seccomp_ok.then(|| {
-            securitycontext::seccomp_localhost_path(&w.namespace, &w.name, Some(&set.container))
-        }),
-        apparmor_profile: apparmor_ok.then_some(apparmor_name),
-    };
-    let patch = securitycontext::workload_patch(&target, std::slice::from_ref(&container));
-    let yaml = serde_norway::to_string(&patch).map_err(|e| ProfilesError::Yaml(e.to_string()))?;
-    write_atomic(
-        &dir.join(PATCH),
-        format!(
-            "# Strategic-merge patch: `kubectl patch {} {} -n {} --type strategic --patch-file {PATCH}`.\n# Needs seccomp.json at {} below /var/lib/kubelet/seccomp/ on every node and {APPARMOR} loaded (apparmor_parser -r).\n{yaml}",
-            w.kind.to_lowercase(),
-            w.name,
-            w.namespace,
-            container.seccomp_localhost.as_deref().unwrap_or("-"),
-        )
-        .as_bytes(),
-    )?;
-    files.push(PATCH.to_owned());
-    Ok(SetEntry {
-        workload: set.workload.clone(),
-        container: set.container.clone(),
-        pods: set.pods.clone(),
-        dir: rel.display().to_string(),
-        files,
-        volumes: set.volumes.clone(),
-        labels: set.labels.clone(),
-        problems,
-    })
+    Ok((suggestion, apparmor_profile))
 }
 
 fn mkdir(path: &Path) -> Result<(), ProfilesError> {
@@ -377,6 +410,7 @@ pub fn below<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fixtures;
 
     #[test]
     fn policies_select_by_the_labels_every_replica_shares() {
@@ -396,5 +430,61 @@ mod tests {
         let labels: Vec<_> = workload_labels(&pod).into_keys().collect();
         assert_eq!(labels, ["k8s-app", "tier"]);
         assert!(workload_labels(&Pod::default()).is_empty());
+    }
+
+    fn set(syscalls_only: bool) -> Set {
+        let mut recording = fixtures::recording(vec![fixtures::cgroup_with(
+            &["read", "write", "openat", "exit_group"],
+            &["/etc/nginx/nginx.conf"],
+        )]);
+        recording.syscalls_only = syscalls_only;
+        Set {
+            workload: Workload {
+                namespace: "web".into(),
+                kind: "Deployment".into(),
+                api_version: "apps/v1".into(),
+                name: "nginx".into(),
+            },
+            container: "nginx".into(),
+            pods: vec!["web/nginx-1".into()],
+            volumes: Vec::new(),
+            labels: BTreeMap::from([("app".into(), "nginx".into())]),
+            recording,
+        }
+    }
+
+    #[test]
+    fn a_syscalls_only_set_gets_its_seccomp_profile_alone() {
+        let out = tempfile::tempdir().unwrap();
+        let index = write(out.path(), "node-1", &[set(true)]).unwrap();
+        let entry = &index.sets[0];
+        assert_eq!(entry.dir, "web/nginx/nginx");
+        assert_eq!(entry.files, [RECORDING, SECCOMP, PATCH]);
+        assert_eq!(entry.problems, [SYSCALLS_ONLY]);
+        let patch = std::fs::read_to_string(out.path().join(&entry.dir).join(PATCH)).unwrap();
+        assert!(patch.contains("localhostProfile"), "{patch}");
+        assert!(!patch.contains("appArmorProfile"), "{patch}");
+        let saved = Recording::load(out.path().join(&entry.dir).join(RECORDING)).unwrap();
+        assert!(saved.syscalls_only);
+
+        // The same recording with its activity gets every artifact.
+        let full = write(out.path(), "node-1", &[set(false)]).unwrap();
+        assert_eq!(
+            full.sets[0].files,
+            [
+                RECORDING,
+                SECCOMP,
+                SECURITY_CONTEXT,
+                SECURITY_CONTEXT_YAML,
+                APPARMOR,
+                NETWORK_POLICY,
+                PATCH
+            ]
+        );
+        assert!(
+            full.sets[0].problems.is_empty(),
+            "{:?}",
+            full.sets[0].problems
+        );
     }
 }

@@ -66,9 +66,36 @@ pub struct Kernel {
     pub stages_every_event: bool,
     ebpf: Ebpf,
     levels: Vec<u32>,
-    events: Option<RingBuf<MapData>>,
+    events: Option<EventRing>,
     /// What the kernel cannot report, for the recording and the terminal.
     pub limits: Limits,
+}
+
+/// The ring buffer the exit programs write events to. It owns the map (and so its fd): the
+/// events stay readable after the programs are detached.
+pub struct EventRing(RingBuf<MapData>);
+
+impl EventRing {
+    /// Takes every event waiting.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(item) = self.0.next() {
+            if item.len() >= std::mem::size_of::<Event>() {
+                // SAFETY: the kernel side writes whole `Event`s; read unaligned.
+                out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+            }
+        }
+        out
+    }
+}
+
+/// Readable when events wait: the recorder drains them as soon as they arrive, while the
+/// processes that made them still exist (relative paths and fds are resolved through
+/// `/proc/<pid>`).
+impl std::os::fd::AsRawFd for EventRing {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 /// Facts this kernel cannot give.
@@ -116,13 +143,13 @@ impl Kernel {
             limits.missing_exits = absent;
             stages_every_event = staged == staging::ALL;
             limits.capabilities = attach_capable(&mut ebpf).err();
-            events = Some(
+            events = Some(EventRing(
                 RingBuf::try_from(
                     ebpf.take_map(maps::EVENTS)
                         .ok_or_else(|| missing(maps::EVENTS))?,
                 )
                 .map_err(map_err)?,
-            );
+            ));
         }
         Ok(Self {
             cgroup_id_by,
@@ -135,26 +162,10 @@ impl Kernel {
         })
     }
 
-    /// The ring buffer's fd, readable when events wait: the session drains it as soon as
-    /// they arrive, while the processes that made them still exist (relative paths and fds
-    /// are resolved through `/proc/<pid>`).
-    pub fn events_fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        self.events.as_ref().map(|ring| ring.as_raw_fd())
-    }
-
-    /// Takes every event waiting in the ring buffer.
-    pub fn drain_events(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
-        if let Some(ring) = self.events.as_mut() {
-            while let Some(item) = ring.next() {
-                if item.len() >= std::mem::size_of::<Event>() {
-                    // SAFETY: the kernel side writes whole `Event`s; read unaligned.
-                    out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
-                }
-            }
-        }
-        out
+    /// The event ring buffer, for whoever drains it (the kernel handle keeps none once
+    /// taken); `None` when this hook makes no events, or once taken.
+    pub fn take_events(&mut self) -> Option<EventRing> {
+        self.events.take()
     }
 
     /// Records the cgroup `id` at `level` and every cgroup below it, including those created

@@ -3,16 +3,24 @@
 //! * [`kernel`] loads the eBPF programs and reads their maps;
 //! * [`facts`] decodes kernel events and [`activity`] resolves them (paths in the workload's
 //!   mount namespace, fds, listening ports) into each cgroup's activity;
-//! * [`session`] picks the target cgroup, runs the workload, stops on time, exit or signal,
-//!   and turns the kernel's bitmaps into a [`crate::model::Recording`].
+//! * [`live`] is the recorder every front end drives: targets added while it runs, events
+//!   drained as they arrive, cgroup names learnt, a [`snapshot::Snapshot`] so far or at the
+//!   end, which [`snapshot`] turns into a [`crate::model::Recording`];
+//! * [`session`] is `profgen record -- CMD | --cgroup | --pid`: it picks the target cgroup,
+//!   runs the workload and stops on time, exit or signal (`record --pod` and the agent are in
+//!   [`crate::k8s::agent_run`]);
+//! * [`progress`] is the live line every front end shows.
 
 pub mod activity;
 pub mod btf;
 pub mod facts;
 pub mod kernel;
+pub mod live;
 pub mod progress;
 pub mod session;
+pub mod snapshot;
 
+pub use live::{LiveOptions, LiveRecorder};
 pub use session::{record, Options, TargetSpec};
 
 use crate::cgroup::CgroupError;

@@ -1,31 +1,24 @@
-//! One recording session: choose the target cgroup, attach, run or wait, stop, and build the
-//! recording.
+//! `profgen record -- CMD | --cgroup | --pid`: choose the target cgroup, start the live
+//! recorder on it, run or wait, stop, and make the recording.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    ffi::CString,
-    os::unix::process::ExitStatusExt,
-    path::PathBuf,
-    process::ExitStatus,
-    time::{Duration, SystemTime},
+    ffi::CString, os::unix::process::ExitStatusExt, path::PathBuf, process::ExitStatus,
+    time::Duration,
 };
 
-use profiler_common::bitmap::{phase, Abi as KernelAbi, CgroupSyscalls};
 use tokio::{
     signal::unix::{signal, SignalKind},
     time::{interval, sleep_until, Instant, MissedTickBehavior},
 };
 
 use super::{
-    activity::Collector,
-    kernel::{kernel_release, Hook, Kernel},
-    progress::{Counts, Progress},
+    live::{LiveOptions, LiveRecorder, TICK},
+    progress::Progress,
     Error,
 };
 use crate::{
     cgroup::Cgroup,
-    model::{Abi, CgroupRecord, Host, Recording, Runtime, SyscallSet, Target, SCHEMA_VERSION},
-    syscalls,
+    model::{Recording, Target},
 };
 
 /// What to record.
@@ -102,13 +95,17 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
     };
     let guard = FreshCgroup(fresh.then(|| cgroup.clone()));
 
-    let mut kernel = Kernel::load(if opts.syscalls_only {
-        Hook::SyscallsOnly
-    } else {
-        Hook::Record
-    })?;
-    kernel.add_target(cgroup.id()?, cgroup.level())?;
-    let started_at = SystemTime::now();
+    let mut live = LiveRecorder::start(
+        &cgroup.mount,
+        LiveOptions {
+            include_runtime_setup: opts.include_runtime_setup,
+            syscalls_only: opts.syscalls_only,
+        },
+    )?;
+    live.add_target(&cgroup.rel)?;
+    if fresh {
+        live.without_runtime(cgroup.id()?);
+    }
     if let Some(ready) = &opts.ready_file {
         std::fs::write(ready, b"").map_err(|source| Error::Io {
             context: format!("writing {}", ready.display()),
@@ -121,103 +118,28 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
         _ => None,
     };
 
-    let mut names = Names::default();
-    names.scan(&cgroup);
-    let mut collector = Collector::default();
     let mut progress = Progress::new();
-    let mut events: u64 = 0;
-    let mut tick = interval(Duration::from_millis(100));
+    let mut tick = interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut sigint = signal(SignalKind::interrupt()).map_err(io("installing a SIGINT handler"))?;
     let mut sigterm =
         signal(SignalKind::terminate()).map_err(io("installing a SIGTERM handler"))?;
-
-    let events_fd = match kernel.events_fd() {
-        // SAFETY: the fd stays open while `kernel` lives, and `events_fd` is dropped first.
-        Some(fd) => Some(
-            unsafe {
-                tokio::io::unix::AsyncFd::register_with_interest(
-                    RawFd(fd),
-                    tokio::io::Interest::READABLE,
-                )
-            }
-            .map_err(|e| io("watching the event ring buffer")(e.into()))?,
-        ),
-        None => None,
-    };
     let stop = loop {
         tokio::select! {
-            ready = async { events_fd.as_ref().unwrap().readable().await }, if events_fd.is_some() => {
-                if let Ok(mut guard) = ready {
-                    guard.clear_ready();
-                }
-                for ev in kernel.drain_events() {
-                    events += 1;
-                    collector.add(&ev);
-                }
-            }
+            _ = live.readable() => live.drain(),
             status = async { child.as_mut().unwrap().wait().await }, if child.is_some() => {
                 break Stop::CommandExited(status.map_err(io("waiting for the command"))?);
             }
             _ = async { sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break Stop::Duration,
             _ = sigint.recv() => break Stop::Signal("SIGINT"),
             _ = sigterm.recv() => break Stop::Signal("SIGTERM"),
-            _ = tick.tick() => {
-                names.scan(&cgroup);
-                if progress.due() {
-                    let lost = kernel.events_lost()?.values().sum();
-                    progress.show(&Counts::of_bitmaps(&kernel.cgroups()?, events, lost));
-                }
-            }
+            _ = tick.tick() => live.tick(&mut progress)?,
         }
     };
     progress.finish();
-    names.scan(&cgroup);
-    let ended_at = SystemTime::now();
-
-    for ev in kernel.drain_events() {
-        collector.add(&ev);
-    }
-    let mut bitmaps = kernel.cgroups()?;
-    if fresh {
-        // The cgroup profgen made for CMD has no runtime: a filter CMD installs itself (a
-        // self-sandboxing program) does not make what it did before someone else's set-up.
-        // Runtimes that CMD starts put their containers in cgroups of their own.
-        if let Some(own) = bitmaps.get_mut(&cgroup.id()?) {
-            own.phase = phase::SETUP;
-        }
-    }
-    let events_lost = kernel.events_lost()?;
-    let limits = kernel.limits.clone();
-    drop(events_fd);
-    drop(kernel);
-    let mut warnings = Vec::new();
-    warnings.extend(
-        limits
-            .capabilities
-            .iter()
-            .chain(&limits.late_joins)
-            .cloned(),
-    );
-    if !limits.missing_exits.is_empty() {
-        warnings.push(format!(
-            "no events for syscalls without exit tracepoints here: {}",
-            limits.missing_exits.join(", ")
-        ));
-    }
-    if collector.unresolved > 0 {
-        warnings.push(format!(
-            "{} file or socket fact(s) could not be resolved (the process exited before its path or fd could be read)",
-            collector.unresolved
-        ));
-    }
-    let runtime_label = collector.runtimes.values().next().cloned();
-    let mut activities = collector.finish_with(
-        limits.capabilities.is_none(),
-        &phases(&bitmaps),
-        opts.include_runtime_setup,
-    );
+    // Detached before the command gets SIGTERM: its dying is not the workload's.
+    let snap = live.finish()?;
 
     if let (Some(child), Stop::Signal(_)) = (child.as_mut(), &stop) {
         // The command shares our terminal and got SIGINT itself; SIGTERM needs forwarding.
@@ -244,154 +166,12 @@ async fn run(opts: &Options) -> Result<Outcome, Error> {
             cgroup: cgroup.rel.clone(),
         },
     };
-    let mut cgroups: Vec<CgroupRecord> = bitmaps
-        .iter()
-        .map(|(&id, value)| {
-            let mut record = cgroup_record(
-                id,
-                names.paths.get(&id).cloned(),
-                value,
-                opts.include_runtime_setup,
-            );
-            record.activity = activities.remove(&id).unwrap_or_default();
-            record
-        })
-        .collect();
-    cgroups.sort_by(|a, b| (&a.path, a.id).cmp(&(&b.path, b.id)));
-    let recording = Recording {
-        schema_version: SCHEMA_VERSION,
-        profgen_version: env!("CARGO_PKG_VERSION").to_owned(),
-        host: host(),
-        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
-        ended_at: humantime::format_rfc3339_seconds(ended_at).to_string(),
-        target,
-        runtime: runtime_label.map(runtime_with_version),
-        events_lost,
-        syscalls_only: opts.syscalls_only,
-        coverage: Default::default(),
-        cgroups,
-    };
-    warnings.extend(recording.late_join_warnings());
+    let recording = snap.recording(target, snap.cgroups.values().cloned().collect());
     Ok(Outcome {
         recording,
         stop,
-        warnings,
+        warnings: snap.warnings,
     })
-}
-
-/// Each cgroup's phase in its runtime's hand-over.
-pub fn phases(bitmaps: &BTreeMap<u64, CgroupSyscalls>) -> BTreeMap<u64, u32> {
-    bitmaps.iter().map(|(&id, v)| (id, v.phase)).collect()
-}
-
-/// Turns one cgroup's bitmaps into names. After the runtime installed its seccomp filter
-/// only the `after` half counts; what only happened before is kept apart as runtime set-up.
-pub fn cgroup_record(
-    id: u64,
-    path: Option<String>,
-    value: &CgroupSyscalls,
-    include_runtime_setup: bool,
-) -> CgroupRecord {
-    let armed = value.phase != phase::SETUP;
-    let mut syscalls = SyscallSet::new();
-    let mut excluded = SyscallSet::new();
-    let mut unknown = BTreeMap::new();
-    for kabi in KernelAbi::ALL {
-        let abi = model_abi(kabi);
-        let (before, unknown_before) = syscalls::decode(abi, &value.before[kabi as usize]);
-        let (after, unknown_after) = syscalls::decode(abi, &value.after[kabi as usize]);
-        let (kept, dropped): (BTreeSet<String>, BTreeSet<String>) =
-            if armed && !include_runtime_setup {
-                let dropped = before.difference(&after).cloned().collect();
-                (after, dropped)
-            } else {
-                (before.union(&after).cloned().collect(), BTreeSet::new())
-            };
-        let unknown_kept: BTreeSet<u32> = if armed && !include_runtime_setup {
-            unknown_after
-        } else {
-            unknown_before.union(&unknown_after).copied().collect()
-        };
-        if !kept.is_empty() {
-            syscalls.insert(abi, kept);
-        }
-        if !dropped.is_empty() {
-            excluded.insert(abi, dropped);
-        }
-        if !unknown_kept.is_empty() {
-            unknown.insert(abi, unknown_kept);
-        }
-    }
-    CgroupRecord {
-        id,
-        path,
-        seccomp_filter_seen: armed,
-        entrypoint_seen: value.phase == phase::WORKLOAD,
-        joined_after_handover: value.joined_late != 0,
-        syscalls,
-        excluded_before_filter: excluded,
-        unknown_numbers: unknown,
-        activity: Default::default(),
-    }
-}
-
-fn model_abi(abi: KernelAbi) -> Abi {
-    match abi {
-        KernelAbi::X86_64 => Abi::X86_64,
-        KernelAbi::I386 => Abi::I386,
-        KernelAbi::X32 => Abi::X32,
-    }
-}
-
-fn host() -> Host {
-    let uts = nix::sys::utsname::uname().ok();
-    Host {
-        kernel_release: kernel_release(),
-        machine: uts
-            .map(|u| u.machine().to_string_lossy().into_owned())
-            .unwrap_or_else(|| std::env::consts::ARCH.to_owned()),
-    }
-}
-
-/// cgroup ids to paths, learnt while the cgroups exist (a container's cgroup is removed when
-/// it stops, before the recording ends).
-#[derive(Default)]
-struct Names {
-    paths: BTreeMap<u64, String>,
-}
-
-impl Names {
-    fn scan(&mut self, root: &Cgroup) {
-        for (id, rel) in root.walk() {
-            self.paths.entry(id).or_insert(rel);
-        }
-    }
-}
-
-/// The runtime's version as its `--version` prints it, when it is on `PATH`.
-fn runtime_with_version(name: String) -> Runtime {
-    let version = std::process::Command::new(&name)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.lines()
-                .next()?
-                .split_whitespace()
-                .last()
-                .map(str::to_owned)
-        });
-    Runtime { name, version }
-}
-
-/// The ring buffer's fd, borrowed for readiness only (the kernel handle owns it).
-struct RawFd(std::os::fd::RawFd);
-
-impl std::os::fd::AsRawFd for RawFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
-    }
 }
 
 /// Removes the cgroup made for `record -- CMD` when the session ends.

@@ -7,9 +7,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::{api::core::v1::Pod, List};
 
 use super::*;
-use crate::k8s::{
-    owner::{self, Parent},
-    test_fixtures,
+use crate::{
+    k8s::{
+        owner::{self, Parent},
+        profiles::{self, PodRecord},
+        test_fixtures,
+    },
+    model::{fixtures, Abi},
 };
 
 const GROUP: &str = "nri-kubernetes:internal/testutil/data/1_35";
@@ -54,7 +58,7 @@ fn plans_attributes_and_merges_a_real_node() {
 
     let pod_cgroups = find_pod_cgroups(root.path());
     assert_eq!(pod_cgroups.len(), 18);
-    let (targets, waiting) = plan(&pods, &pod_cgroups);
+    let (targets, waiting) = plan(pods.iter().map(|(p, _)| (pod::key(p), p)), &pod_cgroups);
     // Every running pod has its cgroup; the six finished Job pods have none left.
     assert_eq!(targets.len(), 18);
     assert_eq!(waiting.len(), 6);
@@ -64,18 +68,16 @@ fn plans_attributes_and_merges_a_real_node() {
             .all(|k| k.contains("failjob") || k.contains("cronjob")),
         "{waiting:?}"
     );
-    let etcd = targets
+    // A static pod: its cgroup is named by the config hash, not the mirror pod's UID.
+    let (_, etcd) = targets
         .iter()
-        .find(|t| t.pod == "kube-system/etcd-datagen-1-35")
+        .find(|(key, _)| key == "kube-system/etcd-datagen-1-35")
         .unwrap();
-    assert!(
-        etcd.cgroup.starts_with("/kubepods/burstable/pod"),
-        "{etcd:?}"
-    );
+    assert!(etcd.starts_with("/kubepods/burstable/pod"), "{etcd}");
 
     // Every container cgroup of the node: app containers by name, the rest are sandboxes.
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut attributed = Vec::new();
+    let mut records: BTreeMap<String, PodRecord> = BTreeMap::new();
     for (i, p) in node.iter().enumerate() {
         let info = cgroup_path::parse(p);
         if info.container.is_none() {
@@ -89,7 +91,24 @@ fn plans_attributes_and_merges_a_real_node() {
                 Attribution::Unknown { .. } => "unknown",
             })
             .or_default() += 1;
-        attributed.push((i as u64, a));
+        // What the engine keeps of each pod: the cgroups recorded, those named.
+        let Attribution::Container { pod, container, .. } = a else {
+            continue;
+        };
+        let record = records.entry(pod.clone()).or_insert_with(|| {
+            let (p, w) = pods.iter().find(|(p, _)| pod::key(p) == pod).unwrap();
+            PodRecord {
+                pod: p.clone(),
+                workload: w.clone(),
+                containers: BTreeMap::new(),
+                recording: fixtures::recording(Vec::new()),
+            }
+        });
+        record.containers.insert(p.to_string(), container);
+        record
+            .recording
+            .cgroups
+            .push(fixtures::cgroup(i as u64, p, &[(Abi::X86_64, &["read"])]));
     }
     assert_eq!(
         counts,
@@ -97,12 +116,23 @@ fn plans_attributes_and_merges_a_real_node() {
     );
 
     // Replicas merge: two Deployment pods and two StatefulSet pods give one set each.
-    let sets = profile_sets(attributed);
+    let records: Vec<PodRecord> = records.into_values().collect();
+    let sets = profiles::sets(&records);
     assert_eq!(sets.len(), 15);
     let merged: Vec<String> = sets
         .iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .map(|((w, c), ids)| format!("{}/{}/{} {c} x{}", w.namespace, w.kind, w.name, ids.len()))
+        .filter(|s| s.pods.len() > 1)
+        .map(|s| {
+            let w = &s.workload;
+            format!(
+                "{}/{}/{} {} x{}",
+                w.namespace,
+                w.kind,
+                w.name,
+                s.container,
+                s.recording.cgroups.len()
+            )
+        })
         .collect();
     assert_eq!(
         merged,
@@ -111,9 +141,9 @@ fn plans_attributes_and_merges_a_real_node() {
             "scraper/StatefulSet/e2e-statefulset compute-pi-digits x2",
         ]
     );
-    let ((w, c), _) = sets.iter().next().unwrap();
-    let dir = profile_dir(Path::new("profiles"), w, c);
-    assert_eq!(dir.components().count(), 4, "{dir:?}");
+    let dir = sets[0].dir();
+    assert_eq!(dir.components().count(), 3, "{dir:?}");
+    assert!(dir.ends_with(&sets[0].container), "{dir:?}");
 }
 
 #[test]
