@@ -8,12 +8,20 @@
  * different syscall, and output uses write(2) only: the probe's own syscalls stay a subset of
  * what any dynamically linked glibc program makes at startup.
  *
+ * Argument probes (the names with an underscore) make an allowed syscall with arguments a
+ * profile built from a workload's recorded values must refuse: another socket family, a new
+ * user namespace, a terminal injection, an execution domain that makes reads executable.
+ *
  * Exit status: 0 when every name was probed (whatever the results), 2 for an unknown name.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/sched.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/personality.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
 #include <sys/uio.h>
@@ -88,6 +96,44 @@ static long probe_kcmp(void) {
     return syscall(SYS_kcmp, pid, pid, 0 /* KCMP_FILE */, 1L, 1L);
 }
 
+/* Needs CAP_NET_RAW as well: without it the kernel refuses with EPERM too, so
+ * socket_netlink is the probe that tells a filter on socket's family apart. */
+static long probe_socket_packet(void) {
+    long fd = syscall(SYS_socket, AF_PACKET, SOCK_RAW, 0);
+    if (fd >= 0)
+        close((int)fd);
+    return fd;
+}
+/* NETLINK_ROUTE needs no capability. */
+static long probe_socket_netlink(void) {
+    long fd = syscall(SYS_socket, AF_NETLINK, SOCK_RAW, 0);
+    if (fd >= 0)
+        close((int)fd);
+    return fd;
+}
+/* A child in a new user namespace (no capability needed), which exits at once. */
+static long probe_clone_newuser(void) {
+    long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0L, 0L, 0L, 0L);
+    if (pid == 0)
+        syscall(SYS_exit_group, 0);
+    if (pid > 0)
+        syscall(SYS_wait4, pid, 0L, 0L, 0L);
+    return pid;
+}
+/* On no fd at all: without a filter the kernel answers EBADF, so nothing is ever injected
+ * into a terminal; a filter on the request answers first. */
+static long probe_ioctl_tiocsti(void) {
+    char c = 0;
+    return syscall(SYS_ioctl, -1, TIOCSTI, &c);
+}
+/* The probe's own persona, restored at once. */
+static long probe_personality_read_implies_exec(void) {
+    long old = syscall(SYS_personality, (unsigned long)(PER_LINUX | READ_IMPLIES_EXEC));
+    if (old >= 0)
+        syscall(SYS_personality, (unsigned long)old);
+    return old;
+}
+
 static const struct {
     const char *name;
     long (*call)(void);
@@ -102,6 +148,11 @@ static const struct {
     {"process_vm_readv", probe_process_vm_readv},
     {"clock_adjtime", probe_clock_adjtime},
     {"kcmp", probe_kcmp},
+    {"socket_packet", probe_socket_packet},
+    {"socket_netlink", probe_socket_netlink},
+    {"clone_newuser", probe_clone_newuser},
+    {"ioctl_tiocsti", probe_ioctl_tiocsti},
+    {"personality_read_implies_exec", probe_personality_read_implies_exec},
 };
 
 int main(int argc, char **argv) {

@@ -52,6 +52,7 @@ fn valid_recording() -> Recording {
             syscalls: BTreeMap::from([(Abi::X86_64, names)]),
             excluded_before_filter: BTreeMap::new(),
             unknown_numbers: BTreeMap::new(),
+            args: BTreeMap::new(),
             activity: Activity::default(),
         }],
     }

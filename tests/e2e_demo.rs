@@ -1,7 +1,9 @@
 //! The demo round trip, the way a user runs it: record a parent cgroup, start nginx in a runc
 //! container below it *after* the recorder is ready, run the HTTP suite, stop gracefully, stop
 //! the recorder, `profgen synth`, `profgen verify`. Then the same proof must fail (exit 3)
-//! for the profile minus `accept4`, so a verify that passes everything is caught.
+//! for the profile minus `accept4`, so a verify that passes everything is caught. The profile
+//! allows `socket` and `clone` only with the values nginx used, so the argument probes
+//! (`socket(AF_PACKET)`, `clone(CLONE_NEWUSER)`, …) are refused while the suite passes.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -18,8 +20,11 @@ use std::{
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
 use profgen::{
-    model::{Recording, Target},
-    verify::runc::{unique_id, Runc},
+    model::{Abi, Recording, Target},
+    verify::{
+        probe::ARGUMENT_PROBES,
+        runc::{unique_id, Runc},
+    },
 };
 use profgen_demo::{build_bundle, seccomp, suite, BundleOptions};
 use support::*;
@@ -29,6 +34,13 @@ const DOCKER_DEFAULT: usize = 309;
 /// What runc does while setting the container up, before it loads the filter.
 const RUNC_SETUP: [&str; 3] = ["mount", "pivot_root", "sethostname"];
 const PROBES: &str = "unshare,ptrace,personality";
+/// `AF_INET`: the family of nginx's listening socket.
+const AF_INET: u64 = 2;
+
+/// The name probes and the argument probes, as `--probe` takes them.
+fn probes() -> String {
+    [PROBES.to_owned(), ARGUMENT_PROBES.join(",")].join(",")
+}
 
 fn prerequisites() -> Result<(), String> {
     if !is_root() {
@@ -86,7 +98,7 @@ fn verify(
             .arg(&bundle.dir)
             .arg("--seccomp")
             .arg(profile)
-            .args(["--probe", PROBES, "--wait-tcp"])
+            .args(["--probe", &probes(), "--wait-tcp"])
             .arg(bundle.addr.to_string())
             .arg("--")
             .arg(suite_bin)
@@ -162,6 +174,7 @@ fn demo_round_trip_record_synth_verify() {
     let t_recorded = t0.elapsed();
 
     check_recording(&rec, &parent.rel, &cgroups_path);
+    probes_succeed_without_a_filter(&bundle);
 
     // synth
     let profile_dir = work.path().join("profile");
@@ -184,7 +197,7 @@ fn demo_round_trip_record_synth_verify() {
     let got = verify(&profgen, &bundle, &profile_path, &suite_bin, Some(&sc_path));
     assert_success("profgen verify", &got);
     let report = text(&got.stdout);
-    for probe in PROBES.split(',') {
+    for probe in probes().split(',') {
         assert!(
             report.contains(&format!("{probe}: refused with EPERM")),
             "verify's report does not say {probe} was refused:\n{report}"
@@ -260,6 +273,27 @@ fn demo_round_trip_record_synth_verify() {
     );
 }
 
+/// The argument probes run on the host, as root and without a filter, are not refused with
+/// EPERM: under the profile, EPERM is the profile's doing.
+fn probes_succeed_without_a_filter(bundle: &profgen_demo::bundle::Bundle) {
+    let probe = bundle
+        .rootfs
+        .join(bundle.probe_path.trim_start_matches('/'));
+    let got = output(Command::new(&probe).args(ARGUMENT_PROBES));
+    assert_success("the probe on the host", &got);
+    let report = text(&got.stdout);
+    for name in ARGUMENT_PROBES {
+        let line = report
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{report}"));
+        assert!(
+            !line.ends_with("errno 1"),
+            "{line}: refused without a filter"
+        );
+    }
+}
+
 fn check_recording(rec: &Recording, parent_rel: &str, container_rel: &str) {
     assert_no_events_lost(rec);
     assert_eq!(
@@ -329,6 +363,24 @@ fn check_recording(rec: &Recording, parent_rel: &str, container_rel: &str) {
         proc_fd.is_none(),
         "runc's /proc/self/fd read counted: {proc_fd:?}"
     );
+    // The argument values nginx used after the filter: its listening socket's family, and
+    // the master forking its workers without namespace flags.
+    let args = nginx
+        .args
+        .get(&Abi::X86_64)
+        .unwrap_or_else(|| panic!("no argument values recorded: {:?}", nginx.args));
+    let family = args.get("socket").and_then(|s| s.get(&0));
+    assert!(
+        family.is_some_and(|f| f.values.contains(&AF_INET) && !f.overflowed),
+        "socket families: {family:?}"
+    );
+    let clone = args.get("clone").and_then(|c| c.get(&0));
+    assert!(
+        clone.is_some_and(|c| !c.values.is_empty()
+            && !c.overflowed
+            && c.values.iter().all(|f| f & 0x7E02_0000 == 0)),
+        "clone flags: {clone:?}"
+    );
     // Nothing is both counted and excluded.
     let both: Vec<_> = calls.intersection(&before).collect();
     assert!(both.is_empty(), "in syscalls and excluded: {both:?}");
@@ -365,7 +417,11 @@ fn check_profile(profile: &LinuxSeccomp, rec: &Recording, container_rel: &str) {
         .collect();
     // What the container did after the filter, plus each call's equivalents and the
     // runtimes' own calls after their filter (docs/seccomp.md); nothing else.
-    let missing: Vec<&String> = recorded.difference(&allowed).collect();
+    // clone3 answers ENOSYS when clone is filtered (libcs then call clone).
+    let missing: Vec<&String> = recorded
+        .difference(&allowed)
+        .filter(|n| *n != "clone3")
+        .collect();
     assert!(
         missing.is_empty(),
         "the profile lacks recorded calls {missing:?}"
@@ -394,6 +450,28 @@ fn check_profile(profile: &LinuxSeccomp, rec: &Recording, container_rel: &str) {
     for setup in RUNC_SETUP {
         assert!(!allowed.contains(setup), "the profile allows {setup}");
     }
+    // socket and clone are allowed only with arguments, and clone3 answers ENOSYS.
+    let rules = profile.syscalls().as_deref().unwrap_or_default();
+    for name in ["socket", "clone"] {
+        let with_args = rules
+            .iter()
+            .filter(|r| r.names().iter().any(|n| n == name))
+            .all(|r| {
+                r.action() == LinuxSeccompAction::ScmpActAllow
+                    && r.args().as_ref().is_some_and(|a| !a.is_empty())
+            });
+        assert!(with_args, "{name} is allowed without argument conditions");
+    }
+    let clone3: Vec<_> = rules
+        .iter()
+        .filter(|r| r.names().iter().any(|n| n == "clone3"))
+        .map(|r| (r.action(), r.errno_ret()))
+        .collect();
+    assert_eq!(
+        clone3,
+        [(LinuxSeccompAction::ScmpActErrno, Some(38))],
+        "clone3 must answer ENOSYS"
+    );
     eprintln!(
         "profile allows {} syscalls (Docker's default: {DOCKER_DEFAULT})",
         allowed.len()

@@ -2,7 +2,8 @@
 //!
 //! * syscall cost: a `getppid` loop untraced, under an empty raw tracepoint on `sys_enter`
 //!   (the floor any syscall-entry hook pays), recorded by profgen, and running outside a
-//!   cgroup profgen records (what every other workload on the node pays);
+//!   cgroup profgen records (what every other workload on the node pays); then an `fcntl`
+//!   loop, whose argument the recording keeps, untraced, under the floor and recorded;
 //! * nginx requests/s under wrk, with and without recording.
 //!
 //! Configurations are interleaved over several rounds and the median is kept, so drift on a
@@ -20,7 +21,7 @@ mod syscall;
 struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
-    /// getppid calls per measurement.
+    /// Calls per measurement.
     #[arg(long, default_value_t = 10_000_000)]
     calls: u64,
     /// Rounds per configuration.
@@ -39,15 +40,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// (internal) The measured loop: N getppid calls, ns per call written to FILE.
+    /// (internal) The measured loop: N calls, ns per call written to FILE.
     #[command(hide = true)]
-    GetppidLoop { calls: u64, out: PathBuf },
+    Loop {
+        call: syscall::Call,
+        calls: u64,
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Mode::GetppidLoop { calls, out }) = cli.mode {
-        return syscall::run_loop(calls, &out);
+    if let Some(Mode::Loop { call, calls, out }) = cli.mode {
+        return syscall::run_loop(call, calls, &out);
     }
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");

@@ -83,6 +83,9 @@ pub struct CgroupSyscalls {
     pub _pad: u32,
     pub before: [Bitmap; Abi::COUNT],
     pub after: [Bitmap; Abi::COUNT],
+    /// Values of the watched arguments (see [`crate::args`]) of calls made after the filter
+    /// (phases `FILTERED` and `WORKLOAD`), x86_64 only.
+    pub args: crate::args::ArgValues,
 }
 
 impl CgroupSyscalls {
@@ -94,6 +97,7 @@ impl CgroupSyscalls {
         _pad: 0,
         before: [[0; WORDS]; Abi::COUNT],
         after: [[0; WORDS]; Abi::COUNT],
+        args: crate::args::ArgValues::ZERO,
     };
 }
 
@@ -237,10 +241,11 @@ mod tests {
 
     #[test]
     fn value_has_no_implicit_padding() {
-        // owner (8), phase, joined_late, late_pending, _pad (4 each), then the bitmaps.
+        // owner (8), phase, joined_late, late_pending, _pad (4 each), the bitmaps, the
+        // argument values.
         assert_eq!(
             core::mem::size_of::<CgroupSyscalls>(),
-            8 + 4 * 4 + 2 * Abi::COUNT * WORDS * 8
+            8 + 4 * 4 + 2 * Abi::COUNT * WORDS * 8 + core::mem::size_of::<crate::args::ArgValues>()
         );
     }
 }

@@ -3,6 +3,7 @@
 //! byte for byte, and the pure helpers are tested on the host.
 #![no_std]
 
+pub mod args;
 pub mod bitmap;
 pub mod cgroup_id;
 pub mod event;

@@ -9,6 +9,7 @@
     reason = "atomic_or is the only atomic bit-set on BPF"
 )]
 
+mod arg_values;
 mod current_cgroup;
 mod events;
 mod maps;

@@ -3,7 +3,8 @@
 //!
 //! The hot path is the cgroup id (remembered per CPU for the task that ran last, see
 //! `current_cgroup.rs`), one inlined array access (the cgroup's slot), one register load and
-//! a bit test.
+//! a bit test, then one test of the syscall number for the few that make events or have
+//! watched arguments (`arg_values.rs`).
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -19,6 +20,7 @@ use core::{
     ptr::{read_volatile, write_volatile},
 };
 use profiler_common::{
+    args,
     bitmap::{phase, seccomp_install as sc, slot, slot_owner, Abi, CgroupSyscalls},
     event::{nr as event_nr, staging},
     maps::MAX_TARGET_LEVELS,
@@ -26,7 +28,7 @@ use profiler_common::{
 };
 
 use crate::{
-    current_cgroup,
+    arg_values, current_cgroup,
     events::{self, Args},
     maps::{
         count, CGROUP_SYSCALLS, EVENTS_ENABLED, LATE_TASKS, SLOTS, TARGET_LEVELS, TARGET_ROOTS,
@@ -154,10 +156,16 @@ fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
             None => unsafe { write_volatile(&mut entry.phase, next) },
         }
     }
-    // Files, execs and sockets of the native ABI; the others are rare enough to leave to
-    // the syscall list.
-    if abi == Abi::X86_64 && event_nr::is_event(nr) && stages(nr) {
-        events::stage(nr as u32, cgroup, next, &Args::read(&regs));
+    // Files, execs and sockets of the native ABI, and its watched arguments; the other ABIs
+    // are rare enough to leave to the syscall list. Every other call pays this one test.
+    if abi == Abi::X86_64 && args::is_interesting(nr) {
+        // Arguments count from the filter on, like the `after` bitmaps.
+        if now != phase::SETUP && args::is_watched(nr) {
+            arg_values::capture(&mut entry.args, &regs, nr);
+        }
+        if event_nr::is_event(nr) && stages(nr) {
+            events::stage(nr as u32, cgroup, next, &Args::read(&regs));
+        }
     }
     Some(())
 }

@@ -8,6 +8,7 @@
 //! the NetworkPolicy evaluator. What the activity holds is what the synthesizer reads
 //! ([`workload_activity`]): failed accesses are not the workload's needs and are skipped.
 
+mod args;
 mod flows;
 mod render;
 #[cfg(test)]
@@ -74,8 +75,9 @@ pub struct Finding {
 pub struct Report {
     /// What the set does not allow: the check fails on any.
     pub outside: Vec<Finding>,
-    /// Syscalls only rules with argument conditions allow: recordings hold no argument
-    /// values, so these are shown, not failed.
+    /// Syscalls only rules with argument conditions allow, which the recording holds no
+    /// complete argument values for (or whose recorded values pass only in some
+    /// combinations): shown, not failed. Values no rule allows are in `outside`.
     pub with_arguments: Vec<Finding>,
     /// What was not checked, and why.
     pub notes: Vec<String>,
@@ -230,16 +232,28 @@ fn syscalls(
             let what = format!("{name} ({abi})");
             match seccomp::verdict(profile, *abi, name) {
                 Verdict::Allowed => {}
-                Verdict::OnlyWithArguments(args) => {
+                Verdict::OnlyWithArguments(conditions) => {
                     let why = format!(
                         "{} allows it only if {}",
                         Artifact::Seccomp,
-                        args.join(" or ")
+                        conditions.join(" or ")
                     );
-                    acc.with_arguments
-                        .entry((Kind::Syscall, what, why))
-                        .or_default()
-                        .insert(doer.clone());
+                    let recorded = cg.args.get(abi).and_then(|calls| calls.get(name));
+                    match args::judge(profile, name, recorded) {
+                        args::ArgVerdict::Allowed => {}
+                        args::ArgVerdict::Refused(values) => acc.add(
+                            Kind::Syscall,
+                            what,
+                            format!("{why}; it was made with {}", values.join(", ")),
+                            doer,
+                        ),
+                        args::ArgVerdict::Unknown => {
+                            acc.with_arguments
+                                .entry((Kind::Syscall, what, why))
+                                .or_default()
+                                .insert(doer.clone());
+                        }
+                    }
                 }
                 Verdict::Denied(why) => acc.add(
                     Kind::Syscall,

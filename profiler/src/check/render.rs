@@ -43,7 +43,7 @@ pub fn table(r: &Report) -> String {
     }
     if !r.with_arguments.is_empty() {
         out.push_str(
-            "allowed only with arguments (not checked: recordings hold no argument values):\n",
+            "allowed only with arguments (not checked: the recording holds no complete argument values for them):\n",
         );
         out.push_str(&boxed(HEADERS, &rows(&r.with_arguments)));
         out.push('\n');
@@ -67,7 +67,7 @@ pub fn markdown(r: &Report, title: &str) -> String {
     }
     if !r.with_arguments.is_empty() {
         out.push_str(
-            "Allowed only with arguments (not checked: recordings hold no argument values):\n\n",
+            "Allowed only with arguments (not checked: the recording holds no complete argument values for them):\n\n",
         );
         out.push_str(&markdown_table(HEADERS, &rows(&r.with_arguments)));
         out.push('\n');

@@ -124,6 +124,48 @@ fn a_syscall_allowed_only_with_arguments_is_shown_not_failed() {
 }
 
 #[test]
+fn recorded_argument_values_outside_the_rules_fail_the_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = web_set(tmp.path());
+    let with_args = r#""syscalls": [
+    {
+      "names": ["socket"],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]
+    },"#;
+    edit(&set.dir, Artifact::Seccomp, r#""syscalls": ["#, with_args);
+    let set = load(&set.dir).unwrap();
+    let with_family = |families: &[u64]| {
+        let mut rec = web_recording(&[WEB_SYSCALLS, &["socket"]].concat(), web_activity());
+        let values = crate::model::ArgValues {
+            values: families.iter().copied().collect(),
+            overflowed: false,
+        };
+        rec.cgroups[0].args.insert(
+            Abi::X86_64,
+            [("socket".to_owned(), [(0u8, values)].into())].into(),
+        );
+        rec
+    };
+    // AF_INET only: inside the rules, neither failed nor listed.
+    let report = check(&set, &with_family(&[2]), None).unwrap();
+    assert!(report.passes(), "{}", table(&report));
+    assert_eq!(report.with_arguments, []);
+    // AF_PACKET too: outside, with the value named.
+    let report = check(&set, &with_family(&[2, 17]), None).unwrap();
+    assert!(!report.passes());
+    assert_eq!(report.outside.len(), 1, "{}", table(&report));
+    assert_eq!(report.outside[0].what, "socket (x86_64)");
+    assert!(
+        report.outside[0]
+            .why
+            .ends_with("only if arg0 == 0x2; it was made with arg0 = 0x11"),
+        "{}",
+        report.outside[0].why
+    );
+}
+
+#[test]
 fn artifacts_absent_are_noted_not_failed() {
     let tmp = tempfile::tempdir().unwrap();
     let set = web_set(tmp.path());

@@ -11,9 +11,9 @@ const HELP: &str = "\
 Judges every syscall (per ABI, against seccomp.json), file access and exec (the letters it
 needs, against apparmor.profile and abstractions/base), socket, capability (apparmor.profile
 and the securityContext's capabilities) and flow (networkpolicy.yaml) of the recordings, and
-names the cgroup and programs that did each one. Failed accesses are skipped; a syscall only
-argument-conditioned rules allow is listed but does not fail (recordings hold no argument
-values).
+names the cgroup and programs that did each one. Failed accesses are skipped. A syscall only
+argument-conditioned rules allow is judged by the argument values the recording holds: a
+value no rule allows fails; without complete values it is listed but does not fail.
 
 Exit codes:
   0  the set allows everything the recordings did

@@ -103,6 +103,10 @@ pub struct SynthArgs {
         default_values_t = synth::seccomp::runtime::default_names()
     )]
     runtime: Vec<String>,
+    /// Allow syscall names only in seccomp.json: no rules on the argument values the
+    /// recording holds (`socket` families, `clone` namespace flags, `ioctl` requests, …).
+    #[arg(long)]
+    no_args: bool,
 }
 
 /// One file to write, made in full before anything is written.
@@ -139,6 +143,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     let opts = SeccompOptions {
         exact: args.exact,
         runtimes: args.runtime.clone(),
+        no_args: args.no_args,
     };
     let (profile, summary) = synth::seccomp::synthesize(&rec, &opts)
         .with_context(|| format!("synthesizing a seccomp profile from {source}"))?;
@@ -556,6 +561,7 @@ fn summary_table(s: &SeccompSummary) -> String {
     for (runtime, added) in &s.added_for_runtimes {
         rows.push(row(format!("added for {runtime}"), name_list(added)));
     }
+    rows.extend(s.args.rows().into_iter().map(|(what, v)| row(what, v)));
     rows.push(row(
         "Docker default profile, x86_64",
         s.docker_default_x86_64,
@@ -722,6 +728,7 @@ mod tests {
             spo: false,
             exact: false,
             runtime: synth::seccomp::runtime::default_names(),
+            no_args: false,
         }
     }
 
@@ -741,6 +748,7 @@ mod tests {
             ]),
             events_lost: 0,
             docker_default_x86_64: 309,
+            args: Default::default(),
         };
         let table = summary_table(&s);
         for line in [

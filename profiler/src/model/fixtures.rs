@@ -38,6 +38,7 @@ pub(crate) fn cgroup(id: u64, path: &str, syscalls: &[(Abi, &[&str])]) -> Cgroup
         syscalls: set(syscalls),
         excluded_before_filter: SyscallSet::new(),
         unknown_numbers: BTreeMap::new(),
+        args: BTreeMap::new(),
         activity: Default::default(),
     }
 }

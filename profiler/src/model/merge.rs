@@ -161,6 +161,7 @@ fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
 
 /// The syscall half of [`merge_cgroup`].
 fn merge_cgroup_calls(into: &mut CgroupRecord, other: &CgroupRecord) {
+    super::args::merge_args(into, other);
     into.seccomp_filter_seen |= other.seccomp_filter_seen;
     into.entrypoint_seen |= other.entrypoint_seen;
     into.joined_after_handover |= other.joined_after_handover;

@@ -2,6 +2,7 @@
 //! document. Everything downstream (synthesis, verification) reads only this.
 
 pub mod activity;
+pub mod args;
 pub mod coverage;
 mod error;
 mod io;
@@ -9,6 +10,7 @@ mod merge;
 mod recording;
 
 pub use activity::*;
+pub use args::{ArgSet, ArgValues, CallArgs};
 pub use coverage::{Coverage, SeenFlow, SeenPath};
 pub use error::ModelError;
 pub use recording::*;

@@ -101,6 +101,11 @@ pub struct CgroupRecord {
     /// Syscall numbers the name tables do not know, per ABI. Reported, never dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unknown_numbers: BTreeMap<Abi, BTreeSet<u32>>,
+    /// The values of watched flag and enumeration arguments (`socket`'s family, `clone`'s
+    /// flags, `ioctl`'s request, …) the syscalls above were made with, per ABI and name (see
+    /// [`super::args`]). A syscall made without an entry here had unknown arguments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: super::ArgSet,
     /// Files, execs, sockets, network, capabilities and credentials (AppArmor,
     /// NetworkPolicy and securityContext read these).
     #[serde(default, skip_serializing_if = "super::Activity::is_empty")]

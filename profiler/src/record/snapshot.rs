@@ -10,7 +10,10 @@ use profiler_common::bitmap::{phase, Abi as KernelAbi, CgroupSyscalls};
 
 use super::kernel::{kernel_release, Limits};
 use crate::{
-    model::{Abi, CgroupRecord, Host, Recording, Runtime, SyscallSet, Target, SCHEMA_VERSION},
+    model::{
+        Abi, ArgSet, ArgValues, CallArgs, CgroupRecord, Host, Recording, Runtime, SyscallSet,
+        Target, SCHEMA_VERSION,
+    },
     syscalls,
 };
 
@@ -125,6 +128,13 @@ pub fn cgroup_record(
             unknown.insert(abi, unknown_kept);
         }
     }
+    // Values are kept from the filter on only: with the set-up kept, calls made before it
+    // have none, so none are reported.
+    let args = if armed && !include_runtime_setup {
+        arg_values(&value.args)
+    } else {
+        ArgSet::new()
+    };
     CgroupRecord {
         id,
         path,
@@ -134,7 +144,31 @@ pub fn cgroup_record(
         syscalls,
         excluded_before_filter: excluded,
         unknown_numbers: unknown,
+        args,
         activity: Default::default(),
+    }
+}
+
+/// The kernel's watched argument values, by syscall name and argument index (x86_64).
+fn arg_values(kernel: &profiler_common::args::ArgValues) -> ArgSet {
+    let mut calls: BTreeMap<String, CallArgs> = BTreeMap::new();
+    for (slot, watched) in profiler_common::args::WATCHED.iter().enumerate() {
+        let (values, overflowed) = kernel.get(slot);
+        if values.is_empty() && !overflowed {
+            continue;
+        }
+        calls.entry(watched.name.to_owned()).or_default().insert(
+            watched.index,
+            ArgValues {
+                values: values.iter().copied().collect(),
+                overflowed,
+            },
+        );
+    }
+    if calls.is_empty() {
+        ArgSet::new()
+    } else {
+        ArgSet::from([(Abi::X86_64, calls)])
     }
 }
 
@@ -272,6 +306,45 @@ mod tests {
                 "{case}"
             );
             assert!(!rec.syscalls.contains_key(&Abi::I386), "{case}");
+        }
+    }
+
+    #[test]
+    fn argument_values_are_reported_from_the_filter_on() {
+        use profiler_common::args::slot;
+        let mut value = CgroupSyscalls::ZERO;
+        value.after[KernelAbi::X86_64 as usize] = bits(&[16, 41]);
+        let a = &mut value.args;
+        a.len[slot::SOCKET_DOMAIN] = 3;
+        // A slot claimed twice by two CPUs at once: kept once.
+        a.values[slot::SOCKET_DOMAIN][..3].copy_from_slice(&[10, 2, 2]);
+        a.overflowed = 1 << slot::IOCTL_REQUEST;
+        let cases = [
+            (phase::WORKLOAD, false, true),
+            (phase::FILTERED, false, true),
+            // No filter seen (a command without a runtime), or the set-up kept: calls made
+            // before the filter carry no values, so none are claimed.
+            (phase::SETUP, false, false),
+            (phase::WORKLOAD, true, false),
+        ];
+        for (phase, include_setup, reported) in cases {
+            value.phase = phase;
+            let rec = cgroup_record(7, None, &value, include_setup);
+            assert_eq!(!rec.args.is_empty(), reported, "{phase} {include_setup}");
+            if !reported {
+                continue;
+            }
+            let calls = &rec.args[&Abi::X86_64];
+            assert_eq!(
+                calls["socket"][&0],
+                ArgValues {
+                    values: [2, 10].into(),
+                    overflowed: false
+                }
+            );
+            assert!(!calls["socket"].contains_key(&1), "type never made");
+            assert!(calls["ioctl"][&1].overflowed);
+            assert_eq!(calls.len(), 2, "{calls:?}");
         }
     }
 

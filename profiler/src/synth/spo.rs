@@ -16,7 +16,10 @@
 //! (`spec.policy`) only before its 0.9 release; later ones build the profile themselves from
 //! coarse allow lists (`spec.abstract`), which cannot carry the profile profgen writes.
 
-use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator,
+};
 use serde::Serialize;
 
 use super::{
@@ -56,6 +59,9 @@ pub enum SpoError {
 
     #[error("the seccomp profile's errnoRet {0} is out of range for a SeccompProfile object (at most 2^31-1)")]
     ErrnoOutOfRange(u32),
+
+    #[error("the seccomp profile compares an argument of {name} with {value:#x}, out of range for a SeccompProfile object (at most 2^63-1); write the profile with `profgen synth --no-args` for the operator")]
+    ArgOutOfRange { name: String, value: u64 },
 }
 
 /// A `SeccompProfile` object of the Security Profiles Operator.
@@ -97,14 +103,29 @@ pub struct SyscallRule {
     pub action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
+    /// Conditions on the arguments, AND-ed (the operator's `Arg`, as OCI's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<SyscallArg>,
+}
+
+/// One argument condition: `arg[index] op value`, or `(arg[index] & value) == valueTwo` for
+/// `SCMP_CMP_MASKED_EQ`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyscallArg {
+    pub index: usize,
+    pub value: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_two: Option<u64>,
+    pub op: &'static str,
 }
 
 /// The `SeccompProfile` object `name` (in `namespace`, when known) holding `profile`'s rules.
 ///
 /// `name` must be a Kubernetes object name (DNS-1123 subdomain), `namespace` a namespace name.
-/// Refused: a default errno other than EPERM (the object cannot say it), rules without names
-/// or with argument filters, and listener (SCMP_ACT_NOTIFY agent) settings; profgen's own
-/// profiles have none of these.
+/// Refused: a default errno other than EPERM (the object cannot say it), rules without names,
+/// and listener (SCMP_ACT_NOTIFY agent) settings; profgen's own profiles have none of these.
+/// Argument conditions are carried as they are.
 pub fn seccomp_profile(
     profile: &LinuxSeccomp,
     name: &str,
@@ -141,9 +162,6 @@ pub fn seccomp_profile(
             if rule.names().is_empty() {
                 return Err(SpoError::EmptyRule);
             }
-            if rule.args().as_ref().is_some_and(|a| !a.is_empty()) {
-                return Err(SpoError::NotCarried("argument filters"));
-            }
             if let Some(errno) = rule.errno_ret() {
                 if i32::try_from(errno).is_err() {
                     return Err(SpoError::ErrnoOutOfRange(errno));
@@ -153,6 +171,12 @@ pub fn seccomp_profile(
                 names: rule.names().clone(),
                 action: action(rule.action()),
                 errno_ret: rule.errno_ret(),
+                args: rule
+                    .args()
+                    .iter()
+                    .flatten()
+                    .map(|a| arg(a, &rule.names()[0]))
+                    .collect::<Result<_, _>>()?,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -197,6 +221,34 @@ fn action(a: LinuxSeccompAction) -> &'static str {
         LinuxSeccompAction::ScmpActLog => "SCMP_ACT_LOG",
         LinuxSeccompAction::ScmpActAllow => "SCMP_ACT_ALLOW",
     }
+}
+
+/// The operator's int64 fields (recent releases) hold values up to 2^63-1.
+fn arg(a: &LinuxSeccompArg, name: &str) -> Result<SyscallArg, SpoError> {
+    if let Some(value) = [Some(a.value()), a.value_two()]
+        .into_iter()
+        .flatten()
+        .find(|v| i64::try_from(*v).is_err())
+    {
+        return Err(SpoError::ArgOutOfRange {
+            name: name.to_owned(),
+            value,
+        });
+    }
+    Ok(SyscallArg {
+        index: a.index(),
+        value: a.value(),
+        value_two: a.value_two(),
+        op: match a.op() {
+            LinuxSeccompOperator::ScmpCmpNe => "SCMP_CMP_NE",
+            LinuxSeccompOperator::ScmpCmpLt => "SCMP_CMP_LT",
+            LinuxSeccompOperator::ScmpCmpLe => "SCMP_CMP_LE",
+            LinuxSeccompOperator::ScmpCmpEq => "SCMP_CMP_EQ",
+            LinuxSeccompOperator::ScmpCmpGe => "SCMP_CMP_GE",
+            LinuxSeccompOperator::ScmpCmpGt => "SCMP_CMP_GT",
+            LinuxSeccompOperator::ScmpCmpMaskedEq => "SCMP_CMP_MASKED_EQ",
+        },
+    })
 }
 
 /// The operator's name for an architecture (the libseccomp names, as in OCI).

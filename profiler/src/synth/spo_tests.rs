@@ -75,6 +75,23 @@ fn crd_schema() -> Value {
                             "properties": {
                                 "action": {"type": "string", "enum": actions},
                                 "errnoRet": {"type": "integer", "format": "int32", "minimum": 0},
+                                "args": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["index", "op"],
+                                        "properties": {
+                                            "index": {"type": "integer", "format": "int32", "minimum": 0},
+                                            "value": {"type": "integer", "format": "int64", "minimum": 0},
+                                            "valueTwo": {"type": "integer", "format": "int64", "minimum": 0},
+                                            "op": {"type": "string", "enum": [
+                                                "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
+                                                "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+                                                "SCMP_CMP_MASKED_EQ"
+                                            ]}
+                                        }
+                                    }
+                                },
                                 "names": {
                                     "type": "array",
                                     "minItems": 1,
@@ -466,12 +483,12 @@ fn what_the_object_cannot_say_is_refused() {
             "without syscall names",
         ),
         (
-            "argument filter",
+            "argument beyond int64",
             with_rule(
-                rule(&["personality"])
+                rule(&["ioctl"])
                     .args(vec![LinuxSeccompArgBuilder::default()
-                        .index(0usize)
-                        .value(0u64)
+                        .index(1usize)
+                        .value(0xffff_ffff_c004_0000u64)
                         .op(LinuxSeccompOperator::ScmpCmpEq)
                         .build()
                         .unwrap()])
@@ -480,7 +497,7 @@ fn what_the_object_cannot_say_is_refused() {
             ),
             "web",
             None,
-            "argument filters",
+            "ioctl with 0xffffffffc0040000",
         ),
         (
             "errno beyond int32",
@@ -494,6 +511,45 @@ fn what_the_object_cannot_say_is_refused() {
         let err = seccomp_profile(&profile, name, namespace).unwrap_err();
         assert!(err.to_string().contains(expected), "{what}: {err}");
     }
+}
+
+fn rule(names: &[&str]) -> LinuxSyscallBuilder {
+    LinuxSyscallBuilder::default()
+        .names(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .action(LinuxSeccompAction::ScmpActAllow)
+}
+
+#[test]
+fn argument_conditions_are_carried() {
+    let masked = LinuxSeccompArgBuilder::default()
+        .index(0usize)
+        .value(0x7e02_0000u64)
+        .value_two(0u64)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .build()
+        .unwrap();
+    let equal = LinuxSeccompArgBuilder::default()
+        .index(1usize)
+        .value(0x5401u64)
+        .op(LinuxSeccompOperator::ScmpCmpEq)
+        .build()
+        .unwrap();
+    let mut oci = LinuxSeccomp::default();
+    oci.set_default_action(LinuxSeccompAction::ScmpActErrno)
+        .set_syscalls(Some(vec![
+            rule(&["clone"]).args(vec![masked]).build().unwrap(),
+            rule(&["ioctl"]).args(vec![equal]).build().unwrap(),
+        ]));
+    let object = seccomp_profile(&oci, "web", None).unwrap();
+    let yaml = serde_json::to_value(&object).unwrap();
+    assert_eq!(
+        yaml["spec"]["syscalls"][0]["args"],
+        serde_json::json!([{"index": 0, "value": 0x7e020000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}])
+    );
+    assert_eq!(
+        yaml["spec"]["syscalls"][1]["args"],
+        serde_json::json!([{"index": 1, "value": 0x5401, "op": "SCMP_CMP_EQ"}])
+    );
 }
 
 #[test]

@@ -5,6 +5,21 @@ use std::fmt;
 /// EPERM: what a seccomp profile's default `SCMP_ACT_ERRNO` action returns.
 pub const EPERM: i32 = 1;
 
+/// The probe's calls of commonly allowed syscalls with arguments a profile made from a
+/// workload's recorded values refuses (`demo/probe.c`): `socket(AF_PACKET)` and
+/// `socket(AF_NETLINK)`, `clone(CLONE_NEWUSER)`, `ioctl(TIOCSTI)`,
+/// `personality(READ_IMPLIES_EXEC)`. Without a filter, as root, each one succeeds but the
+/// ioctl, which is made on no fd and fails with EBADF, never EPERM. `socket_packet` also needs
+/// CAP_NET_RAW, whose absence gives EPERM as well: `socket_netlink`, which needs nothing, is
+/// the one that shows a filter on the family.
+pub const ARGUMENT_PROBES: [&str; 5] = [
+    "socket_packet",
+    "socket_netlink",
+    "clone_newuser",
+    "ioctl_tiocsti",
+    "personality_read_implies_exec",
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The call succeeded: nothing refused it.

@@ -1,8 +1,11 @@
 //! The seccomp profile (OCI `linux.seccomp`): refuse everything with EPERM, allow the
 //! syscalls the recording saw, their [`equivalents`] (the same operation by another call, as
 //! another libc or kernel makes it), and what the container [`runtime`]s call after
-//! installing the filter. [`SeccompOptions::exact`] allows the recording alone.
+//! installing the filter. [`SeccompOptions::exact`] allows the recording alone. Watched
+//! syscalls whose argument values the recording holds are allowed only with those values
+//! ([`args`]); [`SeccompOptions::no_args`] allows names only.
 
+pub mod args;
 pub mod equivalents;
 pub mod runtime;
 
@@ -50,6 +53,8 @@ pub struct SeccompOptions {
     /// Runtimes whose calls after the filter are allowed ([`runtime::RUNTIMES`] names).
     /// Ignored when `exact`.
     pub runtimes: Vec<String>,
+    /// Allow names only: no rules on the recorded argument values ([`args`]).
+    pub no_args: bool,
 }
 
 impl Default for SeccompOptions {
@@ -59,6 +64,7 @@ impl Default for SeccompOptions {
         SeccompOptions {
             exact: false,
             runtimes: runtime::default_names(),
+            no_args: false,
         }
     }
 }
@@ -69,6 +75,7 @@ impl SeccompOptions {
         SeccompOptions {
             exact: true,
             runtimes: Vec::new(),
+            no_args: false,
         }
     }
 }
@@ -85,6 +92,35 @@ pub struct Allowed {
     /// Names added for a runtime (per runtime) that were neither recorded nor equivalents. A
     /// name two runtimes need is listed under both.
     pub runtimes: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// What a profile allows: the names, and the argument rules some of them get.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The names; a name answered ENOSYS ([`args::ArgPlan::enosys`]) is not among them.
+    pub allowed: Allowed,
+    pub args: args::ArgPlan,
+}
+
+/// The names `rec` needs under `opts` ([`allowed`]) and their argument rules.
+pub fn plan(rec: &Recording, opts: &SeccompOptions) -> Result<Plan, SynthError> {
+    let mut allowed = allowed(rec, opts)?;
+    let args = args::plan(rec, &allowed, opts);
+    // `clone3` answers ENOSYS so that libcs use the filtered `clone`: however it was added
+    // (recorded, as `clone`'s equivalent, for a runtime), it is not allowed.
+    for name in &args.enosys {
+        for names in allowed.per_abi.values_mut() {
+            names.remove(name);
+        }
+        for names in allowed.equivalents.values_mut() {
+            names.remove(name);
+        }
+        allowed.equivalents.retain(|_, names| !names.is_empty());
+        for names in allowed.runtimes.values_mut() {
+            names.remove(name);
+        }
+    }
+    Ok(Plan { allowed, args })
 }
 
 impl Allowed {
@@ -170,7 +206,7 @@ pub fn allowed(rec: &Recording, opts: &SeccompOptions) -> Result<Allowed, SynthE
 /// Names are one list for all architectures because libseccomp resolves each name per
 /// architecture (and runc skips names an architecture does not have).
 pub fn seccomp(rec: &Recording, opts: &SeccompOptions) -> Result<LinuxSeccomp, SynthError> {
-    Ok(profile(&allowed(rec, opts)?))
+    Ok(profile(&plan(rec, opts)?))
 }
 
 /// The profile and its summary, from one synthesis.
@@ -178,21 +214,48 @@ pub fn synthesize(
     rec: &Recording,
     opts: &SeccompOptions,
 ) -> Result<(LinuxSeccomp, SeccompSummary), SynthError> {
-    let allowed = allowed(rec, opts)?;
-    Ok((profile(&allowed), SeccompSummary::new(&allowed, rec)))
+    let plan = plan(rec, opts)?;
+    Ok((profile(&plan), SeccompSummary::new(&plan, rec)))
 }
 
-fn profile(allowed: &Allowed) -> LinuxSeccomp {
+/// One rule allowing every name without argument rules, then one per argument rule, then
+/// ENOSYS for the names that answer it.
+fn profile(plan: &Plan) -> LinuxSeccomp {
+    let allowed = &plan.allowed;
     let mut rule = LinuxSyscall::default();
-    rule.set_names(allowed.names().into_iter().cloned().collect())
-        .set_action(LinuxSeccompAction::ScmpActAllow);
+    rule.set_names(
+        allowed
+            .names()
+            .into_iter()
+            .filter(|n| !plan.args.rules.contains_key(*n))
+            .cloned()
+            .collect(),
+    )
+    .set_action(LinuxSeccompAction::ScmpActAllow);
+    let mut rules = vec![rule];
+    for (name, conditions) in &plan.args.rules {
+        for args in conditions {
+            let mut rule = LinuxSyscall::default();
+            rule.set_names(vec![name.clone()])
+                .set_action(LinuxSeccompAction::ScmpActAllow)
+                .set_args(Some(args.clone()));
+            rules.push(rule);
+        }
+    }
+    for name in &plan.args.enosys {
+        let mut rule = LinuxSyscall::default();
+        rule.set_names(vec![name.clone()])
+            .set_action(LinuxSeccompAction::ScmpActErrno)
+            .set_errno_ret(Some(args::ENOSYS));
+        rules.push(rule);
+    }
 
     let mut profile = LinuxSeccomp::default();
     profile
         .set_default_action(LinuxSeccompAction::ScmpActErrno)
         .set_default_errno_ret(Some(DEFAULT_ERRNO))
         .set_architectures(Some(allowed.per_abi.keys().map(|abi| arch(*abi)).collect()))
-        .set_syscalls(Some(vec![rule]));
+        .set_syscalls(Some(rules));
     profile
 }
 
@@ -220,15 +283,57 @@ pub struct SeccompSummary {
     pub events_lost: u64,
     /// [`DOCKER_DEFAULT_X86_64`].
     pub docker_default_x86_64: usize,
+    /// The argument rules.
+    pub args: ArgSummary,
+}
+
+/// The argument rules of a profile, in numbers and words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgSummary {
+    /// Rules with argument conditions.
+    pub rules: usize,
+    /// What each name with argument rules allows.
+    pub allows: BTreeMap<String, String>,
+    /// Names answered with ENOSYS.
+    pub enosys: BTreeSet<String>,
+    /// Arguments not filtered because their values overflowed.
+    pub overflowed: BTreeSet<String>,
+}
+
+impl ArgSummary {
+    /// The synth table's rows: label and value.
+    pub fn rows(&self) -> Vec<(String, String)> {
+        let mut rows = vec![("rules with arguments".to_owned(), self.rules.to_string())];
+        for (name, allows) in &self.allows {
+            rows.push((format!("values allowed, {name}"), allows.clone()));
+        }
+        for name in &self.enosys {
+            rows.push((
+                format!("{name} answers"),
+                "ENOSYS (libcs fall back to the filtered clone)".to_owned(),
+            ));
+        }
+        let overflowed: Vec<&str> = self.overflowed.iter().map(String::as_str).collect();
+        rows.push((
+            "arguments not filtered (overflowed)".to_owned(),
+            if overflowed.is_empty() {
+                "0".to_owned()
+            } else {
+                overflowed.join("\n")
+            },
+        ));
+        rows
+    }
 }
 
 impl SeccompSummary {
     /// The summary of the profile [`seccomp`] makes from `rec` under `opts`.
     pub fn of(rec: &Recording, opts: &SeccompOptions) -> Result<Self, SynthError> {
-        Ok(Self::new(&allowed(rec, opts)?, rec))
+        Ok(Self::new(&plan(rec, opts)?, rec))
     }
 
-    fn new(allowed: &Allowed, rec: &Recording) -> Self {
+    fn new(plan: &Plan, rec: &Recording) -> Self {
+        let allowed = &plan.allowed;
         SeccompSummary {
             per_abi: allowed
                 .per_abi
@@ -241,6 +346,12 @@ impl SeccompSummary {
             added_for_runtimes: allowed.runtimes.clone(),
             events_lost: rec.events_lost_total(),
             docker_default_x86_64: DOCKER_DEFAULT_X86_64,
+            args: ArgSummary {
+                rules: plan.args.rule_count(),
+                allows: plan.args.allows.clone(),
+                enosys: plan.args.enosys.clone(),
+                overflowed: plan.args.overflowed.clone(),
+            },
         }
     }
 
