@@ -426,15 +426,21 @@ fn check_profile(profile: &LinuxSeccomp, rec: &Recording, container_rel: &str) {
         missing.is_empty(),
         "the profile lacks recorded calls {missing:?}"
     );
-    let equivalents: BTreeSet<String> =
-        profgen::synth::seccomp::equivalents::added(profgen::model::Abi::X86_64, &recorded)
-            .into_values()
-            .flatten()
-            .collect();
     let runtime_calls: BTreeSet<&str> = profgen::synth::seccomp::runtime::RUNTIMES
         .iter()
         .flat_map(|r| r.calls.iter().map(|c| c.name))
         .collect();
+    // The runtimes' calls get their equivalents too (Go's tgkill, another build's tkill).
+    let made: BTreeSet<String> = recorded
+        .iter()
+        .cloned()
+        .chain(runtime_calls.iter().map(|n| n.to_string()))
+        .collect();
+    let equivalents: BTreeSet<String> =
+        profgen::synth::seccomp::equivalents::added(profgen::model::Abi::X86_64, &made)
+            .into_values()
+            .flatten()
+            .collect();
     let unexplained: Vec<&String> = allowed
         .iter()
         .filter(|n| {

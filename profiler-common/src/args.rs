@@ -96,12 +96,7 @@ pub const WATCHED: [Watched; slot::COUNT] = [
     watched(nr::SOCKET, "socket", 0, "address family"),
     Watched {
         mask: SOCK_TYPE_MASK,
-        ..watched(
-            nr::SOCKET,
-            "socket",
-            1,
-            "socket type (SOCK_NONBLOCK and SOCK_CLOEXEC masked off)",
-        )
+        ..watched(nr::SOCKET, "socket", 1, "type")
     },
     watched(nr::CLONE, "clone", 0, "flags"),
     watched(nr::CLONE3, "clone3", 0, "clone_args.flags"),
