@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompArg, LinuxSeccompOperator};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator};
 
 use crate::{model::CallArgs, profile_set::seccomp::lets_through};
 
@@ -88,6 +88,19 @@ pub fn judge(profile: &LinuxSeccomp, name: &str, args: Option<&CallArgs>) -> Arg
         ArgVerdict::Unknown
     }
 }
+
+/// Whether `profile` answers `name` with ENOSYS, as profiles filtering `clone` answer `clone3`
+/// so that libcs make the same call through `clone`.
+pub fn answers_enosys(profile: &LinuxSeccomp, name: &str) -> bool {
+    profile.syscalls().iter().flatten().any(|r| {
+        r.names().iter().any(|n| n == name)
+            && r.action() == LinuxSeccompAction::ScmpActErrno
+            && r.errno_ret() == Some(ENOSYS)
+            && r.args().as_ref().is_none_or(|a| a.is_empty())
+    })
+}
+
+const ENOSYS: u32 = 38;
 
 /// Whether `test` holds for every call made of one value per argument of `known`.
 fn every_combination(
@@ -205,5 +218,7 @@ mod tests {
         for (name, args, want) in cases {
             assert_eq!(judge(&p, name, args.as_ref()), want, "{name} {args:?}");
         }
+        assert!(answers_enosys(&p, "clone3"));
+        assert!(!answers_enosys(&p, "clone") && !answers_enosys(&p, "read"));
     }
 }

@@ -230,6 +230,10 @@ fn syscalls(
     for (abi, names) in &cg.syscalls {
         for name in names {
             let what = format!("{name} ({abi})");
+            if name == "clone3" && args::answers_enosys(profile, name) {
+                clone3_through_clone(profile, cg, *abi, what, doer, acc);
+                continue;
+            }
             match seccomp::verdict(profile, *abi, name) {
                 Verdict::Allowed => {}
                 Verdict::OnlyWithArguments(conditions) => {
@@ -272,6 +276,51 @@ fn syscalls(
                 "a syscall number no table names: no profile can allow it by name".into(),
                 doer,
             );
+        }
+    }
+}
+
+/// `clone3` answers ENOSYS: libcs make the same call through `clone`, so the recorded
+/// `clone3` flags are judged by `clone`'s rules.
+fn clone3_through_clone(
+    profile: &oci_spec::runtime::LinuxSeccomp,
+    cg: &CgroupRecord,
+    abi: crate::model::Abi,
+    what: String,
+    doer: &Doer,
+    acc: &mut Acc,
+) {
+    let via = "answers clone3 with ENOSYS (libcs fall back to clone)";
+    match seccomp::verdict(profile, abi, "clone") {
+        Verdict::Allowed => {}
+        Verdict::Denied(why) => acc.add(
+            Kind::Syscall,
+            what,
+            format!("{} {via} and refuses clone: {why}", Artifact::Seccomp),
+            doer,
+        ),
+        Verdict::OnlyWithArguments(conditions) => {
+            let why = format!(
+                "{} {via}, which it allows only if {}",
+                Artifact::Seccomp,
+                conditions.join(" or ")
+            );
+            let recorded = cg.args.get(&abi).and_then(|calls| calls.get("clone3"));
+            match args::judge(profile, "clone", recorded) {
+                args::ArgVerdict::Allowed => {}
+                args::ArgVerdict::Refused(values) => acc.add(
+                    Kind::Syscall,
+                    what,
+                    format!("{why}; it was made with {}", values.join(", ")),
+                    doer,
+                ),
+                args::ArgVerdict::Unknown => {
+                    acc.with_arguments
+                        .entry((Kind::Syscall, what, why))
+                        .or_default()
+                        .insert(doer.clone());
+                }
+            }
         }
     }
 }

@@ -166,6 +166,55 @@ fn recorded_argument_values_outside_the_rules_fail_the_check() {
 }
 
 #[test]
+fn clone3_answering_enosys_is_judged_by_clones_rules() {
+    const THREAD: u64 = 0x003d_0f00;
+    const CLONE_NEWUSER: u64 = 0x1000_0000;
+    let with_flags = |clone3: &[u64]| {
+        let mut rec = web_recording(
+            &[WEB_SYSCALLS, &["clone", "clone3"]].concat(),
+            web_activity(),
+        );
+        let flags = |v: &[u64]| -> crate::model::CallArgs {
+            [(
+                0u8,
+                crate::model::ArgValues {
+                    values: v.iter().copied().collect(),
+                    overflowed: false,
+                },
+            )]
+            .into()
+        };
+        rec.cgroups[0].args.insert(
+            Abi::X86_64,
+            [
+                ("clone".to_owned(), flags(&[0x0120_0011])),
+                ("clone3".to_owned(), flags(clone3)),
+            ]
+            .into(),
+        );
+        rec
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let set = load(write_set(tmp.path(), "web", &with_flags(&[THREAD]))).unwrap();
+    // The set's own recording: clone3 answers ENOSYS, its flags pass clone's rules.
+    let report = check(&set, &with_flags(&[THREAD]), None).unwrap();
+    assert!(report.passes(), "{}", table(&report));
+    assert_eq!(report.with_arguments, []);
+    // A clone3 into a new user namespace would go through clone and be refused.
+    let report = check(&set, &with_flags(&[THREAD, CLONE_NEWUSER]), None).unwrap();
+    assert_eq!(report.outside.len(), 1, "{}", table(&report));
+    assert_eq!(report.outside[0].what, "clone3 (x86_64)");
+    assert!(
+        report.outside[0].why.contains("ENOSYS")
+            && report.outside[0]
+                .why
+                .ends_with("it was made with arg0 = 0x10000000"),
+        "{}",
+        report.outside[0].why
+    );
+}
+
+#[test]
 fn artifacts_absent_are_noted_not_failed() {
     let tmp = tempfile::tempdir().unwrap();
     let set = web_set(tmp.path());

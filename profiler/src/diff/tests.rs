@@ -179,6 +179,39 @@ fn a_syscall_allowed_only_with_arguments_is_narrower() {
 }
 
 #[test]
+fn argument_rules_from_recorded_values_narrow_a_names_only_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let calls = [WEB_SYSCALLS, &["socket"]].concat();
+    let names_only = web_recording(&calls, web_activity());
+    let mut with_values = names_only.clone();
+    let family = crate::model::ArgValues {
+        values: [2, 10].into(),
+        overflowed: false,
+    };
+    with_values.cgroups[0].args.insert(
+        crate::model::Abi::X86_64,
+        [("socket".to_owned(), [(0u8, family)].into())].into(),
+    );
+    let old = load(write_set(&tmp.path().join("old"), "web", &names_only)).unwrap();
+    let new = load(write_set(&tmp.path().join("new"), "web", &with_values)).unwrap();
+    let d = diff_sets(&old, &new, false).unwrap();
+    assert_eq!(added(&d), []);
+    let removed: Vec<&str> = d
+        .items
+        .iter()
+        .filter(|i| i.change == Change::Removed)
+        .map(|i| i.what.as_str())
+        .collect();
+    assert_eq!(removed, ["socket"]);
+    // The other way round, allowing every family is a widening.
+    let d = diff_sets(&new, &old, false).unwrap();
+    assert_eq!(
+        added(&d),
+        [(Artifact::Seccomp, "x86_64".into(), "socket".into())]
+    );
+}
+
+#[test]
 fn sets_of_different_workloads_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let rec = web_recording(WEB_SYSCALLS, web_activity());
