@@ -271,7 +271,9 @@ pub fn apparmor(
         }
     }
 
-    let rules = collapse::collapse(rules, &failed, opts.collapse_threshold);
+    let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
+        made.created(p)
+    });
 
     let mut text = String::new();
     let _ = writeln!(
