@@ -13,6 +13,8 @@ pub const INIT_PATH: &str = "/.profgen/init";
 pub const BUSYBOX: &str = "/.profgen/bin/busybox";
 pub const PROFILE_PATH: &str = "/.profgen/profile";
 pub const APPARMOR_D: &str = "/.profgen/apparmor.d";
+/// An empty parser config, so the parser does not look for the bundle's.
+pub const PARSER_CONF: &str = "/.profgen/parser.conf";
 /// The workload's stdout and stderr. A file, which AppArmor mediates (a container runtime
 /// hands over pipes, which it does not): [`super::for_the_vm`] allows it.
 pub const WORKLOAD_LOG: &str = "/.profgen/workload.log";
@@ -111,12 +113,15 @@ ln -s /proc/self/fd/0 /dev/stdin
 ln -s /proc/self/fd/1 /dev/stdout
 ln -s /proc/self/fd/2 /dev/stderr
 mount -t securityfs securityfs /sys/kernel/security
+# Without auditd, denials reach the kernel log through printk's rate limit (10 per 5 s): a
+# suite with many DENIED lines would hide the probes' own.
+echo 0 > /proc/sys/kernel/printk_ratelimit
 # The container's tmpfs mounts.
 {mounts}ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 {address}echo "PROFGEN booted $(cut -d' ' -f1 /proc/uptime)"
 echo "PROFGEN apparmor-enabled $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 echo "PROFGEN lsm $(cat /sys/kernel/security/lsm 2>/dev/null)"
-{parser} -r -K --base {APPARMOR_D} -I {APPARMOR_D} {PROFILE_PATH} > {PRIVATE}/parser.log 2>&1
+{parser} --config-file {PARSER_CONF} -r -K --base {APPARMOR_D} -I {APPARMOR_D} {PROFILE_PATH} > {PRIVATE}/parser.log 2>&1
 echo "PROFGEN load-rc $?"
 sed 's/^/PROFGEN parser-line /' {PRIVATE}/parser.log
 echo "PROFGEN loaded $(grep -c '^{name} ' /sys/kernel/security/apparmor/profiles 2>/dev/null)"
@@ -233,7 +238,10 @@ mod tests {
             s.contains("(cd '/data' && exec env -i 'PATH=/usr/bin:/bin' 'GREETING=it'\\''s' A -p redis -- '/usr/bin/redis-server' '--save' '') < /dev/null > /.profgen/workload.log 2>&1 &"),
             "{s}"
         );
-        assert!(s.contains("P -r -K --base /.profgen/apparmor.d"), "{s}");
+        assert!(
+            s.contains("P --config-file /.profgen/parser.conf -r -K --base /.profgen/apparmor.d"),
+            "{s}"
+        );
         assert!(s.contains("mkdir -p '/run' && mount -t tmpfs -o 'mode=755' tmpfs '/run'"));
         // The pod's address on loopback, and port 6390 (0x18F6) in LISTEN.
         assert!(s.contains("ip addr add 198.51.100.2/32 dev lo"));

@@ -176,6 +176,7 @@ pub fn build_initramfs(
         )?;
     }
     img.write(guest::PROFILE_PATH, 0o644, profile_text.as_bytes());
+    img.write(guest::PARSER_CONF, 0o644, b"");
     // Only when the root filesystem has none: the probes need something to be refused.
     img.write(guest::SHADOW, 0o640, SHADOW.as_bytes());
     img.mkdir("/usr", 0o755);

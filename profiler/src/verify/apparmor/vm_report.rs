@@ -109,8 +109,9 @@ impl VmReport {
     pub fn short_reason(&self) -> Option<String> {
         let failures = self.failures();
         let first = failures.first()?;
+        let mut parts = Vec::new();
         if !self.workload_denied.is_empty() {
-            return Some(format!(
+            parts.push(format!(
                 "{} DENIED for the suite",
                 self.workload_denied.len()
             ));
@@ -122,9 +123,12 @@ impl VmReport {
             .map(|(name, _, _)| name.as_str())
             .collect();
         if !through.is_empty() {
-            return Some(format!("probe {} not denied", through.join(", ")));
+            parts.push(format!("probe {} not denied", through.join(", ")));
         }
-        Some(first.clone())
+        if parts.is_empty() {
+            parts.push(first.clone());
+        }
+        Some(parts.join(", "))
     }
 
     /// Reads the guest's markers off the serial console.
