@@ -32,6 +32,13 @@ const PACKAGES: &[(&str, &str)] = &[
         "seccomp",
         "scmp_sys_resolver cross-checks the syscall tables",
     ),
+    (
+        "redis-server",
+        "a reference server: verified and held out like the demo",
+    ),
+    ("postgresql", "a reference server (database) for the held-out proof"),
+    ("memcached", "a reference server (cache) for the held-out proof"),
+    ("haproxy", "a reference server (proxy) for the held-out proof"),
     ("gcc", "compiles the demo's syscall probe"),
     ("libc6-dev", "headers for the syscall probe"),
 ];
