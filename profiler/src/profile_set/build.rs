@@ -158,7 +158,7 @@ impl BuiltSet {
 }
 
 /// Why a set from a `record --syscalls-only` recording has no activity artifacts.
-pub const SYSCALLS_ONLY: &str = "the recording holds syscalls only (`record --syscalls-only`): apparmor.profile, networkpolicy.yaml and the securityContext need a recording of files, network and capabilities too, so only the seccomp profile and the patch wiring it in were made";
+pub const SYSCALLS_ONLY: &str = "the recording holds syscalls only (`record --syscalls-only`): apparmor.profile, networkpolicy.yaml and the securityContext need a recording of files, network and capabilities too, so only the seccomp profile, the patch wiring it in and its kustomization were made";
 
 /// Why a set has no NetworkPolicy.
 pub const NO_LABELS: &str = "networkpolicy.yaml not made: no labels to select the workload by (an empty podSelector would select every pod of the namespace)";
