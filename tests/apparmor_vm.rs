@@ -101,10 +101,12 @@ fn demo_activity() -> Activity {
     for a in profiler_demo_assets() {
         files.push(access(&format!("/srv/site{a}"), &[Read]));
     }
-    // Tried and done without: not allowed.
-    let mut nss = access("/etc/nsswitch.conf", &[Read]);
-    nss.failed = true;
-    files.push(nss);
+    // The demo bundle's own name service switch (glibc reads it to look www-data up).
+    files.push(access("/etc/nsswitch.conf", &[Read]));
+    // Tried and done without (the bundle has none): not allowed.
+    let mut localtime = access("/etc/localtime", &[Read]);
+    localtime.failed = true;
+    files.push(localtime);
     Activity {
         files,
         capabilities: Some(BTreeSet::from(
@@ -152,7 +154,7 @@ fn demo_profile_passes_the_parser() {
     }
     assert!(p.text.contains("/usr/sbin/nginx rmix,"));
     assert!(!p.text.contains("/etc/shadow"));
-    assert!(p.text.contains("#   /etc/nsswitch.conf"));
+    assert!(p.text.contains("#   /etc/localtime"));
 }
 
 fn vm_available() -> bool {

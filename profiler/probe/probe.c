@@ -15,7 +15,6 @@
  * Exit status: 0 when every name was probed (whatever the results), 2 for an unknown name.
  */
 #include <asm/unistd.h>
-#include <linux/sched.h>
 #include <stddef.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__)

@@ -39,8 +39,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "a reference server (database) for the held-out proof"),
     ("memcached", "a reference server (cache) for the held-out proof"),
     ("haproxy", "a reference server (proxy) for the held-out proof"),
-    ("gcc", "compiles the demo's syscall probe"),
-    ("libc6-dev", "headers for the syscall probe"),
+    ("gcc", "builds profgen's seccomp probe (a static, freestanding binary)"),
+    ("libc6-dev", "kernel headers for the seccomp probe"),
 ];
 
 pub fn run() -> Result<()> {

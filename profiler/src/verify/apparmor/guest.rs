@@ -29,6 +29,8 @@ pub struct Script<'a> {
     /// Runs `apparmor_parser` / `aa-exec` (through profgen's loader).
     pub parser: &'a str,
     pub aa_exec: &'a str,
+    /// Runs util-linux's `setpriv`; needed only when the process is not root.
+    pub setpriv: Option<&'a str>,
     /// The suite's command line, when there is a suite.
     pub suite: Option<String>,
 }
@@ -85,10 +87,23 @@ echo "PROFGEN ready $ready"
             (address, ready)
         }
     };
-    let user = if (w.uid, w.gid) == (0, 0) {
-        String::new()
-    } else {
-        format!("chpst -u {}:{} ", w.uid, w.gid)
+    // The user switch comes before aa-exec, so the profile applies to the workload alone.
+    let user = match s.setpriv {
+        Some(setpriv) if (w.uid, w.gid) != (0, 0) || !w.additional_gids.is_empty() => {
+            let groups = match w.additional_gids.is_empty() {
+                true => "--clear-groups".to_owned(),
+                false => format!(
+                    "--groups={}",
+                    w.additional_gids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            };
+            format!("{setpriv} --reuid={} --regid={} {groups} ", w.uid, w.gid)
+        }
+        _ => String::new(),
     };
     let suite = match &s.suite {
         Some(cmd) => format!(
@@ -216,6 +231,7 @@ mod tests {
             cwd: "/data".into(),
             uid: 0,
             gid: 0,
+            additional_gids: Vec::new(),
             tmpfs: vec![("/run".into(), vec!["mode=755".into()])],
             capabilities: Vec::new(),
             wait_tcp: Some("198.51.100.2:6390".parse().unwrap()),
@@ -232,6 +248,7 @@ mod tests {
             workload: &w,
             parser: "P",
             aa_exec: "A",
+            setpriv: None,
             suite: Some("S '-q'".into()),
         });
         assert!(
@@ -248,7 +265,7 @@ mod tests {
         assert!(s.contains("/:18F6$/ && $4 == \"0A\""), "{s}");
         assert!(s.contains("timeout 60 S '-q' < /dev/null"));
         assert!(s.contains("A -p redis -- /.profgen/bin/busybox cat /etc/shadow"));
-        assert!(!s.contains("chpst"));
+        assert!(!s.contains("--reuid"));
     }
 
     #[test]
@@ -256,14 +273,23 @@ mod tests {
         let mut w = workload();
         (w.uid, w.gid) = (999, 998);
         w.wait_tcp = Some("127.0.0.1:80".parse().unwrap());
-        let s = init_script(&Script {
-            name: "redis",
-            workload: &w,
-            parser: "P",
-            aa_exec: "A",
-            suite: None,
-        });
-        assert!(s.contains("chpst -u 999:998 A -p redis --"), "{s}");
+        let script = |w: &Workload| {
+            init_script(&Script {
+                name: "redis",
+                workload: w,
+                parser: "P",
+                aa_exec: "A",
+                setpriv: Some("U"),
+                suite: None,
+            })
+        };
+        let s = script(&w);
+        assert!(
+            s.contains("U --reuid=999 --regid=998 --clear-groups A -p redis --"),
+            "{s}"
+        );
+        w.additional_gids = vec![4, 27];
+        assert!(script(&w).contains("U --reuid=999 --regid=998 --groups=4,27 A -p"));
         assert!(!s.contains("ip addr add"), "loopback needs no address: {s}");
         assert!(!s.contains("suite-rc"));
     }

@@ -157,6 +157,14 @@ pub fn build_initramfs(
     let parser =
         img.private_program(&parser, &format!("{}/bin/apparmor_parser", image::PRIVATE))?;
     let aa_exec = img.private_program(&aa_exec, &format!("{}/bin/aa-exec", image::PRIVATE))?;
+    let root = (workload.uid, workload.gid) == (0, 0) && workload.additional_gids.is_empty();
+    let setpriv = match root {
+        true => None,
+        false => Some(img.private_program(
+            &tool("setpriv", "util-linux")?,
+            &format!("{}/bin/setpriv", image::PRIVATE),
+        )?),
+    };
     let suite = match suite {
         None => None,
         Some((program, args)) => {
@@ -185,6 +193,7 @@ pub fn build_initramfs(
         workload,
         parser: &parser,
         aa_exec: &aa_exec,
+        setpriv: setpriv.as_deref(),
         suite,
     });
     img.write(guest::INIT_PATH, 0o755, script.as_bytes());

@@ -32,6 +32,7 @@ pub struct Workload {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    pub additional_gids: Vec<u32>,
     /// Where the spec mounts a tmpfs, with its `mode=`/`size=` options (`/dev` excepted: the
     /// guest has devtmpfs there).
     pub tmpfs: Vec<(String, Vec<String>)>,
@@ -96,6 +97,7 @@ impl Workload {
             cwd: process.cwd().to_string_lossy().into_owned(),
             uid: process.user().uid(),
             gid: process.user().gid(),
+            additional_gids: process.user().additional_gids().clone().unwrap_or_default(),
             tmpfs,
             capabilities: CAPABILITY_NAMES
                 .iter()

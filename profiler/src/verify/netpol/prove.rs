@@ -75,8 +75,8 @@ pub struct Probe {
 #[derive(Clone, Debug)]
 pub struct NetpolProof {
     pub pod: Pod,
-    /// The pod's address is a placeholder, not the workload's.
-    pub placeholder: bool,
+    /// The pod's addresses that are placeholders, not the workload's.
+    pub placeholders: Vec<IpAddr>,
     pub recorded: Vec<(Connection, Verdict)>,
     /// Recorded flows of a family the pod has no address of (cannot happen with placeholders).
     pub unmatched: Vec<String>,
@@ -150,19 +150,22 @@ impl fmt::Display for NetpolProof {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let ips: Vec<String> = self.pod.ips.iter().map(IpAddr::to_string).collect();
+        let ips: Vec<String> = self
+            .pod
+            .ips
+            .iter()
+            .map(|ip| match self.placeholders.contains(ip) {
+                true => format!("{ip} (a placeholder)"),
+                false => ip.to_string(),
+            })
+            .collect();
         writeln!(
             f,
-            "pod {}/{} ({}) at {}{}",
+            "pod {}/{} ({}) at {}",
             self.pod.namespace,
             self.pod.name,
             labels.join(","),
             ips.join(", "),
-            if self.placeholder {
-                " (placeholder addresses: the recording has the peers', not the pod's)"
-            } else {
-                ""
-            }
         )?;
         if self.recorded.is_empty() {
             writeln!(
@@ -204,7 +207,7 @@ impl fmt::Display for NetpolProof {
 /// Replays the recorded flows and the probes against the policies.
 pub fn prove(check: &NetpolCheck<'_>) -> Result<NetpolProof, ProveError> {
     let first = check.policies.first().ok_or(ProveError::NoPolicy)?;
-    let (mut cluster, pod, placeholder) = world(first, check);
+    let (mut cluster, pod, placeholders) = world(first, check);
     if !cluster.pods.iter().any(|p| p.ips == pod.ips) {
         cluster.pods.push(pod.clone());
     }
@@ -237,15 +240,15 @@ pub fn prove(check: &NetpolCheck<'_>) -> Result<NetpolProof, ProveError> {
         .collect();
     Ok(NetpolProof {
         pod,
-        placeholder,
+        placeholders,
         recorded,
         unmatched,
         probes,
     })
 }
 
-/// The snapshot to judge in, the workload's pod, and whether its addresses are placeholders.
-fn world(policy: &NetworkPolicy, check: &NetpolCheck<'_>) -> (Cluster, Pod, bool) {
+/// The snapshot to judge in, the workload's pod, and which of its addresses are placeholders.
+fn world(policy: &NetworkPolicy, check: &NetpolCheck<'_>) -> (Cluster, Pod, Vec<IpAddr>) {
     let namespace = policy
         .metadata
         .namespace
@@ -273,18 +276,18 @@ fn world(policy: &NetworkPolicy, check: &NetpolCheck<'_>) -> (Cluster, Pod, bool
                 && !p.ips.is_empty()
                 && labels.iter().all(|(k, v)| p.labels.get(k) == Some(v))
         }) {
-            return (cluster.clone(), pod.clone(), false);
+            return (cluster.clone(), pod.clone(), Vec::new());
         }
     }
     let peers: BTreeSet<IpAddr> = check.activity.flows.iter().map(|f| f.peer).collect();
-    let mut ips = check.pod_ips.clone();
-    let placeholder = ips.is_empty();
-    if !ips.iter().any(IpAddr::is_ipv4) {
-        ips.push(unused(IpAddr::V4(PLACEHOLDER_V4), &peers));
+    let mut placeholders = Vec::new();
+    if !check.pod_ips.iter().any(IpAddr::is_ipv4) {
+        placeholders.push(unused(IpAddr::V4(PLACEHOLDER_V4), &peers));
     }
-    if !ips.iter().any(IpAddr::is_ipv6) {
-        ips.push(unused(IpAddr::V6(PLACEHOLDER_V6), &peers));
+    if !check.pod_ips.iter().any(IpAddr::is_ipv6) {
+        placeholders.push(unused(IpAddr::V6(PLACEHOLDER_V6), &peers));
     }
+    let ips = check.pod_ips.iter().chain(&placeholders).copied().collect();
     let pod = Pod {
         name: policy
             .metadata
@@ -300,7 +303,7 @@ fn world(policy: &NetworkPolicy, check: &NetpolCheck<'_>) -> (Cluster, Pod, bool
         owners: Vec::new(),
         ports: Vec::new(),
     };
-    (cluster, pod, placeholder)
+    (cluster, pod, placeholders)
 }
 
 /// `ip`, or the next address after it that is not in `taken`.

@@ -49,7 +49,7 @@ fn proof(yaml: &str, pod_ips: Vec<IpAddr>, cluster: Option<&Cluster>) -> NetpolP
 fn the_demo_policy_admits_its_flow_and_denies_every_probe() {
     let p = proof(DEMO, Vec::new(), None);
     assert!(p.failures().is_empty(), "{p}");
-    assert!(p.placeholder);
+    assert_eq!(p.placeholders.len(), 2);
     assert_eq!(p.pod.namespace, "default");
     assert_eq!(
         p.pod.labels.get("app").map(String::as_str),
@@ -130,7 +130,13 @@ fn widening_on_request_is_a_note_not_a_failure() {
 fn the_pod_address_comes_from_the_caller_or_the_snapshot() {
     let given: IpAddr = "198.51.100.2".parse().unwrap();
     let p = proof(DEMO, vec![given], None);
-    assert!(!p.placeholder);
+    // The other family keeps its placeholder.
+    assert_eq!(p.placeholders, [IpAddr::V6(PLACEHOLDER_V6)]);
+    assert!(
+        p.to_string()
+            .contains("at 198.51.100.2, 2001:db8::10 (a placeholder)"),
+        "{p}"
+    );
     assert_eq!(p.pod.ips[0], given);
     assert!(p.failures().is_empty(), "{p}");
 
@@ -139,7 +145,7 @@ fn the_pod_address_comes_from_the_caller_or_the_snapshot() {
        "spec":{"containers":[{"name":"nginx"}]},"status":{"phase":"Running","podIP":"10.1.2.3"}}]}"#;
     let cluster = Cluster::parse(snapshot).unwrap();
     let p = proof(DEMO, Vec::new(), Some(&cluster));
-    assert!(!p.placeholder);
+    assert!(p.placeholders.is_empty());
     assert_eq!(p.pod.name, "demo-nginx-7d9");
     assert_eq!(p.pod.ips, ["10.1.2.3".parse::<IpAddr>().unwrap()]);
     assert!(p.failures().is_empty(), "{p}");
