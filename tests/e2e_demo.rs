@@ -370,15 +370,22 @@ fn check_profile(profile: &LinuxSeccomp, rec: &Recording, container_rel: &str) {
         missing.is_empty(),
         "the profile lacks recorded calls {missing:?}"
     );
-    let equivalents: BTreeSet<String> =
-        profgen::synth::seccomp::equivalents::added(profgen::model::Abi::X86_64, &recorded)
-            .into_values()
-            .flatten()
-            .collect();
     let runtime_calls: BTreeSet<&str> = profgen::synth::seccomp::runtime::RUNTIMES
         .iter()
         .flat_map(|r| r.calls.iter().map(|c| c.name))
         .collect();
+    // Equivalents of what was recorded and of what the runtimes call (a runtime's tgkill
+    // brings tkill).
+    let base: BTreeSet<String> = recorded
+        .iter()
+        .cloned()
+        .chain(runtime_calls.iter().map(|c| c.to_string()))
+        .collect();
+    let equivalents: BTreeSet<String> =
+        profgen::synth::seccomp::equivalents::added(profgen::model::Abi::X86_64, &base)
+            .into_values()
+            .flatten()
+            .collect();
     let unexplained: Vec<&String> = allowed
         .iter()
         .filter(|n| {
