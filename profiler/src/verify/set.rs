@@ -62,6 +62,17 @@ pub enum Verdict {
     NotRun(String),
 }
 
+/// The artifacts that could not be enforced, each with why: `apparmor (no qemu)`.
+pub fn not_run(outcomes: &[(Artifact, Verdict)]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|(a, v)| match v {
+            Verdict::NotRun(why) => Some(format!("{a} ({why})")),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `FAILED apparmor (2 DENIED for the suite); passed seccomp, securitycontext`: failures
 /// first, each with its reason, then what could not be run, then what passed.
 pub fn summary(outcomes: &[(Artifact, Verdict)]) -> String {
@@ -76,13 +87,7 @@ pub fn summary(outcomes: &[(Artifact, Verdict)]) -> String {
     if !failed.is_empty() {
         parts.push(format!("FAILED {}", failed.join(", ")));
     }
-    let not_run: Vec<String> = outcomes
-        .iter()
-        .filter_map(|(a, v)| match v {
-            Verdict::NotRun(why) => Some(format!("{a} ({why})")),
-            _ => None,
-        })
-        .collect();
+    let not_run = not_run(outcomes);
     if !not_run.is_empty() {
         parts.push(format!("NOT RUN {}", not_run.join(", ")));
     }

@@ -39,13 +39,7 @@ pub fn all(args: &VerifyArgs, inputs: &Inputs) -> anyhow::Result<()> {
     if !failed.is_empty() {
         return Err(VerifyFailed(failed.join(", ")).into());
     }
-    let not_run: Vec<String> = outcomes
-        .iter()
-        .filter_map(|(a, v)| match v {
-            Verdict::NotRun(why) => Some(format!("{a} ({why})")),
-            _ => None,
-        })
-        .collect();
+    let not_run = set::not_run(&outcomes);
     if !not_run.is_empty() {
         return Err(anyhow!("could not verify {}", not_run.join(", ")));
     }
