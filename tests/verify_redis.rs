@@ -24,6 +24,7 @@ use std::{
 
 use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, Spec};
 use profgen::verify::runc::{unique_id, Runc};
+use profgen_demo::netns::PodNetwork;
 use support::*;
 
 const REDIS: &str = "/usr/bin/redis-server";
@@ -54,67 +55,6 @@ fn prerequisites() -> Result<(), String> {
         return Err("`ip` is missing (Debian package iproute2)".into());
     }
     Ok(())
-}
-
-/// A network namespace and the veth pair joining it to the host; removed on drop.
-struct PodNetwork {
-    netns: String,
-    host_if: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = output(Command::new("ip").args(args));
-    assert_success(&format!("ip {}", args.join(" ")), &out);
-}
-
-impl PodNetwork {
-    fn create() -> Self {
-        let tag = std::process::id();
-        let net = Self {
-            netns: format!("profgen-redis-{tag}"),
-            host_if: format!("pgr{tag}h"),
-        };
-        let pod_if = format!("pgr{tag}p");
-        ip(&["netns", "add", &net.netns]);
-        ip(&[
-            "link",
-            "add",
-            &net.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &pod_if,
-            "netns",
-            &net.netns,
-        ]);
-        ip(&["addr", "add", &format!("{NODE_IP}/30"), "dev", &net.host_if]);
-        ip(&["link", "set", &net.host_if, "up"]);
-        let n = &net.netns;
-        ip(&[
-            "-n",
-            n,
-            "addr",
-            "add",
-            &format!("{POD_IP}/30"),
-            "dev",
-            &pod_if,
-        ]);
-        ip(&["-n", n, "link", "set", &pod_if, "up"]);
-        ip(&["-n", n, "link", "set", "lo", "up"]);
-        net
-    }
-}
-
-impl Drop for PodNetwork {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
-    }
 }
 
 /// `dir/rootfs` with redis-server and its libraries as on the host, `/data` for its working
@@ -224,7 +164,8 @@ fn redis_set_recorded_synthesized_and_verified() {
     }
     let profgen = profgen_binary();
     let work = tempfile::tempdir().unwrap();
-    let net = PodNetwork::create();
+    let net = PodNetwork::create("profgen-redis", "pgr", std::process::id(), NODE_IP, POD_IP)
+        .unwrap_or_else(|e| panic!("{e}"));
     let parent = CgroupDir::create("profgen-e2e-redis");
     let bundle = build_bundle(
         &work.path().join("bundle"),

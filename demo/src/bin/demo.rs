@@ -22,7 +22,7 @@ use std::{
     fmt::Display,
     fs,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command},
     thread,
     time::{Duration, Instant},
@@ -39,7 +39,9 @@ use profgen::{
         runc::{unique_id, Runc},
     },
 };
-use profgen_demo::{build_bundle, config, seccomp, suite, synth_args, BundleOptions};
+use profgen_demo::{
+    build_bundle, config, netns::PodNetwork, seccomp, suite, synth_args, BundleOptions,
+};
 
 /// The veth pair's addresses (TEST-NET-2, never routed): the node's end and the pod's.
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -86,8 +88,9 @@ fn main() -> Result<()> {
             ..BundleOptions::new(PORT)
         },
     )?;
-    let net = PodNetwork::create(std::process::id())?;
-    net.join(&mut bundle)?;
+    let net = PodNetwork::create("profgen-demo", "pgd", std::process::id(), NODE_IP, POD_IP)
+        .map_err(anyhow::Error::msg)?;
+    join(&net, &mut bundle)?;
     eprintln!(
         "    nginx gets its own network namespace: {POD_IP}:{PORT}, reached from the node's end {NODE_IP}"
     );
@@ -299,98 +302,31 @@ fn indented(report: &impl Display) {
     }
 }
 
-/// The container's network namespace and the veth pair joining it to the host, removed on
-/// drop whatever happened.
-struct PodNetwork {
-    netns: String,
-    host_if: String,
-}
-
-impl PodNetwork {
-    fn create(tag: u32) -> Result<Self> {
-        let net = Self {
-            netns: format!("profgen-demo-{tag}"),
-            host_if: format!("pgd{tag}h"),
-        };
-        let pod_if = format!("pgd{tag}p");
-        ip(&["netns", "add", &net.netns])?;
-        ip(&[
-            "link",
-            "add",
-            &net.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &pod_if,
-            "netns",
-            &net.netns,
-        ])?;
-        ip(&["addr", "add", &format!("{NODE_IP}/30"), "dev", &net.host_if])?;
-        ip(&["link", "set", &net.host_if, "up"])?;
-        let n = &net.netns;
-        ip(&[
-            "-n",
-            n,
-            "addr",
-            "add",
-            &format!("{POD_IP}/30"),
-            "dev",
-            &pod_if,
-        ])?;
-        ip(&["-n", n, "link", "set", &pod_if, "up"])?;
-        ip(&["-n", n, "link", "set", "lo", "up"])?;
-        Ok(net)
-    }
-
-    /// Points the bundle at the namespace and nginx at the pod's address.
-    fn join(&self, bundle: &mut profgen_demo::Bundle) -> Result<()> {
-        let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&bundle.config)?)?;
-        let namespaces = spec["linux"]["namespaces"]
-            .as_array_mut()
-            .context("config.json has no linux.namespaces")?;
-        namespaces.push(serde_json::json!({
-            "type": "network",
-            "path": PathBuf::from("/run/netns").join(&self.netns),
-        }));
-        fs::write(&bundle.config, serde_json::to_vec_pretty(&spec)?)?;
-        let conf = bundle
-            .rootfs
-            .join(config::NGINX_CONF.trim_start_matches('/'));
-        let text = fs::read_to_string(&conf)?;
-        ensure!(
-            text.contains("listen 127.0.0.1:"),
-            "{} does not listen on 127.0.0.1",
-            conf.display()
-        );
-        fs::write(
-            &conf,
-            text.replace("listen 127.0.0.1:", &format!("listen {POD_IP}:")),
-        )?;
-        bundle.addr = SocketAddr::from((POD_IP, bundle.addr.port()));
-        Ok(())
-    }
-}
-
-impl Drop for PodNetwork {
-    fn drop(&mut self) {
-        // Deleting one end of a veth pair deletes both.
-        let _ = ip(&["link", "del", &self.host_if]);
-        let _ = ip(&["netns", "del", &self.netns]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip (Debian package iproute2)")?;
+/// Points the bundle at the namespace and nginx at the pod's address.
+fn join(net: &PodNetwork, bundle: &mut profgen_demo::Bundle) -> Result<()> {
+    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&bundle.config)?)?;
+    let namespaces = spec["linux"]["namespaces"]
+        .as_array_mut()
+        .context("config.json has no linux.namespaces")?;
+    namespaces.push(serde_json::json!({
+        "type": "network",
+        "path": net.path(),
+    }));
+    fs::write(&bundle.config, serde_json::to_vec_pretty(&spec)?)?;
+    let conf = bundle
+        .rootfs
+        .join(config::NGINX_CONF.trim_start_matches('/'));
+    let text = fs::read_to_string(&conf)?;
     ensure!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
+        text.contains("listen 127.0.0.1:"),
+        "{} does not listen on 127.0.0.1",
+        conf.display()
     );
+    fs::write(
+        &conf,
+        text.replace("listen 127.0.0.1:", &format!("listen {POD_IP}:")),
+    )?;
+    bundle.addr = SocketAddr::from((POD_IP, bundle.addr.port()));
     Ok(())
 }
 
