@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod bundle;
+pub mod guest;
 pub mod haproxy;
 pub mod lifecycle;
 pub mod memcached;
