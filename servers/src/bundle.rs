@@ -122,6 +122,46 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// A copy of the bundle at `dir` for a VM that has no bind mounts: the root filesystem
+    /// with the state directories' current contents at their destinations (owners and modes
+    /// kept), and a `config.json` without the binds. The guest works on the copy; the host's
+    /// state is not touched.
+    pub fn vm_copy(&self, dir: &Path) -> Result<PathBuf, BundleError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let rootfs_dir = dir.join("rootfs");
+        copy_all(&self.rootfs, &rootfs_dir)?;
+        for bind in &self.config.binds {
+            let dest = rootfs_dir.join(bind.destination.trim_start_matches('/'));
+            copy_all(&bind.source, &dest)?;
+        }
+        let cfg = ContainerConfig {
+            binds: Vec::new(),
+            ..self.config.clone()
+        };
+        write_spec(&dir.join("config.json"), &cfg)?;
+        Ok(dir.to_owned())
+    }
+}
+
+/// `cp -a SRC/. DEST`: contents, owners, modes, symlinks as they are.
+fn copy_all(src: &Path, dest: &Path) -> Result<(), BundleError> {
+    fs::create_dir_all(dest).map_err(io_err(dest))?;
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(src.join("."))
+        .arg(dest)
+        .output()
+        .map_err(io_err(Path::new("cp")))?;
+    if !out.status.success() {
+        return Err(BundleError::Io {
+            path: src.to_owned(),
+            source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+        });
+    }
+    Ok(())
+}
+
 fn write_spec(path: &Path, cfg: &ContainerConfig) -> Result<(), BundleError> {
     let json = serde_json::to_string_pretty(&oci::spec(cfg)).expect("a spec serializes");
     fs::write(path, json).map_err(io_err(path))
@@ -331,5 +371,17 @@ mod tests {
             .iter()
             .any(|m| m["source"] == serde_json::json!(state.join("data"))));
         assert!(build(&dir.path().join("a"), &state, &recipe).is_err());
+
+        // The VM's copy holds the state at its destination, and mounts no host directory.
+        let vm = b.vm_copy(&dir.path().join("vm")).unwrap();
+        assert_eq!(fs::read(vm.join("rootfs/var/lib/app/kept")).unwrap(), b"1");
+        assert!(vm.join("rootfs/bin/sh").exists());
+        let spec: serde_json::Value =
+            serde_json::from_slice(&fs::read(vm.join("config.json")).unwrap()).unwrap();
+        assert!(!spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "bind"));
     }
 }

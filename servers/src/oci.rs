@@ -179,6 +179,15 @@ fn mounts(cfg: &ContainerConfig) -> Vec<Mount> {
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
+        // As `runc spec` and Docker give it: servers read sysfs at start (redis its
+        // transparent huge page setting and clock source), and what failed in the recording
+        // for want of it would be refused on a real node.
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
     ];
     for (dir, mode) in &cfg.tmpfs {
         mounts.push(mount(
@@ -202,7 +211,7 @@ fn mounts(cfg: &ContainerConfig) -> Vec<Mount> {
 /// Directories that must exist in the root filesystem for the mounts: runc cannot create
 /// them once the root is read-only.
 pub fn mount_points(cfg: &ContainerConfig) -> Vec<String> {
-    let mut dirs: Vec<String> = ["/proc", "/dev", "/dev/pts", "/dev/shm"]
+    let mut dirs: Vec<String> = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"]
         .map(String::from)
         .to_vec();
     dirs.extend(cfg.tmpfs.iter().map(|(d, _)| d.clone()));

@@ -185,6 +185,9 @@ pub fn suite(opts: &SuiteOptions) -> Vec<Check> {
                     c.value(&format!("SELECT count(*) FROM items WHERE run = {r}"))?,
                     &(ROWS - ROWS / 10).to_string(),
                 )?;
+            }
+            // Only the last run's database is kept (each is a copy of template1).
+            if let Some(r) = run.checked_sub(1) {
                 let mut other = connect(addr, &format!("profgen_run_{r}"))?;
                 expect(other.value("SELECT note FROM notes")?, &format!("run {r}"))?;
             }
@@ -314,8 +317,13 @@ pub fn suite(opts: &SuiteOptions) -> Vec<Check> {
         }),
     );
     checks.add(
-        format!("CREATE DATABASE profgen_run_{run} and a table in it"),
+        format!(
+            "CREATE DATABASE profgen_run_{run} and a table in it, DROP DATABASE of an older one"
+        ),
         connect(addr, "postgres").and_then(|mut c| {
+            if let Some(old) = run.checked_sub(2) {
+                c.query(&format!("DROP DATABASE IF EXISTS profgen_run_{old}"))?;
+            }
             c.query(&format!("DROP DATABASE IF EXISTS profgen_run_{run}"))?;
             c.query(&format!("CREATE DATABASE profgen_run_{run}"))?;
             let mut db = connect(addr, &format!("profgen_run_{run}"))?;
