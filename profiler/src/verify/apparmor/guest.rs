@@ -29,6 +29,9 @@ pub struct Script<'a> {
     /// Runs `apparmor_parser` / `aa-exec` (through profgen's loader).
     pub parser: &'a str,
     pub aa_exec: &'a str,
+    /// Runs util-linux's `setpriv` (through profgen's loader): Debian's busybox-static has no
+    /// `chpst`, and `su`/`start-stop-daemon` want a user name where the spec has numbers.
+    pub setpriv: &'a str,
     /// The suite's command line, when there is a suite.
     pub suite: Option<String>,
 }
@@ -88,7 +91,10 @@ echo "PROFGEN ready $ready"
     let user = if (w.uid, w.gid) == (0, 0) {
         String::new()
     } else {
-        format!("chpst -u {}:{} ", w.uid, w.gid)
+        format!(
+            "{} --reuid={} --regid={} --clear-groups ",
+            s.setpriv, w.uid, w.gid
+        )
     };
     let suite = match &s.suite {
         Some(cmd) => format!(
@@ -232,6 +238,7 @@ mod tests {
             workload: &w,
             parser: "P",
             aa_exec: "A",
+            setpriv: "U",
             suite: Some("S '-q'".into()),
         });
         assert!(
@@ -248,7 +255,7 @@ mod tests {
         assert!(s.contains("/:18F6$/ && $4 == \"0A\""), "{s}");
         assert!(s.contains("timeout 60 S '-q' < /dev/null"));
         assert!(s.contains("A -p redis -- /.profgen/bin/busybox cat /etc/shadow"));
-        assert!(!s.contains("chpst"));
+        assert!(!s.contains("U --reuid"));
     }
 
     #[test]
@@ -261,9 +268,13 @@ mod tests {
             workload: &w,
             parser: "P",
             aa_exec: "A",
+            setpriv: "U",
             suite: None,
         });
-        assert!(s.contains("chpst -u 999:998 A -p redis --"), "{s}");
+        assert!(
+            s.contains("U --reuid=999 --regid=998 --clear-groups A -p redis --"),
+            "{s}"
+        );
         assert!(!s.contains("ip addr add"), "loopback needs no address: {s}");
         assert!(!s.contains("suite-rc"));
     }

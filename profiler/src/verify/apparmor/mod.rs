@@ -143,6 +143,7 @@ pub fn build_initramfs(
     let busybox = tool("busybox", "busybox-static")?;
     let parser = tool("apparmor_parser", "apparmor")?;
     let aa_exec = tool("aa-exec", "apparmor")?;
+    let setpriv = tool("setpriv", "util-linux")?;
     let suite = match workload.suite.split_first() {
         None => None,
         Some((program, args)) => Some((suite_program(program)?, args)),
@@ -157,6 +158,7 @@ pub fn build_initramfs(
     let parser =
         img.private_program(&parser, &format!("{}/bin/apparmor_parser", image::PRIVATE))?;
     let aa_exec = img.private_program(&aa_exec, &format!("{}/bin/aa-exec", image::PRIVATE))?;
+    let setpriv = img.private_program(&setpriv, &format!("{}/bin/setpriv", image::PRIVATE))?;
     let suite = match suite {
         None => None,
         Some((program, args)) => {
@@ -185,6 +187,7 @@ pub fn build_initramfs(
         workload,
         parser: &parser,
         aa_exec: &aa_exec,
+        setpriv: &setpriv,
         suite,
     });
     img.write(guest::INIT_PATH, 0o755, script.as_bytes());
