@@ -33,7 +33,7 @@ use std::{
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
 use profgen::verify::{
-    apparmor::{prove, AppArmorCheck, VmOptions},
+    apparmor::{find_kernel, prove, AppArmorCheck, VmOptions},
     load_profile, with_seccomp,
 };
 use profgen_demo::seccomp;
@@ -59,8 +59,21 @@ fn prerequisites(servers: &[Server]) -> Result<(), String> {
     if !is_root() {
         return Err("runc containers and eBPF need root".into());
     }
-    if Command::new("runc").arg("--version").output().is_err() {
-        return Err("`runc` is not installed".into());
+    for (bin, package) in [
+        ("runc", "runc"),
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("apparmor_parser", "apparmor"),
+    ] {
+        if Command::new(bin).arg("--version").output().is_err() {
+            return Err(format!(
+                "`{bin}` is not installed (Debian package {package})"
+            ));
+        }
+    }
+    if find_kernel().is_none() {
+        return Err(
+            "no /boot/vmlinuz-* for the AppArmor VM (Debian package linux-image-amd64)".into(),
+        );
     }
     for s in servers {
         let recipe = s.recipe(1);

@@ -286,7 +286,12 @@ pub fn suite(opts: &SuiteOptions) -> Vec<Check> {
     checks.add(
         "reload through the master CLI: a new worker serves",
         (|| {
-            let before = cli(master, "show proc")?;
+            // The master CLI may start listening after the frontend does.
+            let mut before = String::new();
+            wait_until(Duration::from_secs(10), || {
+                before = cli(master, "show proc")?;
+                Ok(true)
+            })?;
             cli(master, "reload")?;
             wait_until(Duration::from_secs(15), || {
                 Ok(cli(master, "show proc").is_ok_and(|after| {

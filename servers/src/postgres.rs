@@ -22,6 +22,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const MODULES: [&str; 4] = ["plpgsql", "dict_snowball", "pg_stat_statements", "pgcrypto"];
 const ROWS: u32 = 10_000;
 
+/// `huge_pages = off`: with `try` (the default) the postmaster first maps its shared memory
+/// from an anonymous hugetlbfs file, which AppArmor mediates as `/` (`file_mmap`, `rw`) and no
+/// profile rule can name; the map is refused, postgres falls back to normal pages, and the
+/// kernel logs a DENIED line. The recording cannot see it (only executable maps are file
+/// accesses), and the container host had no huge pages either.
 pub fn config(port: u16) -> String {
     format!(
         "data_directory = '{DATA}'
@@ -32,6 +37,7 @@ port = {port}
 max_connections = 30
 unix_socket_directories = '/run/postgresql'
 shared_buffers = 32MB
+huge_pages = off
 dynamic_shared_memory_type = posix
 shared_preload_libraries = 'pg_stat_statements'
 jit = off

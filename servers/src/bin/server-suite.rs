@@ -120,3 +120,35 @@ fn restart_after_kill(
             guest::stop(args.server, &mut child, Duration::from_secs(30)),
         )
 }
+
+/// What the guest's own report cuts off: the listening ports and the server's complaints.
+fn diagnose(log: &std::path::Path) {
+    let listening: Vec<u16> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| {
+            t.lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    let port = f.get(1)?.rsplit_once(':')?.1;
+                    (f.get(3) == Some(&"0A")).then(|| u16::from_str_radix(port, 16).ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    println!("diagnosis: listening on {listening:?}");
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let complaints: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            ["alert", "error", "fatal", "panic", "cannot", "failed"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect();
+    for l in complaints.iter().rev().take(8).rev() {
+        println!("diagnosis: {l}");
+    }
+}
