@@ -114,6 +114,9 @@ fn restart_after_kill(
         "suite after the restart",
         &args.server.suite(&opts(previous)),
     );
+    if failed > 0 {
+        diagnose(&args.workload_log);
+    }
     failed
         + step(
             &format!("graceful stop (SIG{})", args.server.stop_signal()),
