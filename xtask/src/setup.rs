@@ -37,6 +37,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "a reference server besides the demo: `profgen verify` proves a set for its bundle",
     ),
     (
+        "postgresql",
+        "a reference database for the held-out proof (tests/heldout.rs)",
+    ),
+    (
+        "memcached",
+        "a reference cache for the held-out proof (tests/heldout.rs)",
+    ),
+    (
+        "haproxy",
+        "a reference proxy for the held-out proof (tests/heldout.rs)",
+    ),
+    (
         "gcc",
         "builds profgen's seccomp probe (a static, freestanding binary)",
     ),
