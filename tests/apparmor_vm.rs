@@ -1,12 +1,12 @@
 //! The AppArmor profile for the demo, proven in a kernel that enforces AppArmor.
 //!
-//! Until the recorder fills `Activity` for real, the demo's activity is written out here:
-//! what nginx does when it serves `demo/site` with `demo/nginx.conf` in the guest (the
-//! binary, its config, the user database, the site, its pid file and temp dirs, the log its
-//! stdout goes to, the capabilities it needs to switch to www-data). The profile synthesized
-//! from it must pass the real parser; in the VM the test suite must pass with zero DENIED
-//! lines, and probes confined by the same profile (read /etc/shadow, write under /usr) must
-//! be denied.
+//! The demo's activity is written out here by hand: what nginx does when it serves
+//! `demo/site` with `demo/nginx.conf` from the demo's bundle (the binary, its config, the
+//! user database, the site, its pid file and temp dirs, the capabilities it needs to switch to
+//! www-data). The profile synthesized from it must pass the real parser; in the VM, whose root
+//! is the demo bundle's root filesystem, the test suite must pass with zero DENIED lines, and
+//! probes confined by the same profile (read /etc/shadow, write under /usr) must be denied.
+//! The VM runs through `verify::apparmor::prove`, what `profgen verify --apparmor` runs.
 //!
 //! `recorded_profile_enforced_in_a_vm` does the same with the profile synthesized from the
 //! demo's real recording (`profiles/demo-nginx/recording.json`, written by `cargo xtask demo`
@@ -16,9 +16,14 @@
 //! Needs `qemu-system-x86_64` and `/boot/vmlinuz-*`, not root. Skips with a reason when they
 //! are absent, unless CI=true.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     collections::BTreeSet,
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use profgen::{
@@ -30,8 +35,9 @@ use profgen::{
         apparmor::{apparmor, AppArmorOptions},
         workload_activity,
     },
-    verify::apparmor::{enforce, find_kernel, parser, VmOptions, VmReport},
+    verify::apparmor::{find_kernel, parser, prove, AppArmorCheck, AppArmorProof, VmOptions},
 };
+use profgen_demo::{build_bundle, BundleOptions};
 
 const NAME: &str = "demo-nginx";
 
@@ -80,7 +86,6 @@ fn demo_activity() -> Activity {
         // O_RDWR|O_CREAT|O_TRUNC, removed at exit.
         access("/run/nginx.pid", &[Read, Create, Write, Truncate, Unlink]),
         access("/var/lib/nginx/", &[Read]),
-        access("/var/log/nginx/console.log", &[Append, Create, Write]),
         // `access_log /dev/stdout` with O_CREAT: AppArmor names the magic link itself.
         access("/proc/1/fd/1", &[Append, Create]),
         access("/srv/site/", &[Read]),
@@ -96,10 +101,12 @@ fn demo_activity() -> Activity {
     for a in profiler_demo_assets() {
         files.push(access(&format!("/srv/site{a}"), &[Read]));
     }
-    // Tried and done without: not allowed.
-    let mut nss = access("/etc/nsswitch.conf", &[Read]);
-    nss.failed = true;
-    files.push(nss);
+    // The demo bundle's own name service switch (glibc reads it to look www-data up).
+    files.push(access("/etc/nsswitch.conf", &[Read]));
+    // Tried and done without (the bundle has none): not allowed.
+    let mut localtime = access("/etc/localtime", &[Read]);
+    localtime.failed = true;
+    files.push(localtime);
     Activity {
         files,
         capabilities: Some(BTreeSet::from(
@@ -136,17 +143,6 @@ fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
-/// `demo-suite` from the same target directory as this test, or `PROFGEN_DEMO_SUITE`.
-fn demo_suite() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PROFGEN_DEMO_SUITE") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let p = profile_dir.join("demo-suite");
-    p.is_file().then_some(p)
-}
-
 #[test]
 fn demo_profile_passes_the_parser() {
     let p = apparmor(NAME, &demo_activity(), &AppArmorOptions::default()).unwrap();
@@ -158,7 +154,7 @@ fn demo_profile_passes_the_parser() {
     }
     assert!(p.text.contains("/usr/sbin/nginx rmix,"));
     assert!(!p.text.contains("/etc/shadow"));
-    assert!(p.text.contains("#   /etc/nsswitch.conf"));
+    assert!(p.text.contains("#   /etc/localtime"));
 }
 
 fn vm_available() -> bool {
@@ -177,43 +173,38 @@ fn vm_available() -> bool {
     true
 }
 
-/// Enforces `text` in the VM with the demo workload and suite; panics with every fact that
-/// does not hold.
-fn prove_in_vm(text: &str) -> VmReport {
-    let mut opts = VmOptions::demo(&repo());
-    opts.suite = demo_suite();
-    if opts.suite.is_none() {
-        assert!(
-            !ci(),
-            "CI=true but demo-suite is not built (cargo build -p profgen-demo)"
-        );
-        println!("note: demo-suite not built; only the URL checks run (cargo build -p profgen-demo --bin demo-suite)");
-    }
-    let report = enforce(text, NAME, &opts).expect("the VM ran");
-    println!(
-        "boot {:.1}s, total {:.1}s, label {:?}, urls ok {}, suite exit {:?}",
-        report.boot_secs, report.total_secs, report.nginx_label, report.urls_ok, report.suite_exit
-    );
-    for l in &report.suite_output {
-        println!("suite: {l}");
-    }
-    println!("workload DENIED lines: {}", report.workload_denied.len());
-    for l in &report.workload_denied {
-        println!("  {l}");
-    }
-    for (name, rc, denied) in &report.probes {
-        println!("probe {name}: exit {rc}, {} DENIED lines", denied.len());
-        for l in denied {
-            println!("  {l}");
-        }
-    }
-    let failures = report.failures(opts.urls.len());
+/// nginx's port in the demo bundle.
+const PORT: u16 = 8080;
+
+/// Enforces `text` in the VM with the demo bundle and its suite, through the library's
+/// proof; panics with every fact that does not hold.
+fn prove_in_vm(text: &str) -> AppArmorProof {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = build_bundle(&dir.path().join("bundle"), &BundleOptions::new(PORT))
+        .expect("building the demo bundle");
+    let profile = dir.path().join("apparmor.profile");
+    std::fs::write(&profile, text).unwrap();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, PORT));
+    let proof = prove(&AppArmorCheck {
+        profile,
+        bundle: bundle.dir.clone(),
+        wait_tcp: Some(addr),
+        suite: vec![
+            support::demo_suite_binary().into(),
+            "--url".into(),
+            format!("http://{addr}").into(),
+        ],
+        suite_timeout: Duration::from_secs(120),
+        vm: VmOptions::default(),
+    })
+    .expect("the VM ran");
+    println!("{proof}");
+    let failures = proof.failures();
+    let report = proof.vm.as_ref().expect("the VM ran");
     if !failures.is_empty() {
-        for l in &report.nginx_output {
-            println!("nginx: {l}");
-        }
         panic!("{failures:#?}\n--- console ---\n{}", report.console);
     }
+    assert_eq!(report.suite_exit, Some(0));
     let shadow = &report
         .probes
         .iter()
@@ -229,7 +220,7 @@ fn prove_in_vm(text: &str) -> VmReport {
         usr.iter().any(|l| l.contains("/usr/profgen-probe")),
         "{usr:?}"
     );
-    report
+    proof
 }
 
 #[test]
@@ -240,16 +231,6 @@ fn demo_profile_enforced_in_a_vm() {
     let profile = apparmor(NAME, &demo_activity(), &AppArmorOptions::default()).unwrap();
     prove_in_vm(&profile.text);
 }
-
-/// The demo container's capabilities (`demo/src/config.rs`).
-const DEMO_CONTAINER_CAPS: &[&str] = &[
-    "audit_write",
-    "kill",
-    "net_bind_service",
-    "chown",
-    "setgid",
-    "setuid",
-];
 
 /// The demo's recording: `PROFGEN_RECORDING`, else the committed one.
 fn demo_recording() -> (PathBuf, Recording) {
@@ -289,7 +270,5 @@ fn recorded_profile_enforced_in_a_vm() {
     println!("recording: {}", path.display());
     let p = apparmor(NAME, &workload_activity(&rec), &AppArmorOptions::default()).unwrap();
     println!("{}", p.text);
-    prove_in_vm(&for_the_vm(&p.text, DEMO_CONTAINER_CAPS));
+    prove_in_vm(&p.text);
 }
-
-use profgen::verify::apparmor::for_the_vm;

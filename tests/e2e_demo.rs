@@ -430,14 +430,15 @@ fn check_profile(profile: &LinuxSeccomp, rec: &Recording, container_rel: &str) {
         .iter()
         .flat_map(|r| r.calls.iter().map(|c| c.name))
         .collect();
-    // The runtimes' calls get their equivalents too (Go's tgkill, another build's tkill).
-    let made: BTreeSet<String> = recorded
+    // Equivalents of what was recorded and of what the runtimes call (a runtime's tgkill
+    // brings tkill).
+    let base: BTreeSet<String> = recorded
         .iter()
         .cloned()
-        .chain(runtime_calls.iter().map(|n| n.to_string()))
+        .chain(runtime_calls.iter().map(|c| c.to_string()))
         .collect();
     let equivalents: BTreeSet<String> =
-        profgen::synth::seccomp::equivalents::added(profgen::model::Abi::X86_64, &made)
+        profgen::synth::seccomp::equivalents::added(profgen::model::Abi::X86_64, &base)
             .into_values()
             .flatten()
             .collect();

@@ -475,7 +475,7 @@ fn check_set(dir: &Path, index: &Index) {
         }
     }
     assert!(rec.allowed_syscalls().contains_key(&Abi::X86_64));
-    assert!(set_dir.join("securitycontext.txt").is_file());
+    assert!(set_dir.join("securitycontext.md").is_file());
     // What Kubernetes needs, per workload container: the AppArmor profile, a NetworkPolicy
     // selecting the replicas by their shared labels, and the patch wiring both profiles in.
     for file in [
@@ -771,6 +771,7 @@ fn record_pod_syscalls_only_writes_the_seccomp_profile_alone() {
     assert_eq!(
         files,
         [
+            "kustomization.yaml",
             "recording.json",
             "seccomp.json",
             "securitycontext-patch.yaml"

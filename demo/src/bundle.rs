@@ -5,7 +5,6 @@ use std::{
     fs,
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use oci_spec::runtime::LinuxSeccomp;
@@ -17,9 +16,9 @@ use crate::{
 };
 
 const NGINX_CONF_TEMPLATE: &str = include_str!("../nginx.conf");
-const PROBE_SOURCE: &str = include_str!("../probe.c");
 
-/// The probe's path inside the container.
+/// The probe's path inside the container: profgen's own (`profgen verify` brings it into any
+/// container; the demo's bundle also holds a copy, for running it by hand).
 pub const PROBE_PATH: &str = "/probe";
 
 const PASSWD: &str = "\
@@ -41,8 +40,8 @@ pub enum BundleError {
     Exists(PathBuf),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
-    #[error("compiling the probe with `{cc}` failed: {message}")]
-    Probe { cc: String, message: String },
+    #[error("profgen was built without its seccomp probe (no C compiler at build time): install gcc and rebuild")]
+    NoProbe,
 }
 
 /// What to build.
@@ -60,8 +59,6 @@ pub struct BundleOptions {
     pub nginx: PathBuf,
     /// The host's mime.types, copied as /etc/nginx/mime.types.
     pub mime_types: PathBuf,
-    /// C compiler for the probe.
-    pub cc: String,
 }
 
 impl BundleOptions {
@@ -72,7 +69,6 @@ impl BundleOptions {
             seccomp: None,
             nginx: PathBuf::from(config::NGINX_BIN),
             mime_types: PathBuf::from("/etc/nginx/mime.types"),
-            cc: "cc".into(),
         }
     }
 }
@@ -144,7 +140,8 @@ pub fn build_bundle(dir: &Path, opts: &BundleOptions) -> Result<Bundle, BundleEr
     for dir in config::mount_points() {
         rootfs::create_dirs(&rootfs_dir.join(dir.trim_start_matches('/')))?;
     }
-    install_probe(&rootfs_dir, &opts.cc)?;
+    let probe = profgen::verify::shipped_probe::binary().ok_or(BundleError::NoProbe)?;
+    rootfs::write_file(&rootfs_dir, PROBE_PATH, probe, 0o755)?;
 
     let bundle = Bundle {
         config: dir.join("config.json"),
@@ -158,36 +155,6 @@ pub fn build_bundle(dir: &Path, opts: &BundleOptions) -> Result<Bundle, BundleEr
         seccomp: opts.seccomp.clone(),
     })?;
     Ok(bundle)
-}
-
-/// Compiles the probe against the host's glibc (the one copied for nginx) and installs it
-/// with whatever it links to.
-fn install_probe(rootfs_dir: &Path, cc: &str) -> Result<(), BundleError> {
-    let build = tempfile::tempdir().map_err(io_err(&std::env::temp_dir()))?;
-    let source = build.path().join("probe.c");
-    fs::write(&source, PROBE_SOURCE).map_err(io_err(&source))?;
-    let binary = build.path().join("probe");
-    let out = Command::new(cc)
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .map_err(|e| BundleError::Probe {
-            cc: cc.to_owned(),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(BundleError::Probe {
-            cc: cc.to_owned(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    for lib in rootfs::shared_libraries(&binary)? {
-        rootfs::mirror(rootfs_dir, &lib)?;
-    }
-    let bytes = fs::read(&binary).map_err(io_err(&binary))?;
-    rootfs::write_file(rootfs_dir, PROBE_PATH, &bytes, 0o755)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod config;
 pub mod http;
+pub mod netns;
 pub mod rootfs;
 pub mod seccomp;
 pub mod site;

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod diff;
 pub mod k8s;
 pub mod model;
+pub mod naming;
 pub mod output;
 pub mod paths;
 pub mod profile_set;

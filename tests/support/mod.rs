@@ -122,6 +122,11 @@ pub fn demo_suite_binary() -> PathBuf {
     cargo_binary("profgen-demo", "demo-suite")
 }
 
+/// The reference servers' suites (`profgen-servers`), run inside the AppArmor VM.
+pub fn server_suite_binary() -> PathBuf {
+    cargo_binary("profgen-servers", "server-suite")
+}
+
 /// Runs a command to completion, capturing its output, with stdin closed.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())

@@ -32,8 +32,27 @@ const PACKAGES: &[(&str, &str)] = &[
         "seccomp",
         "scmp_sys_resolver cross-checks the syscall tables",
     ),
-    ("gcc", "compiles the demo's syscall probe"),
-    ("libc6-dev", "headers for the syscall probe"),
+    (
+        "redis-server",
+        "a reference server besides the demo: `profgen verify` proves a set for its bundle",
+    ),
+    (
+        "postgresql",
+        "a reference database for the held-out proof (tests/heldout.rs)",
+    ),
+    (
+        "memcached",
+        "a reference cache for the held-out proof (tests/heldout.rs)",
+    ),
+    (
+        "haproxy",
+        "a reference proxy for the held-out proof (tests/heldout.rs)",
+    ),
+    (
+        "gcc",
+        "builds profgen's seccomp probe (a static, freestanding binary)",
+    ),
+    ("libc6-dev", "kernel headers for the seccomp probe"),
 ];
 
 pub fn run() -> Result<()> {

@@ -19,9 +19,10 @@
 
 use std::{
     collections::BTreeMap,
+    fmt::Display,
     fs,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command},
     thread,
     time::{Duration, Instant},
@@ -30,17 +31,16 @@ use std::{
 use anyhow::{bail, ensure, Context as _, Result};
 use profgen::{
     cgroup::Cgroup,
-    cluster::{Cluster, Namespace, Pod, NAMESPACE_NAME_LABEL},
-    model::{Protocol, Recording},
+    model::Recording,
     synth::workload_activity,
     verify::{
-        apparmor::{enforce, parser, VmOptions},
-        netpol::{parse_policies, recorded_connections, Connection, Evaluator},
+        apparmor::{self, AppArmorCheck, VmOptions},
+        netpol::{self, parse_policies, NetpolCheck},
         runc::{unique_id, Runc},
     },
 };
 use profgen_demo::{
-    build_bundle, config, seccomp, suite, synth_args, BundleOptions, LABELS, NAME, NAMESPACE,
+    build_bundle, config, netns::PodNetwork, seccomp, suite, synth_args, BundleOptions,
 };
 
 /// The veth pair's addresses (TEST-NET-2, never routed): the node's end and the pod's.
@@ -51,8 +51,6 @@ const POD_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 const PORT: u16 = 8080;
 /// Runs recorded and merged: a syscall or file that only some runs need is still allowed.
 const RUNS: u32 = 3;
-/// A client the recording never saw.
-const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 
 fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -90,8 +88,9 @@ fn main() -> Result<()> {
             ..BundleOptions::new(PORT)
         },
     )?;
-    let net = PodNetwork::create(std::process::id())?;
-    net.join(&mut bundle)?;
+    let net = PodNetwork::create("profgen-demo", "pgd", std::process::id(), NODE_IP, POD_IP)
+        .map_err(anyhow::Error::msg)?;
+    join(&net, &mut bundle)?;
     eprintln!(
         "    nginx gets its own network namespace: {POD_IP}:{PORT}, reached from the node's end {NODE_IP}"
     );
@@ -135,12 +134,51 @@ fn main() -> Result<()> {
     drop(net);
     let _ = fs::remove_dir(&parent);
 
-    let rec = Recording::load(out_dir.join("recording.json"))?;
+    // The same proofs `profgen verify --apparmor`/`--network-policy` run.
     step("AppArmor: the profile enforced by Debian's kernel under qemu, the same suite, probes");
-    let aa = prove_apparmor(&root, &out_dir.join("apparmor.profile"), &suite_bin)?;
+    let proof = apparmor::prove(&AppArmorCheck {
+        profile: out_dir.join("apparmor.profile"),
+        bundle: bundle.dir.clone(),
+        wait_tcp: Some(bundle.addr),
+        suite: vec![
+            suite_bin.clone().into(),
+            "--url".into(),
+            bundle.url().into(),
+        ],
+        suite_timeout: Duration::from_secs(120),
+        vm: VmOptions::default(),
+    })
+    .context("running the AppArmor VM")?;
+    indented(&proof);
+    let failures = proof.failures();
+    ensure!(
+        failures.is_empty(),
+        "the AppArmor profile is not proven: {}",
+        failures.join("; ")
+    );
+    let aa = format!("in the VM ({})", proof.passed_phrase());
 
     step("NetworkPolicy: recorded flows and probes judged by the evaluator");
-    let np = prove_network_policy(&rec, &out_dir.join("networkpolicy.yaml"), PORT)?;
+    let rec = Recording::load(out_dir.join("recording.json"))?;
+    let policies = parse_policies(&fs::read_to_string(out_dir.join("networkpolicy.yaml"))?)?;
+    let proof = netpol::prove(&NetpolCheck {
+        policies: &policies,
+        activity: &workload_activity(&rec),
+        pod_ips: vec![IpAddr::V4(POD_IP)],
+        cluster: None,
+    })?;
+    indented(&proof);
+    let failures = proof.failures();
+    ensure!(
+        failures.is_empty(),
+        "the NetworkPolicy is not proven: {}",
+        failures.join("; ")
+    );
+    ensure!(
+        !proof.recorded.is_empty(),
+        "no recorded flow to judge: the recording saw no connection to nginx"
+    );
+    let np = format!("by the evaluator ({})", proof.passed_phrase());
 
     step("securityContext: what the recording supports, with the evidence");
     let evidence = fs::read_to_string(out_dir.join("securitycontext.md"))?;
@@ -257,256 +295,38 @@ fn update_committed(fresh: &Path, committed: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Parser, then enforcement in the VM; returns the facts in one phrase.
-fn prove_apparmor(root: &Path, profile: &Path, suite_bin: &Path) -> Result<String> {
-    let text = fs::read_to_string(profile)?;
-    match parser::check(&text) {
-        Ok(()) => println!("    apparmor_parser -Q -K: compiled"),
-        Err(e) => bail!("{}: {e}", profile.display()),
+/// A proof's report, indented under its step.
+fn indented(report: &impl Display) {
+    for line in report.to_string().lines() {
+        println!("    {line}");
     }
-    let mut opts = VmOptions::demo(root);
-    opts.suite = Some(suite_bin.to_owned());
-    let report = enforce(&for_the_vm(&text, &container_caps()), NAME, &opts)
-        .context("running the AppArmor VM")?;
-    println!(
-        "    guest booted in {:.1} s ({:.1} s in all), nginx label {:?}",
-        report.boot_secs, report.total_secs, report.nginx_label
-    );
-    println!(
-        "    suite: exit {:?}, {} URL checks ok; DENIED lines under the workload: {}",
-        report.suite_exit,
-        report.urls_ok,
-        report.workload_denied.len()
-    );
-    for l in &report.workload_denied {
-        println!("      {l}");
-    }
-    for (probe, rc, denied) in &report.probes {
-        println!(
-            "    probe {probe}: exit {rc}, {} DENIED line(s)",
-            denied.len()
-        );
-    }
-    let failures = report.failures(opts.urls.len());
-    if !failures.is_empty() {
-        for l in &report.nginx_output {
-            println!("    nginx: {l}");
-        }
-        bail!(
-            "the AppArmor profile is not proven: {}",
-            failures.join("; ")
-        );
-    }
-    let probes_denied: usize = report.probes.iter().map(|p| p.2.len()).sum();
-    Ok(format!(
-        "in the VM (0 DENIED for the suite, {probes_denied} for {} probes)",
-        report.probes.len()
-    ))
 }
 
-/// The demo container's capabilities (`demo/src/config.rs`), as AppArmor names them.
-fn container_caps() -> Vec<&'static str> {
-    let names: Vec<String> = config::capabilities()
-        .iter()
-        .filter_map(|c| {
-            serde_json::to_value(c)
-                .ok()?
-                .as_str()
-                .map(str::to_ascii_lowercase)
-        })
-        .collect();
-    profgen::model::CAPABILITY_NAMES
-        .iter()
-        .copied()
-        .filter(|c| names.iter().any(|n| n.trim_start_matches("cap_") == *c))
-        .collect()
-}
-
-use profgen::verify::apparmor::for_the_vm;
-
-/// The demo pod in a one-pod cluster snapshot, the recorded flows and three probes.
-fn prove_network_policy(rec: &Recording, yaml: &Path, port: u16) -> Result<String> {
-    let policies = parse_policies(&fs::read_to_string(yaml)?)?;
-    let pod_ip = IpAddr::V4(POD_IP);
-    let labels: BTreeMap<String, String> = LABELS
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let cluster = Cluster {
-        pods: vec![Pod {
-            name: NAME.into(),
-            namespace: NAMESPACE.into(),
-            labels,
-            ips: vec![pod_ip],
-            node: None,
-            host_network: false,
-            phase: Some("Running".into()),
-            owners: Vec::new(),
-            ports: Vec::new(),
-        }],
-        services: Vec::new(),
-        namespaces: vec![Namespace {
-            name: NAMESPACE.into(),
-            labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), NAMESPACE.to_owned())]),
-        }],
-    };
-    let eval = Evaluator::new(&policies, &cluster)?;
-    let activity = workload_activity(rec);
-    let (recorded, unmatched) = recorded_connections(&activity, &[pod_ip]);
+/// Points the bundle at the namespace and nginx at the pod's address.
+fn join(net: &PodNetwork, bundle: &mut profgen_demo::Bundle) -> Result<()> {
+    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&bundle.config)?)?;
+    let namespaces = spec["linux"]["namespaces"]
+        .as_array_mut()
+        .context("config.json has no linux.namespaces")?;
+    namespaces.push(serde_json::json!({
+        "type": "network",
+        "path": net.path(),
+    }));
+    fs::write(&bundle.config, serde_json::to_vec_pretty(&spec)?)?;
+    let conf = bundle
+        .rootfs
+        .join(config::NGINX_CONF.trim_start_matches('/'));
+    let text = fs::read_to_string(&conf)?;
     ensure!(
-        unmatched.is_empty(),
-        "recorded flows of a family the pod has no address of: {unmatched:?}"
+        text.contains("listen 127.0.0.1:"),
+        "{} does not listen on 127.0.0.1",
+        conf.display()
     );
-    ensure!(
-        !recorded.is_empty(),
-        "no recorded flow to judge: the recording saw no connection to nginx"
-    );
-    let mut refused = Vec::new();
-    for c in &recorded {
-        let v = eval.check(c);
-        println!("    recorded {c}: {v}");
-        if !v.allowed() {
-            refused.push(c.to_string());
-        }
-    }
-    ensure!(
-        refused.is_empty(),
-        "recorded flows the policy refuses: {refused:?}"
-    );
-    let tcp = |from: Ipv4Addr, to: Ipv4Addr, port: u16| Connection {
-        from: IpAddr::V4(from),
-        to: IpAddr::V4(to),
-        protocol: Protocol::Tcp,
-        port,
-    };
-    let other_port = if port == 8443 { 8444 } else { 8443 };
-    let probes = [
-        (
-            "a stranger on the site's port",
-            tcp(STRANGER_IP, POD_IP, port),
-        ),
-        (
-            "a stranger on another port",
-            tcp(STRANGER_IP, POD_IP, other_port),
-        ),
-        (
-            "the recorded client on another port",
-            tcp(NODE_IP, POD_IP, other_port),
-        ),
-        ("nginx connecting out (egress)", tcp(POD_IP, NODE_IP, 443)),
-    ];
-    let mut admitted = Vec::new();
-    for (what, c) in &probes {
-        let v = eval.check(c);
-        println!("    probe {what}, {c}: {v}");
-        if v.allowed() {
-            admitted.push(what.to_string());
-        }
-    }
-    ensure!(
-        admitted.is_empty(),
-        "probes the policy admits: {admitted:?}"
-    );
-    Ok(format!(
-        "by the evaluator ({} recorded flow(s) admitted, {} probes denied)",
-        recorded.len(),
-        probes.len()
-    ))
-}
-
-/// The container's network namespace and the veth pair joining it to the host, removed on
-/// drop whatever happened.
-struct PodNetwork {
-    netns: String,
-    host_if: String,
-}
-
-impl PodNetwork {
-    fn create(tag: u32) -> Result<Self> {
-        let net = Self {
-            netns: format!("profgen-demo-{tag}"),
-            host_if: format!("pgd{tag}h"),
-        };
-        let pod_if = format!("pgd{tag}p");
-        ip(&["netns", "add", &net.netns])?;
-        ip(&[
-            "link",
-            "add",
-            &net.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &pod_if,
-            "netns",
-            &net.netns,
-        ])?;
-        ip(&["addr", "add", &format!("{NODE_IP}/30"), "dev", &net.host_if])?;
-        ip(&["link", "set", &net.host_if, "up"])?;
-        let n = &net.netns;
-        ip(&[
-            "-n",
-            n,
-            "addr",
-            "add",
-            &format!("{POD_IP}/30"),
-            "dev",
-            &pod_if,
-        ])?;
-        ip(&["-n", n, "link", "set", &pod_if, "up"])?;
-        ip(&["-n", n, "link", "set", "lo", "up"])?;
-        Ok(net)
-    }
-
-    /// Points the bundle at the namespace and nginx at the pod's address.
-    fn join(&self, bundle: &mut profgen_demo::Bundle) -> Result<()> {
-        let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&bundle.config)?)?;
-        let namespaces = spec["linux"]["namespaces"]
-            .as_array_mut()
-            .context("config.json has no linux.namespaces")?;
-        namespaces.push(serde_json::json!({
-            "type": "network",
-            "path": PathBuf::from("/run/netns").join(&self.netns),
-        }));
-        fs::write(&bundle.config, serde_json::to_vec_pretty(&spec)?)?;
-        let conf = bundle
-            .rootfs
-            .join(config::NGINX_CONF.trim_start_matches('/'));
-        let text = fs::read_to_string(&conf)?;
-        ensure!(
-            text.contains("listen 127.0.0.1:"),
-            "{} does not listen on 127.0.0.1",
-            conf.display()
-        );
-        fs::write(
-            &conf,
-            text.replace("listen 127.0.0.1:", &format!("listen {POD_IP}:")),
-        )?;
-        bundle.addr = SocketAddr::from((POD_IP, bundle.addr.port()));
-        Ok(())
-    }
-}
-
-impl Drop for PodNetwork {
-    fn drop(&mut self) {
-        // Deleting one end of a veth pair deletes both.
-        let _ = ip(&["link", "del", &self.host_if]);
-        let _ = ip(&["netns", "del", &self.netns]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip (Debian package iproute2)")?;
-    ensure!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    fs::write(
+        &conf,
+        text.replace("listen 127.0.0.1:", &format!("listen {POD_IP}:")),
+    )?;
+    bundle.addr = SocketAddr::from((POD_IP, bundle.addr.port()));
     Ok(())
 }
 

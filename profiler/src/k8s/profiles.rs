@@ -17,13 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::{owner::Workload, pod};
 use crate::{
     model::{CgroupRecord, ModelError, Recording},
+    naming::SetNames,
     output::{write_atomic, OutputError},
-    synth::{
-        self,
-        apparmor::{self, AppArmorOptions},
-        netpol::{self, NetpolOptions},
-        securitycontext::{self, ContainerPatch, PatchTarget, Suggestion},
-    },
+    profile_set::{self, BuildError, BuildOptions, Mode, WriteError},
+    synth::securitycontext::PatchTarget,
 };
 
 /// What was recorded for one pod, with the container each recorded cgroup belongs to.
@@ -69,13 +66,6 @@ pub struct SetEntry {
 }
 
 pub const INDEX: &str = "index.json";
-pub const RECORDING: &str = "recording.json";
-pub const SECCOMP: &str = "seccomp.json";
-pub const SECURITY_CONTEXT: &str = "securitycontext.txt";
-pub const SECURITY_CONTEXT_YAML: &str = "securitycontext.yaml";
-pub const APPARMOR: &str = "apparmor.profile";
-pub const NETWORK_POLICY: &str = "networkpolicy.yaml";
-pub const PATCH: &str = "securitycontext-patch.yaml";
 
 /// Labels every pod of a workload has but with a value of its own (or of its revision): a
 /// policy selecting by them would miss the next replica or rollout.
@@ -106,8 +96,10 @@ pub enum ProfilesError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("writing YAML: {0}")]
-    Yaml(String),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// One set before writing: the workload container and its recording.
@@ -200,147 +192,36 @@ pub fn write(out: &Path, node: &str, sets: &[Set]) -> Result<Index, ProfilesErro
     Ok(index)
 }
 
-/// Why a set recorded with `--syscalls-only` has only its seccomp profile.
-pub const SYSCALLS_ONLY: &str = "recorded with --syscalls-only: the securityContext, AppArmor profile and NetworkPolicy need files, network and capabilities too, so only seccomp.json and the patch wiring it in were written";
-
 fn write_set(out: &Path, set: &Set) -> Result<SetEntry, ProfilesError> {
     let rel = set.dir();
-    let dir = out.join(&rel);
-    mkdir(&dir)?;
-    set.recording.save(dir.join(RECORDING))?;
-    let mut files = vec![RECORDING.to_owned()];
-    let mut problems = Vec::new();
-    // A refused synthesis (unknown syscall numbers, say) must not hide the other sets: it is
-    // reported in the index and the recording stays for a later `profgen synth`.
-    match synth::seccomp(&set.recording, &synth::SeccompOptions::default())
-        .and_then(|p| synth::seccomp::to_json(&p))
-    {
-        Ok(json) => {
-            write_atomic(&dir.join(SECCOMP), &json)?;
-            files.push(SECCOMP.to_owned());
-        }
-        Err(e) => problems.push(format!("seccomp: {e}")),
-    }
     let w = &set.workload;
-    let (suggestion, apparmor_profile) = if set.recording.syscalls_only {
-        problems.push(SYSCALLS_ONLY.to_owned());
-        let nothing = Suggestion {
-            security_context: Default::default(),
-            evidence: Vec::new(),
-        };
-        (nothing, None)
-    } else {
-        write_activity_artifacts(&dir, set, &mut files, &mut problems)?
-    };
     let target = PatchTarget {
         api_version: w.api_version.clone(),
         kind: w.kind.clone(),
         namespace: w.namespace.clone(),
         name: w.name.clone(),
     };
-    let seccomp_ok = files.iter().any(|f| f == SECCOMP);
-    let container = ContainerPatch {
-        name: set.container.clone(),
-        suggestion,
-        seccomp_localhost: seccomp_ok.then(|| {
-            securitycontext::seccomp_localhost_path(&w.namespace, &w.name, Some(&set.container))
-        }),
-        apparmor_profile,
-    };
-    let patch = securitycontext::workload_patch(&target, std::slice::from_ref(&container));
-    let yaml = serde_norway::to_string(&patch).map_err(|e| ProfilesError::Yaml(e.to_string()))?;
-    write_atomic(
-        &dir.join(PATCH),
-        format!(
-            "# Strategic-merge patch: `kubectl patch {} {} -n {} --type strategic --patch-file {PATCH}`.\n# Needs seccomp.json at {} below /var/lib/kubelet/seccomp/ on every node and {APPARMOR} loaded (apparmor_parser -r).\n{yaml}",
-            w.kind.to_lowercase(),
-            w.name,
-            w.namespace,
-            container.seccomp_localhost.as_deref().unwrap_or("-"),
-        )
-        .as_bytes(),
-    )?;
-    files.push(PATCH.to_owned());
+    // A refused artifact (unknown syscall numbers, say) must not hide the rest of the set nor
+    // the other sets: it is reported in the index and the recording stays for a later
+    // `profgen synth`.
+    let mut opts = BuildOptions::new(
+        SetNames::for_container(target, &set.container),
+        Mode::Lenient,
+    );
+    opts.labels = set.labels.clone();
+    opts.volumes = set.volumes.clone();
+    let built = profile_set::build(&set.recording, &opts)?;
+    profile_set::write(&out.join(&rel), &built)?;
     Ok(SetEntry {
         workload: set.workload.clone(),
         container: set.container.clone(),
         pods: set.pods.clone(),
         dir: rel.display().to_string(),
-        files,
+        files: built.file_names().into_iter().map(str::to_owned).collect(),
         volumes: set.volumes.clone(),
         labels: set.labels.clone(),
-        problems,
+        problems: built.problems,
     })
-}
-
-/// The artifacts made from files, network and capabilities: the securityContext suggestion
-/// (returned for the patch), the AppArmor profile (its name returned if it was written) and
-/// the NetworkPolicy.
-fn write_activity_artifacts(
-    dir: &Path,
-    set: &Set,
-    files: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) -> Result<(Suggestion, Option<String>), ProfilesError> {
-    let activity = synth::workload_activity(&set.recording);
-    let suggestion = securitycontext::security_context(
-        &activity,
-        &securitycontext::Options::with_volumes(set.volumes.iter().cloned()),
-    );
-    write_atomic(
-        &dir.join(SECURITY_CONTEXT),
-        suggestion.to_string().as_bytes(),
-    )?;
-    files.push(SECURITY_CONTEXT.to_owned());
-    // The suggestion alone, as `profgen verify --security-context` reads it.
-    let yaml = serde_norway::to_string(&suggestion.security_context)
-        .map_err(|e| ProfilesError::Yaml(e.to_string()))?;
-    write_atomic(
-        &dir.join(SECURITY_CONTEXT_YAML),
-        format!(
-            "# The securityContext the recording supports; evidence in {SECURITY_CONTEXT}.\n{yaml}"
-        )
-        .as_bytes(),
-    )?;
-    files.push(SECURITY_CONTEXT_YAML.to_owned());
-
-    let w = &set.workload;
-    let base = format!("{}-{}", w.name, set.container);
-    // AppArmor profiles are global on a node: the namespace is part of the name.
-    let apparmor_name = format!("profgen-{}-{base}", w.namespace);
-    let apparmor_profile =
-        match apparmor::apparmor(&apparmor_name, &activity, &AppArmorOptions::default()) {
-            Ok(profile) => {
-                write_atomic(&dir.join(APPARMOR), profile.text.as_bytes())?;
-                files.push(APPARMOR.to_owned());
-                Some(apparmor_name)
-            }
-            Err(e) => {
-                problems.push(format!("apparmor: {e}"));
-                None
-            }
-        };
-    if set.labels.is_empty() {
-        problems.push("networkpolicy: the pods have no labels to select them by".into());
-    } else {
-        let opts = NetpolOptions {
-            name: synth::kube_name(&base),
-            namespace: Some(w.namespace.clone()),
-            labels: set.labels.clone(),
-            pod: None,
-            cluster: None,
-            ingress_from_anywhere: false,
-            egress_dns_anywhere: false,
-        };
-        match netpol::synthesize(&activity, &opts).and_then(|s| netpol::to_yaml(&s.policy)) {
-            Ok(yaml) => {
-                write_atomic(&dir.join(NETWORK_POLICY), yaml.as_bytes())?;
-                files.push(NETWORK_POLICY.to_owned());
-            }
-            Err(e) => problems.push(format!("networkpolicy: {e}")),
-        }
-    }
-    Ok((suggestion, apparmor_profile))
 }
 
 fn mkdir(path: &Path) -> Result<(), ProfilesError> {
@@ -453,38 +334,53 @@ mod tests {
         }
     }
 
+    fn names(files: &[&str]) -> Vec<String> {
+        files.iter().map(|f| f.to_string()).collect()
+    }
+
     #[test]
     fn a_syscalls_only_set_gets_its_seccomp_profile_alone() {
+        use crate::profile_set::{Artifact::*, SYSCALLS_ONLY};
         let out = tempfile::tempdir().unwrap();
         let index = write(out.path(), "node-1", &[set(true)]).unwrap();
         let entry = &index.sets[0];
         assert_eq!(entry.dir, "web/nginx/nginx");
-        assert_eq!(entry.files, [RECORDING, SECCOMP, PATCH]);
+        let files = [Seccomp, SecurityContextPatch, Kustomization, Recording];
+        assert_eq!(entry.files, names(&files.map(|a| a.file_name())));
         assert_eq!(entry.problems, [SYSCALLS_ONLY]);
-        let patch = std::fs::read_to_string(out.path().join(&entry.dir).join(PATCH)).unwrap();
+        let dir = out.path().join(&entry.dir);
+        let patch = std::fs::read_to_string(dir.join(SecurityContextPatch.file_name())).unwrap();
         assert!(patch.contains("localhostProfile"), "{patch}");
         assert!(!patch.contains("appArmorProfile"), "{patch}");
-        let saved = Recording::load(out.path().join(&entry.dir).join(RECORDING)).unwrap();
+        assert!(!patch.contains("apparmor.profile"), "{patch}");
+        let saved = crate::model::Recording::load(dir.join(Recording.file_name())).unwrap();
         assert!(saved.syscalls_only);
 
-        // The same recording with its activity gets every artifact.
+        // The same recording with its activity gets every artifact, the evidence report as
+        // Markdown like `profgen synth`'s.
         let full = write(out.path(), "node-1", &[set(false)]).unwrap();
+        let files: Vec<_> = crate::profile_set::Artifact::ALL
+            .into_iter()
+            .filter(|a| *a != SpoSeccompProfile)
+            .collect();
         assert_eq!(
             full.sets[0].files,
-            [
-                RECORDING,
-                SECCOMP,
-                SECURITY_CONTEXT,
-                SECURITY_CONTEXT_YAML,
-                APPARMOR,
-                NETWORK_POLICY,
-                PATCH
-            ]
+            names(&files.iter().map(|a| a.file_name()).collect::<Vec<_>>())
         );
         assert!(
             full.sets[0].problems.is_empty(),
             "{:?}",
             full.sets[0].problems
         );
+        let md = std::fs::read_to_string(dir.join("securitycontext.md")).unwrap();
+        assert!(
+            md.starts_with("# securityContext for web/nginx (container nginx)"),
+            "{md}"
+        );
+        // An earlier agent's plain-text report does not outlive the set it belonged to.
+        std::fs::write(dir.join("securitycontext.txt"), "old").unwrap();
+        write(out.path(), "node-1", &[set(true)]).unwrap();
+        assert!(!dir.join("securitycontext.txt").exists());
+        assert!(!dir.join("apparmor.profile").exists());
     }
 }

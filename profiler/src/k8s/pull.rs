@@ -5,9 +5,12 @@ use std::path::Path;
 
 use super::{
     http::{self, HttpError},
-    profiles::{self, Index, ProfilesError, SetEntry, RECORDING},
+    profiles::{self, Index, ProfilesError, SetEntry},
 };
-use crate::model::{ModelError, Recording};
+use crate::{
+    model::{ModelError, Recording},
+    profile_set::Artifact,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -45,7 +48,11 @@ pub async fn pull(agents: &[String], out: &Path) -> Result<Index, PullError> {
             source,
         })?;
         for set in index.sets {
-            let url = format!("{base}/profiles/{}/{RECORDING}", set.dir);
+            let url = format!(
+                "{base}/profiles/{}/{}",
+                set.dir,
+                Artifact::Recording.file_name()
+            );
             let body = http::get(&url).await?;
             let text = String::from_utf8_lossy(&body);
             let rec = Recording::from_json(Path::new(&url), &text)

@@ -6,14 +6,15 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::Artifact;
+use super::{build, Artifact, BuildOptions, Mode};
 use crate::{
     model::{
         fixtures::{cgroup, recording},
         Abi, Activity, Direction, FileAccess, FileOp, Flow, Listen, Process, Protocol, Recording,
         SocketKind,
     },
-    synth::{self, apparmor, netpol, securitycontext as sc, workload_activity},
+    naming::SetNames,
+    synth,
 };
 
 pub(crate) fn access(path: &str, ops: &[FileOp], owned: bool) -> FileAccess {
@@ -93,45 +94,16 @@ pub(crate) fn web_recording(syscalls: &[&str], activity: Activity) -> Recording 
     recording(vec![cg])
 }
 
-/// Writes the set synthesized from `rec` into `dir` (named `name`, selecting `app=<name>`),
-/// with the recording beside it.
+/// Writes the set `profgen synth --exact --name NAME --namespace default --labels app=NAME`
+/// makes from `rec` into `dir`, the recording beside it.
 pub(crate) fn write_set(dir: &Path, name: &str, rec: &Recording) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let activity = workload_activity(rec);
-    let write = |a: Artifact, bytes: &[u8]| std::fs::write(dir.join(a.file_name()), bytes).unwrap();
-    let seccomp = synth::seccomp(rec, &synth::SeccompOptions::exact()).unwrap();
-    write(
-        Artifact::Seccomp,
-        &synth::seccomp::to_json(&seccomp).unwrap(),
-    );
-    let profile =
-        apparmor::apparmor(name, &activity, &apparmor::AppArmorOptions::default()).unwrap();
-    write(Artifact::AppArmor, profile.text.as_bytes());
-    let opts = netpol::NetpolOptions {
-        name: name.into(),
-        namespace: Some("default".into()),
+    let names = SetNames::for_workload(name, Some("default"), None, None).unwrap();
+    let opts = BuildOptions {
         labels: BTreeMap::from([("app".to_owned(), name.to_owned())]),
-        ..Default::default()
+        seccomp: synth::SeccompOptions::exact(),
+        ..BuildOptions::new(names, Mode::Strict)
     };
-    let policy = netpol::synthesize(&activity, &opts).unwrap().policy;
-    write(
-        Artifact::NetworkPolicy,
-        netpol::to_yaml(&policy).unwrap().as_bytes(),
-    );
-    let suggestion = sc::security_context(&activity, &sc::Options::default());
-    let yaml = serde_norway::to_string(&suggestion.security_context).unwrap();
-    write(
-        Artifact::SecurityContext,
-        format!(
-            "# The securityContext the recording supports; evidence in securitycontext.md.\n{yaml}"
-        )
-        .as_bytes(),
-    );
-    write(
-        Artifact::Kustomization,
-        b"apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n",
-    );
-    rec.save(dir.join(Artifact::Recording.file_name())).unwrap();
+    super::write(dir, &build(rec, &opts).unwrap()).unwrap();
     dir.to_owned()
 }
 

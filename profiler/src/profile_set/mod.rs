@@ -1,14 +1,18 @@
 //! A profile set: the directory `profgen synth` writes (and a team commits), read back.
 //!
 //! This module is the one place that knows what a set holds: [`Artifact`] names every file.
-//! `load` parses whatever artifacts are present into typed values for `profgen diff` and
-//! `profgen check`. The builder that writes a set (today in `cli/synth.rs` and
-//! `k8s/profiles.rs`, with their own file-name literals) belongs here too and is to move in,
-//! using these names.
+//! [`build`] makes every artifact from a recording in memory (for `profgen synth`,
+//! `profgen record --pod` and the agent alike), [`write`] puts a built set into its
+//! directory, and [`load`] parses whatever artifacts are present into typed values for
+//! `profgen diff` and `profgen check`.
 
 pub mod apparmor;
+mod build;
+#[cfg(test)]
+mod build_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod render;
 pub mod seccomp;
 mod store;
 #[cfg(test)]
@@ -16,7 +20,11 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use store::{load, LoadedSet};
+pub use build::{
+    build, AppArmorCheck, AppArmorMade, BuildError, BuildOptions, BuiltSet, File, Mode,
+    ParserVerdict, NO_LABELS, SYSCALLS_ONLY,
+};
+pub use store::{load, write, LoadedSet, WriteError};
 
 /// One file of a profile set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,4 +1,4 @@
-//! Reading a profile set from its directory.
+//! A profile set's directory: reading it, and writing a built set into it.
 
 use std::{
     collections::BTreeSet,
@@ -8,8 +8,12 @@ use std::{
 use k8s_openapi::api::{core::v1::SecurityContext, networking::v1::NetworkPolicy};
 use oci_spec::runtime::LinuxSeccomp;
 
-use super::{apparmor, Artifact, SetError};
-use crate::{model::Recording, verify::netpol};
+use super::{apparmor, Artifact, BuiltSet, SetError};
+use crate::{
+    model::Recording,
+    output::{write_atomic, OutputError},
+    verify::netpol,
+};
 
 /// The artifacts of one directory, parsed. `None` where the file is absent.
 #[derive(Clone, Debug)]
@@ -114,4 +118,54 @@ pub fn load(dir: impl AsRef<Path>) -> Result<LoadedSet, SetError> {
 
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Files earlier profgen versions wrote into a set and this one does not: the agent's plain
+/// text evidence report, now `securitycontext.md`.
+const FORMER_ARTIFACTS: [&str; 1] = ["securitycontext.txt"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("creating the output directory {}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] OutputError),
+    #[error("removing {}, left from an earlier set", path.display())]
+    RemoveStale {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes `set` into `dir` (created if missing), each file atomically, then removes the
+/// artifact files of an earlier set that `set` does not have, so that [`load`] never reads
+/// two sets as one. Other files in `dir` are left alone.
+pub fn write(dir: &Path, set: &BuiltSet) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
+        path: dir.into(),
+        source,
+    })?;
+    for f in &set.files {
+        write_atomic(&dir.join(f.name()), &f.bytes)?;
+    }
+    let stale = Artifact::ALL
+        .into_iter()
+        .filter(|a| set.file(*a).is_none())
+        .map(Artifact::file_name)
+        .chain(FORMER_ARTIFACTS);
+    for name in stale {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(WriteError::RemoveStale { path, source: e })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -9,6 +9,11 @@ use crate::model::{FileOp, CAPABILITY_NAMES};
 /// `AT_FDCWD`: the path is relative to the working directory.
 pub const AT_FDCWD: i64 = -100;
 
+/// A dirfd argument as the kernel reads it: the low 32 bits, signed.
+pub fn dirfd(register: u64) -> i64 {
+    i64::from(register as u32 as i32)
+}
+
 /// One thing a recorded cgroup did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fact {
@@ -165,7 +170,9 @@ pub fn decode(ev: &Event) -> Vec<Fact> {
     let path2 = bytes(&ev.path2, ev.path2_len);
     let addr = || sockaddr(&ev.addr[..(ev.addr_len as usize).min(ev.addr.len())]);
     let file = |path: Vec<u8>, dirfd: i64, ops: Vec<FileOp>| Fact::File { path, dirfd, ops };
-    let fd = |v: u64| v as i64;
+    // Fds are `int`s to the kernel: glibc loads AT_FDCWD as 0xffffff9c into a 64-bit
+    // register, which is -100 only once truncated to 32 bits.
+    let fd = dirfd;
     match ev.nr {
         nr::OPEN => vec![file(path, AT_FDCWD, open_ops(a[1]))],
         nr::OPENAT | nr::OPENAT2 => vec![file(path, fd(a[0]), open_ops(a[2]))],
@@ -272,6 +279,15 @@ pub fn capability_name(cap: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fd_arguments_are_32_bit() {
+        // `mov $0xffffff9c,%edi` (glibc's openat(AT_FDCWD, …)) and a sign-extended -100.
+        assert_eq!(dirfd(0xffff_ff9c), AT_FDCWD);
+        assert_eq!(dirfd(u64::MAX - 99), AT_FDCWD);
+        assert_eq!(dirfd(7), 7);
+        assert_eq!(dirfd(0xdead_0000_0003), 3);
+    }
 
     #[test]
     fn open_flags_to_ops() {

@@ -13,18 +13,6 @@ pub use seccomp::{seccomp, SeccompOptions, SeccompSummary};
 
 use crate::model::{Activity, FileOp, Recording};
 
-/// A DNS-label form of `name` for Kubernetes object names: lower case, `-` for anything
-/// else, at most 63 characters, no `-` at either end.
-pub fn kube_name(name: &str) -> String {
-    let n: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(63)
-        .collect();
-    n.trim_matches('-').to_string()
-}
-
 /// Everything the recording's cgroups did, as the activity of one workload.
 ///
 /// A recording of several cgroups (the containers of a pod, a process tree that made
@@ -75,17 +63,6 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn names_fit_kubernetes() {
-        for (input, want) in [
-            ("coredns-coredns", "coredns-coredns"),
-            ("Web_V2-app", "web-v2-app"),
-            ("-x-", "x"),
-        ] {
-            assert_eq!(kube_name(input), want);
-        }
-        assert_eq!(kube_name(&"a".repeat(80)).len(), 63);
-    }
     use crate::model::{FileAccess, FileOp, FsPath};
 
     fn rec(activities: Vec<Activity>) -> Recording {

@@ -22,10 +22,8 @@ use oci_spec::runtime::{
 };
 use serde::Serialize;
 
-use super::{
-    netpol::{check_dns_label, check_subdomain},
-    seccomp::DEFAULT_ERRNO,
-};
+use super::seccomp::DEFAULT_ERRNO;
+use crate::naming::{check_dns_label, check_subdomain};
 
 /// `apiVersion` of the operator's `SeccompProfile`.
 pub const SECCOMP_API_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";

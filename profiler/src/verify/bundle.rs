@@ -77,13 +77,14 @@ impl PatchedBundle {
 
 /// Copies `bundle/config.json` with `profile` as `linux.seccomp`.
 pub fn with_seccomp(bundle: &Path, profile: &LinuxSeccomp) -> Result<PatchedBundle, BundleError> {
-    with_confinement(bundle, profile, |_| Ok(()))
+    with_confinement(bundle, Some(profile), |_| Ok(()))
 }
 
-/// Copies `bundle/config.json` with `profile` as `linux.seccomp` and whatever `more` changes.
+/// Copies `bundle/config.json` with `profile` as `linux.seccomp` (`None`: the bundle's own
+/// filter, if any, stays) and whatever `more` changes.
 pub fn with_confinement(
     bundle: &Path,
-    profile: &LinuxSeccomp,
+    profile: Option<&LinuxSeccomp>,
     more: impl FnOnce(&mut Spec) -> Result<(), BundleError>,
 ) -> Result<PatchedBundle, BundleError> {
     let mut spec = load_spec(&bundle.join("config.json"))?;
@@ -101,7 +102,7 @@ pub fn with_confinement(
 }
 
 /// The pure part of [`with_seccomp`]: `bundle` is the original bundle's absolute path.
-fn patch(spec: &mut Spec, bundle: &Path, profile: &LinuxSeccomp) {
+fn patch(spec: &mut Spec, bundle: &Path, profile: Option<&LinuxSeccomp>) {
     // runc resolves relative paths against the bundle directory, which is now elsewhere.
     if let Some(root) = spec.root_mut() {
         if root.path().is_relative() {
@@ -132,7 +133,9 @@ fn patch(spec: &mut Spec, bundle: &Path, profile: &LinuxSeccomp) {
             .build()
             .expect("an empty linux section is valid")
     });
-    linux.set_seccomp(Some(profile.clone()));
+    if let Some(profile) = profile {
+        linux.set_seccomp(Some(profile.clone()));
+    }
     // A cgroup of its own (runc's default, named after the container id): a verification never
     // collides with a recording or another verification of the same bundle.
     linux.set_cgroups_path(None);
@@ -174,7 +177,7 @@ mod tests {
         );
         spec.set_mounts(Some(mounts));
 
-        patch(&mut spec, Path::new("/srv/bundle"), &profile());
+        patch(&mut spec, Path::new("/srv/bundle"), Some(&profile()));
 
         assert_eq!(
             spec.root().as_ref().unwrap().path(),

@@ -2,9 +2,14 @@
 //!
 //! [`seccomp`] runs a bundle under runc with a seccomp profile in a temporary copy of its
 //! `config.json`, runs the test command on the host, then runs a probe inside the container
-//! that tries syscalls outside the profile. Every step becomes a fact in a [`Report`]; the
-//! profile is proven when the container started with the filter active, the tests passed, the
-//! container was still up afterwards, and every probed syscall was refused with EPERM.
+//! that tries syscalls outside the profile (profgen's own, [`shipped_probe`], bind-mounted for
+//! the run). Every step becomes a fact in a [`Report`]; the profile is proven when the
+//! container started with the filter active, the tests passed, the container was still up
+//! afterwards, and every probed syscall was refused with EPERM. The same run enforces a
+//! securityContext when one is given ([`security_context`]).
+//!
+//! [`apparmor::prove`] proves an AppArmor profile in a VM, [`netpol::prove`] a NetworkPolicy
+//! by its evaluator; [`set`] names what failed across a set.
 
 pub mod apparmor;
 mod bundle;
@@ -14,7 +19,10 @@ pub mod probe;
 pub mod process;
 mod report;
 pub mod runc;
+pub mod runc_output;
 pub mod security_context;
+pub mod set;
+pub mod shipped_probe;
 
 use std::{ffi::OsString, fs, net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
@@ -23,7 +31,7 @@ pub use bundle::{
 };
 use k8s_openapi::api::core::v1::SecurityContext;
 use oci_spec::runtime::LinuxSeccomp;
-pub use report::{Report, TestRun};
+pub use report::{Part, Report, TestRun};
 
 /// The profile was enforced and the workload failed under it, or a probe outside it was not
 /// refused.
@@ -45,6 +53,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("this profgen was built without its seccomp probe (no C compiler at build time: install gcc and rebuild); give --probe-path PATH of a probe in the bundle, or --no-probe")]
+    NoProbe,
+    #[error("cannot write the seccomp probe to a temporary file")]
+    ProbeFile(#[source] std::io::Error),
     /// The facts are in `report`; `source` sums up what failed.
     #[error("the workload under the enforced profile")]
     Failed {
@@ -59,14 +71,15 @@ pub enum Error {
 pub struct SeccompCheck {
     /// An OCI bundle (`config.json` and its root filesystem). Not modified.
     pub bundle: PathBuf,
-    /// Goes into `linux.seccomp`.
-    pub profile: LinuxSeccomp,
+    /// Goes into `linux.seccomp`; `None` leaves the bundle's own (for a securityContext alone).
+    pub profile: Option<LinuxSeccomp>,
     /// Runs on the host once the container is up; must exit 0. Empty: no tests.
     pub test_command: Vec<OsString>,
     /// Wait for the container to accept connections here before running the tests.
     pub wait_tcp: Option<SocketAddr>,
-    /// The probe binary's path inside the container.
-    pub probe_path: String,
+    /// A probe already in the bundle, by its path inside the container; `None`: profgen's
+    /// own, bind-mounted for the run.
+    pub probe_path: Option<String>,
     /// Syscalls outside the profile that must be refused with EPERM. Empty: no probe.
     pub probes: Vec<String>,
     /// Limit for the test command; waiting for the container and the probe get their own.
@@ -81,10 +94,10 @@ impl SeccompCheck {
     pub fn new(bundle: impl Into<PathBuf>, profile: LinuxSeccomp) -> Self {
         Self {
             bundle: bundle.into(),
-            profile,
+            profile: Some(profile),
             test_command: Vec::new(),
             wait_tcp: None,
-            probe_path: "/probe".into(),
+            probe_path: None,
             probes: vec!["unshare".into()],
             test_timeout: Duration::from_secs(300),
             runc: runc::Runc::default(),
@@ -115,7 +128,24 @@ pub fn seccomp(check: &SeccompCheck) -> Result<Report, Error> {
 /// environment is unusable (bundle unreadable, runc missing, test command not found).
 pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
     let mut expected = None;
-    let patched = with_confinement(&check.bundle, &check.profile, |spec| {
+    // Probes test the seccomp profile: none without one.
+    let probes: &[String] = match check.profile {
+        Some(_) => &check.probes,
+        None => &[],
+    };
+    let shipped = match (&check.probe_path, probes.is_empty()) {
+        (None, false) => Some(
+            shipped_probe::ProbeFile::write()
+                .map_err(Error::ProbeFile)?
+                .ok_or(Error::NoProbe)?,
+        ),
+        _ => None,
+    };
+    let mut probe_path = check.probe_path.clone();
+    let patched = with_confinement(&check.bundle, check.profile.as_ref(), |spec| {
+        if let Some(file) = &shipped {
+            probe_path = Some(shipped_probe::mount(spec, file.path()));
+        }
         if let Some(sc) = &check.security_context {
             expected = Some(security_context::apply(spec, sc).map_err(|source| {
                 BundleError::SecurityContext {
@@ -136,7 +166,8 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
         Ok(c) => c,
         Err(err) if err.is_environment() => return Err(err.into()),
         Err(err) => {
-            report.started = Err(err.to_string());
+            report.started = Err(err.summary());
+            report.container_log = err.output().unwrap_or_default();
             return Ok(report);
         }
     };
@@ -163,14 +194,18 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
     }
 
     // The filter sits on the container's init process, the workload itself.
-    report.seccomp_mode = match container.pid() {
-        Ok(Some(pid)) => seccomp_mode(pid).map_err(|e| e.to_string()),
-        Ok(None) => Err("the container stopped right after starting".into()),
-        Err(err) => Err(err.summary()),
-    };
-    if report.seccomp_mode.is_err() {
-        report.container_log = container.logs();
-        return Ok(report);
+    if check.profile.is_some() {
+        let mode = match container.pid() {
+            Ok(Some(pid)) => seccomp_mode(pid).map_err(|e| e.to_string()),
+            Ok(None) => Err("the container stopped right after starting".into()),
+            Err(err) => Err(err.summary()),
+        };
+        let failed = mode.is_err();
+        report.seccomp_mode = Some(mode);
+        if failed {
+            report.container_log = container.logs();
+            return Ok(report);
+        }
     }
     if let Some(expected) = &expected {
         report.security_context = Some(match container.pid() {
@@ -193,20 +228,14 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
         report.running_after_tests = Some(matches!(container.pid(), Ok(Some(_))));
     }
 
-    if !check.probes.is_empty() {
-        let mut argv = vec![check.probe_path.clone()];
-        argv.extend(check.probes.iter().cloned());
+    if let (Some(path), false) = (&probe_path, probes.is_empty()) {
+        let mut argv = vec![path.clone()];
+        argv.extend(probes.iter().cloned());
         report.probes = Some(match container.exec(&argv, PROBE_TIMEOUT) {
             Err(err) if err.is_environment() => return Err(err.into()),
             Err(err) => Err(err.summary()),
-            Ok(out) if out.code != Some(0) => Err(format!(
-                "`{}` exited with {}: {} {}",
-                argv.join(" "),
-                out.code.map_or("a timeout".into(), |c| c.to_string()),
-                out.stderr.trim(),
-                out.stdout.trim()
-            )),
-            Ok(out) => probe::parse(&out.stdout, &check.probes).map_err(|e| e.to_string()),
+            Ok(out) if out.code != Some(0) => Err(probe_failure(&argv, &out)),
+            Ok(out) => probe::parse(&out.stdout, probes).map_err(|e| e.to_string()),
         });
     }
 
@@ -215,6 +244,23 @@ pub fn enforce(check: &SeccompCheck) -> Result<Report, Error> {
         log::warn!("{err}");
     }
     Ok(report)
+}
+
+/// One line: runc's own message when runc could not start the probe (exit 255), else what the
+/// probe printed.
+fn probe_failure(argv: &[String], out: &runc::ExecOutput) -> String {
+    let command = argv.join(" ");
+    match out.code {
+        None => format!("`{command}` did not finish within {PROBE_TIMEOUT:?}"),
+        Some(255) if out.stdout.trim().is_empty() => format!(
+            "`runc exec … {command}`: {}",
+            runc_output::message(&out.stderr)
+        ),
+        Some(code) => format!(
+            "`{command}` exited with {code}: {}",
+            runc_output::message(&format!("{}\n{}", out.stdout, out.stderr))
+        ),
+    }
 }
 
 /// The `Seccomp:` field of `/proc/PID/status`: 0 none, 1 strict, 2 filter.
@@ -244,6 +290,20 @@ mod tests {
         let status = "Name:\tnginx\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n";
         assert_eq!(parse_seccomp_mode(status), Some(2));
         assert_eq!(parse_seccomp_mode("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn a_probe_runc_cannot_start_is_one_line() {
+        let out = runc::ExecOutput {
+            code: Some(255),
+            stdout: String::new(),
+            stderr: "time=\"2026-11-29T21:34:38Z\" level=error msg=\"exec failed: unable to start container process: exec: \\\"/probe\\\": stat /probe: no such file or directory\"\n".into(),
+        };
+        let argv = ["/probe".to_owned(), "unshare".to_owned()];
+        assert_eq!(
+            probe_failure(&argv, &out),
+            "`runc exec … /probe unshare`: exec failed: unable to start container process: exec: \"/probe\": stat /probe: no such file or directory"
+        );
     }
 
     #[test]

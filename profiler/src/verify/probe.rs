@@ -6,7 +6,7 @@ use std::fmt;
 pub const EPERM: i32 = 1;
 
 /// The probe's calls of commonly allowed syscalls with arguments a profile made from a
-/// workload's recorded values refuses (`demo/probe.c`): `socket(AF_PACKET)` and
+/// workload's recorded values refuses (`profiler/probe/probe.c`): `socket(AF_PACKET)` and
 /// `socket(AF_NETLINK)`, `clone(CLONE_NEWUSER)`, `ioctl(TIOCSTI)`,
 /// `personality(READ_IMPLIES_EXEC)`. Without a filter, as root, each one succeeds but the
 /// ioctl, which is made on no fd and fails with EBADF, never EPERM. `socket_packet` also needs

@@ -25,6 +25,15 @@ impl From<Captured> for TestRun {
     }
 }
 
+/// Which artifact a fact is about: the seccomp profile, the securityContext, or the run that
+/// enforced whatever was given (its failure cannot be pinned on one of them by itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Run,
+    Seccomp,
+    SecurityContext,
+}
+
 /// Each field is one fact; `None` means the step did not run (not configured, or an earlier
 /// step failed).
 #[derive(Clone, Debug)]
@@ -33,8 +42,8 @@ pub struct Report {
     /// The container was created and started under the profile.
     pub started: Result<(), String>,
     /// `Seccomp:` of the container's init process (2: a filter is active), or why it could
-    /// not be read.
-    pub seccomp_mode: Result<u32, String>,
+    /// not be read; `None` when no seccomp profile was enforced.
+    pub seccomp_mode: Option<Result<u32, String>>,
     /// The container accepted connections.
     pub ready: Option<Result<(), String>>,
     pub tests: Option<TestRun>,
@@ -53,7 +62,7 @@ impl Report {
         Self {
             container_id: container_id.to_owned(),
             started: Err("not attempted".into()),
-            seccomp_mode: Err("not read".into()),
+            seccomp_mode: None,
             ready: None,
             tests: None,
             running_after_tests: None,
@@ -65,56 +74,96 @@ impl Report {
 
     /// Every fact as `(holds, description)`, in the order they were established.
     pub fn facts(&self) -> Vec<(bool, String)> {
+        self.facts_by_part()
+            .into_iter()
+            .map(|(_, ok, what)| (ok, what))
+            .collect()
+    }
+
+    /// Every fact with the artifact it is about.
+    pub fn facts_by_part(&self) -> Vec<(Part, bool, String)> {
         let mut facts = Vec::new();
         match &self.started {
-            Ok(()) => facts.push((true, format!("container {} started", self.container_id))),
+            Ok(()) => facts.push((
+                Part::Run,
+                true,
+                format!("container {} started", self.container_id),
+            )),
             Err(e) => {
-                facts.push((false, format!("container did not start: {e}")));
+                facts.push((Part::Run, false, format!("container did not start: {e}")));
                 return facts;
             }
         }
         if let Some(ready) = &self.ready {
             match ready {
-                Ok(()) => facts.push((true, "container accepts connections".into())),
+                Ok(()) => facts.push((Part::Run, true, "container accepts connections".into())),
                 Err(e) => {
-                    facts.push((false, format!("container never became ready: {e}")));
+                    facts.push((
+                        Part::Run,
+                        false,
+                        format!("container never became ready: {e}"),
+                    ));
                     return facts;
                 }
             }
         }
-        facts.push(match &self.seccomp_mode {
-            Ok(2) => (
-                true,
-                "seccomp filter active in the container (Seccomp: 2)".into(),
-            ),
-            Ok(m) => (
-                false,
-                format!("no seccomp filter in the container (Seccomp: {m})"),
-            ),
-            Err(e) => (false, format!("container's seccomp mode unknown: {e}")),
-        });
+        if let Some(mode) = &self.seccomp_mode {
+            let (ok, what) = match mode {
+                Ok(2) => (
+                    true,
+                    "seccomp filter active in the container (Seccomp: 2)".into(),
+                ),
+                Ok(m) => (
+                    false,
+                    format!("no seccomp filter in the container (Seccomp: {m})"),
+                ),
+                Err(e) => (false, format!("container's seccomp mode unknown: {e}")),
+            };
+            facts.push((Part::Seccomp, ok, what));
+        }
         match &self.security_context {
             None => {}
-            Some(Ok(fields)) => facts.extend(fields.iter().cloned()),
-            Some(Err(e)) => facts.push((false, format!("securityContext not observed: {e}"))),
+            Some(Ok(fields)) => facts.extend(
+                fields
+                    .iter()
+                    .map(|(ok, what)| (Part::SecurityContext, *ok, what.clone())),
+            ),
+            Some(Err(e)) => facts.push((
+                Part::SecurityContext,
+                false,
+                format!("securityContext not observed: {e}"),
+            )),
         }
         if let Some(t) = &self.tests {
-            facts.push((t.passed, format!("tests: {}", t.status)));
+            facts.push((Part::Run, t.passed, format!("tests: {}", t.status)));
         }
         if let Some(running) = self.running_after_tests {
             facts.push(match running {
-                true => (true, "container still running after the tests".into()),
-                false => (false, "container stopped during the tests".into()),
+                true => (
+                    Part::Run,
+                    true,
+                    "container still running after the tests".into(),
+                ),
+                false => (
+                    Part::Run,
+                    false,
+                    "container stopped during the tests".into(),
+                ),
             });
         }
         match &self.probes {
             None => {}
-            Some(Err(e)) => facts.push((false, format!("probe failed: {e}"))),
+            Some(Err(e)) => facts.push((Part::Seccomp, false, format!("probe failed: {e}"))),
             Some(Ok(results)) => facts.extend(results.iter().map(|r| {
                 if r.refused_by_seccomp() {
-                    (true, format!("{}: refused with EPERM", r.syscall))
+                    (
+                        Part::Seccomp,
+                        true,
+                        format!("{}: refused with EPERM", r.syscall),
+                    )
                 } else {
                     (
+                        Part::Seccomp,
                         false,
                         format!("{}: not refused with EPERM (probe: {r})", r.syscall),
                     )
@@ -130,6 +179,15 @@ impl Report {
             .into_iter()
             .filter(|(ok, _)| !ok)
             .map(|(_, what)| what)
+            .collect()
+    }
+
+    /// The facts about `part` that do not hold.
+    pub fn failures_of(&self, part: Part) -> Vec<String> {
+        self.facts_by_part()
+            .into_iter()
+            .filter(|(p, ok, _)| *p == part && !ok)
+            .map(|(_, _, what)| what)
             .collect()
     }
 
@@ -166,7 +224,7 @@ mod tests {
     fn passing() -> Report {
         Report {
             started: Ok(()),
-            seccomp_mode: Ok(2),
+            seccomp_mode: Some(Ok(2)),
             ready: Some(Ok(())),
             tests: Some(TestRun {
                 passed: true,
@@ -207,7 +265,7 @@ mod tests {
     #[test]
     fn each_broken_fact_is_reported() {
         let mut r = passing();
-        r.seccomp_mode = Ok(0);
+        r.seccomp_mode = Some(Ok(0));
         r.tests.as_mut().unwrap().passed = false;
         r.running_after_tests = Some(false);
         assert_eq!(r.failures().len(), 3);
@@ -215,6 +273,35 @@ mod tests {
         assert!(r
             .to_string()
             .contains("--- container output\nnginx: [emerg]"));
+    }
+
+    #[test]
+    fn each_fact_names_its_artifact() {
+        let mut r = passing();
+        r.probes = Some(Err("runc exec failed".into()));
+        r.security_context = Some(Ok(vec![(
+            false,
+            "no_new_privs in the container: false".into(),
+        )]));
+        r.tests.as_mut().unwrap().passed = false;
+        assert_eq!(
+            r.failures_of(Part::Seccomp),
+            ["probe failed: runc exec failed"]
+        );
+        assert_eq!(
+            r.failures_of(Part::SecurityContext),
+            ["no_new_privs in the container: false"]
+        );
+        assert_eq!(r.failures_of(Part::Run), ["tests: exit 0"]);
+    }
+
+    #[test]
+    fn without_a_profile_the_seccomp_mode_is_no_fact() {
+        let mut r = passing();
+        r.seccomp_mode = None;
+        r.probes = None;
+        assert!(r.passed(), "{r}");
+        assert!(!r.to_string().contains("seccomp"), "{r}");
     }
 
     #[test]

@@ -69,17 +69,33 @@ impl RuncError {
 }
 
 impl RuncError {
-    /// One line without the container's output (which a report carries separately).
+    /// One line without the container's output (which a report carries separately): runc's
+    /// own message, without its logger's fields or a Go panic's stack.
     pub fn summary(&self) -> String {
         match self {
             Self::Failed {
-                command, status, ..
-            } => format!("`runc {command}` failed ({status})"),
+                command,
+                status,
+                output,
+                ..
+            } => match super::runc_output::message(output) {
+                msg if msg.is_empty() => format!("`runc {command}` failed ({status})"),
+                msg => format!("`runc {command}` failed ({status}): {msg}"),
+            },
             Self::Stopped { .. } => "the container stopped".into(),
             Self::NotReady { addr, timeout, .. } => {
                 format!("nothing accepted connections on {addr} within {timeout:?}")
             }
             other => other.to_string(),
+        }
+    }
+
+    /// What runc and the container printed, when the error carries it.
+    pub fn output(&self) -> Option<String> {
+        match self {
+            Self::Failed { output, .. } => Some(output.clone()),
+            Self::Stopped { log, .. } | Self::NotReady { log, .. } => Some(log.clone()),
+            _ => None,
         }
     }
 }

@@ -5,7 +5,14 @@
 //! * `dir/**`: at least `threshold` files anywhere below `dir`, in at least two directories,
 //!   and every rule below `dir` read-only with the same letters and `owner`.
 //!
-//! Both only when `dir` is at least two levels deep (`/etc/nginx` yes, `/etc` or `/usr`
+//! * `dir/*` for created files: at least `threshold` files directly in `dir`, each created by
+//!   the workload while recording (where its names may vary: not under `/etc`, `/usr`, … as
+//!   `made` says), every rule directly in `dir` a file rule with the same letters that write
+//!   but neither execute, link nor lock, and the same `owner`. A directory a server fills
+//!   with a file per upload, session or segment would otherwise get one rule per file (a
+//!   million-file recording makes a profile the parser refuses).
+//!
+//! All only when `dir` is at least two levels deep (`/etc/nginx` yes, `/etc` or `/usr`
 //! never: `/etc/*` would let the workload read `/etc/shadow`), when no access below it failed
 //! (the glob would allow what the workload did without), and never over a write, exec, link
 //! or lock rule. `**` is tried first, from the shallowest directory down.
@@ -14,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     pattern::{Pattern, Piece},
+    rules::Perms,
     Rule,
 };
 
@@ -40,7 +48,17 @@ fn prefix(p: &Pattern) -> Vec<u8> {
     }
 }
 
-pub(crate) fn collapse(rules: Vec<Rule>, failed: &[Vec<u8>], threshold: usize) -> Vec<Rule> {
+/// Whether a rule's letters may be merged into a `dir/*` of created files.
+fn writes_only(p: &Perms) -> bool {
+    (p.write || p.append) && !(p.exec || p.link || p.lock)
+}
+
+pub(crate) fn collapse(
+    rules: Vec<Rule>,
+    failed: &[Vec<u8>],
+    threshold: usize,
+    created: &dyn Fn(&[u8]) -> bool,
+) -> Vec<Rule> {
     if threshold == 0 {
         return rules;
     }
@@ -73,15 +91,24 @@ pub(crate) fn collapse(rules: Vec<Rule>, failed: &[Vec<u8>], threshold: usize) -
                 continue;
             };
             let (perms, owner) = (rules[first].perms, rules[first].owner);
-            let uniform = under.iter().all(|&i| {
-                let r = &rules[i];
-                r.pattern.as_literal().is_some()
-                    && r.perms == perms
-                    && r.owner == owner
-                    && r.perms.is_read_only()
-                    && (recursive || !r.pattern.as_literal().unwrap().ends_with(b"/"))
-            });
-            if !uniform {
+            let same = |i: &usize| {
+                let r = &rules[*i];
+                r.pattern.as_literal().is_some() && r.perms == perms && r.owner == owner
+            };
+            let is_file = |i: &usize| {
+                rules[*i]
+                    .pattern
+                    .as_literal()
+                    .is_some_and(|p| !p.ends_with(b"/"))
+            };
+            let read_only =
+                perms.is_read_only() && under.iter().all(|i| same(i) && (recursive || is_file(i)));
+            let written = !recursive
+                && writes_only(&perms)
+                && under.iter().all(|i| {
+                    same(i) && is_file(i) && created(&rules[*i].pattern.as_literal().unwrap())
+                });
+            if !read_only && !written {
                 continue;
             }
             let files: Vec<Vec<u8>> = under
@@ -103,11 +130,18 @@ pub(crate) fn collapse(rules: Vec<Rule>, failed: &[Vec<u8>], threshold: usize) -
             pattern
                 .0
                 .push(Piece::Glob(if recursive { "/**" } else { "/*" }));
-            let note = format!(
-                "collapse {}: {} read-only files",
-                if recursive { "dir/**" } else { "dir/*" },
-                files.len()
-            );
+            let note = if written {
+                format!(
+                    "collapse dir/* (created): {} files the workload created",
+                    files.len()
+                )
+            } else {
+                format!(
+                    "collapse {}: {} read-only files",
+                    if recursive { "dir/**" } else { "dir/*" },
+                    files.len()
+                )
+            };
             let gone: BTreeSet<usize> = under.into_iter().collect();
             let mut kept: Vec<Rule> = rules
                 .into_iter()

@@ -132,6 +132,17 @@ impl Made {
         }
     }
 
+    /// Whether the workload created the file at `path` while recording, where its own
+    /// writes may make names (`collapse dir/* (created)`).
+    pub fn created(&self, path: &[u8]) -> bool {
+        let key = trim_slash(path);
+        names_may_vary(key)
+            && self
+                .ops
+                .get(key)
+                .is_some_and(|o| o.contains(&FileOp::Create))
+    }
+
     /// The facts for `path`; `None` when no part of its name may vary.
     pub fn facts(&self, path: &[u8]) -> Option<PathFacts> {
         let key = trim_slash(path);

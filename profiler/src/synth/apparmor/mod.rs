@@ -29,7 +29,7 @@ use std::{
     fmt::Write as _,
 };
 
-use crate::model::activity::Activity;
+use crate::model::activity::{Activity, FileOp};
 use pattern::Pattern;
 use rules::Perms;
 
@@ -201,6 +201,23 @@ fn pattern_for(path: &[u8], made: &made::Made, failed: &[Vec<u8>]) -> (Pattern, 
     }
 }
 
+/// The failed paths no generalised rule may cover: those that failed and never succeeded, but
+/// not a failed unlink (`unlink-before-create`). Removing a name that is not there is how a
+/// writer makes sure its temporary name is free (PostgreSQL unlinks `pg_internal.init.PID`
+/// before writing it), not something the workload did without: the names its temporary
+/// files take are what the rule allows anyway. The failure is still listed.
+fn bounding_failures(activity: &Activity, succeeded: &BTreeSet<&[u8]>) -> Vec<Vec<u8>> {
+    let mut out = BTreeSet::new();
+    for f in activity.files.iter().filter(|f| f.failed) {
+        let path = f.path.as_bytes();
+        let unlink_only = !f.ops.is_empty() && f.ops.iter().all(|op| *op == FileOp::Unlink);
+        if !succeeded.contains(path) && !unlink_only {
+            out.insert(path.to_vec());
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Synthesizes the profile `name` from what the workload did.
 pub fn apparmor(
     name: &str,
@@ -227,6 +244,7 @@ pub fn apparmor(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let bounding = bounding_failures(activity, &succeeded);
     let made = made::Made::new(activity);
 
     // Merge every successful access per generalised path.
@@ -241,7 +259,7 @@ pub fn apparmor(
         if perms.is_empty() {
             continue;
         }
-        let (pattern, applied) = pattern_for(path, &made, &failed);
+        let (pattern, applied) = pattern_for(path, &made, &bounding);
         let rule = merged.entry(pattern.clone()).or_insert(Rule {
             pattern,
             perms: Perms::default(),
@@ -271,7 +289,9 @@ pub fn apparmor(
         }
     }
 
-    let rules = collapse::collapse(rules, &failed, opts.collapse_threshold);
+    let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
+        made.created(p)
+    });
 
     let mut text = String::new();
     let _ = writeln!(

@@ -301,6 +301,56 @@ fn collapse_rules() {
     assert_eq!(rule_lines(&p).len(), 20);
 }
 
+/// Names without digits, so the name rules leave them literal and only the collapse acts.
+fn names(dir: &str, n: u8) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{dir}/upload-{}", (b'a' + i) as char))
+        .collect()
+}
+
+#[test]
+fn created_files_collapse_into_their_directory() {
+    let made = |paths: Vec<String>, ops: &[FileOp]| {
+        let files = paths.iter().map(|p| file(p.as_bytes(), ops)).collect();
+        synth(&Activity {
+            files,
+            ..Default::default()
+        })
+    };
+    // 12 files the workload created and wrote: one rule, read back too.
+    let p = made(names("/var/lib/app/uploads", 12), &[Create, Write]);
+    assert_eq!(rule_lines(&p), vec!["/var/lib/app/uploads/* rw,"]);
+    assert!(
+        p.text.contains("collapse dir/* (created): 12 files"),
+        "{}",
+        p.text
+    );
+
+    // Written but not created (files that were there): every rule stays.
+    let p = made(names("/var/lib/app/uploads", 12), &[Write]);
+    assert_eq!(rule_lines(&p).len(), 12, "{:?}", rule_lines(&p));
+
+    // Created under a system directory: never a glob there.
+    let p = made(names("/usr/share/app", 12), &[Create, Write]);
+    assert!(rule_lines(&p).iter().all(|l| !l.contains('*')));
+
+    // Below the threshold: literal.
+    let p = made(names("/var/lib/app/uploads", 9), &[Create, Write]);
+    assert_eq!(rule_lines(&p).len(), 9);
+
+    // One of them executed: no collapse over an exec rule.
+    let mut files: Vec<FileAccess> = names("/var/lib/app/uploads", 12)
+        .iter()
+        .map(|p| file(p.as_bytes(), &[Create, Write]))
+        .collect();
+    files[0].ops.insert(Exec);
+    let p = synth(&Activity {
+        files,
+        ..Default::default()
+    });
+    assert!(rule_lines(&p).iter().all(|l| !l.contains('*')));
+}
+
 #[test]
 fn never_catch_alls() {
     let files: Vec<FileAccess> = (0..50)

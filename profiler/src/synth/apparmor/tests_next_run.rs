@@ -223,6 +223,28 @@ fn rules_table() {
             &[],
             vec!["/var/lib/app/seg.1 rw,".to_string()],
         ),
+        // A failed unlink does not bound the rule: PostgreSQL removes its temporary name
+        // before writing it (ENOENT), for its own pid and for others'.
+        (
+            vec![
+                file("/srv/db/base/5/pg_internal.init.43", &[Create, Write, Rename]),
+                failed("/srv/db/base/5/pg_internal.init.43", &[Unlink]),
+                failed("/srv/db/base/5/pg_internal.init.58", &[Unlink]),
+            ],
+            &[("/srv/db/base/5/pg_internal.init.43", 43)],
+            vec![format!(
+                "/srv/db/base/5/pg_internal.init.[0-9]* rw,  # pid-in-name, temp-file: also the temporary names a next run makes, {RB}"
+            )],
+        ),
+        // Any other failed access still does.
+        (
+            vec![
+                file("/srv/db/base/5/pg_internal.init.43", &[Create, Write, Rename]),
+                failed("/srv/db/base/5/pg_internal.init.58", &[Unlink, Read]),
+            ],
+            &[("/srv/db/base/5/pg_internal.init.43", 43)],
+            vec![format!("/srv/db/base/5/pg_internal.init.43 rw,  # {RB}")],
+        ),
         // read-back: what it wrote, not devices or kernel files.
         (
             vec![file("/run/app.pid", &[Create, Write, Truncate])],

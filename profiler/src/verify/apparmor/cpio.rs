@@ -10,21 +10,40 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 
+/// An entry's owner; root unless said otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Entries in archive order; parents must come before children.
 #[derive(Default)]
 pub struct Archive {
     buf: Vec<u8>,
     ino: u32,
+    /// The owner of the entries added next.
+    owner: Owner,
 }
 
 impl Archive {
+    /// Entries added from now on belong to `owner`.
+    pub fn set_owner(&mut self, owner: Owner) {
+        self.owner = owner;
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
     fn header(&mut self, name: &[u8], mode: u32, size: usize) {
         self.ino += 1;
         let fields = [
             self.ino,
             mode,
-            0,
-            0,
+            self.owner.uid,
+            self.owner.gid,
             1,
             0,
             size as u32,
@@ -70,6 +89,7 @@ impl Archive {
     /// The archive with its trailer, gzip-wrapped.
     pub fn finish_gz(mut self, out: &mut impl Write) -> io::Result<()> {
         self.ino = 0;
+        self.owner = Owner::default();
         self.header(b"TRAILER!!!", 0, 0);
         gzip_stored(&self.buf, out)
     }
@@ -130,6 +150,8 @@ mod tests {
         a.dir(b"etc", 0o755);
         a.file(b"etc/hello", 0o644, &vec![b'x'; 70_000]);
         a.symlink(b"etc/link", b"hello");
+        a.set_owner(Owner { uid: 33, gid: 34 });
+        a.file(b"etc/owned", 0o600, b"x");
         let mut gz = Vec::new();
         a.finish_gz(&mut gz).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -148,6 +170,15 @@ mod tests {
                 );
                 let l = std::fs::read_link(dir.path().join("etc/link")).unwrap();
                 assert_eq!(l.to_str(), Some("hello"));
+                let listing = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg("gzip -dc img.gz | cpio -itv --quiet --numeric-uid-gid")
+                    .current_dir(dir.path())
+                    .output()
+                    .unwrap();
+                let listing = String::from_utf8_lossy(&listing.stdout);
+                let owned = listing.lines().find(|l| l.ends_with("etc/owned")).unwrap();
+                assert!(owned.contains(" 33 ") && owned.contains(" 34 "), "{owned}");
             }
             other => println!("skipped: gzip/cpio unavailable ({other:?})"),
         }

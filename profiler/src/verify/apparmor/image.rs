@@ -1,20 +1,28 @@
-//! Collecting host files into the guest image at the same paths, symlinks and all.
+//! The guest's root filesystem as an initramfs: the bundle's root filesystem as it is, and
+//! profgen's own tools beside it under [`PRIVATE`], never mixed into the bundle's paths.
 //!
-//! Debian's merged `/usr` makes `/lib64/ld-linux-x86-64.so.2` a path through two symlinks;
-//! copying only the final file would leave the loader unreachable. So each path is added
-//! component by component: directories as directories, symlinks as the same symlinks (and
-//! their targets added too), files with their contents and permission bits.
+//! The tools (`apparmor_parser`, `aa-exec`, the suite) are host programs with host libraries;
+//! the bundle may hold other versions of the same libraries at the same paths. So each tool
+//! and its libraries are copied below `PRIVATE` and run through the copied dynamic loader
+//! with `--library-path` ([`Image::private_program`]), which never looks at the bundle's.
 
 use std::{
     collections::BTreeSet,
-    ffi::OsStr,
     io,
-    os::unix::{ffi::OsStrExt, fs::PermissionsExt},
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{MetadataExt, PermissionsExt},
+    },
     path::{Path, PathBuf},
     process::Command,
 };
 
-use super::cpio::Archive;
+use super::cpio::{Archive, Owner};
+
+/// profgen's directory in the guest.
+pub const PRIVATE: &str = "/.profgen";
+/// The tools' libraries and loader.
+pub const PRIVATE_LIB: &str = "/.profgen/lib";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -38,8 +46,10 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
 #[derive(Default)]
 pub struct Image {
     archive: Archive,
-    /// Guest paths already in the archive (no leading `/`).
+    /// Guest paths already in the archive (no leading `/`): the first writer of a path wins.
     seen: BTreeSet<Vec<u8>>,
+    /// Entries of the root filesystem that cannot go into an initramfs (devices, sockets).
+    pub skipped: Vec<String>,
 }
 
 fn rel(p: &[u8]) -> Vec<u8> {
@@ -65,7 +75,7 @@ impl Image {
         }
     }
 
-    /// Generated content at `guest` (parents created).
+    /// Generated content at `guest` (parents created), unless something is there already.
     pub fn write(&mut self, guest: &str, perm: u32, data: &[u8]) {
         if let Some((parent, _)) = guest.rsplit_once('/') {
             self.mkdir(parent, 0o755);
@@ -76,85 +86,91 @@ impl Image {
         }
     }
 
-    /// A host file, directory (recursively) or symlink at the same path in the guest.
-    pub fn host(&mut self, path: &Path) -> Result<(), ImageError> {
-        self.host_depth(path, 0)
+    /// Whether the guest has something at `guest` already.
+    #[cfg(test)]
+    pub fn has(&self, guest: &str) -> bool {
+        self.seen.contains(&rel(guest.as_bytes()))
     }
 
-    fn host_depth(&mut self, path: &Path, depth: usize) -> Result<(), ImageError> {
-        if depth > 40 {
-            return Err(ImageError::Read {
-                path: path.into(),
-                source: io::Error::other("symlink loop"),
+    /// Bytes so far: what the guest needs in memory, twice (the image and its unpacked files).
+    pub fn size(&self) -> usize {
+        self.archive.size()
+    }
+
+    /// `root`, a directory on the host, as the guest's `/`: every entry at the same path
+    /// below `/`, with its permissions and owner; symlinks as they are (an absolute target
+    /// means the guest's path, as in a container).
+    pub fn tree(&mut self, root: &Path) -> Result<(), ImageError> {
+        self.tree_below(root, root)
+    }
+
+    fn tree_below(&mut self, root: &Path, dir: &Path) -> Result<(), ImageError> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(read_err(dir))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_err(dir))?;
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).map_err(read_err(&path))?;
+            let guest = rel(path
+                .strip_prefix(root)
+                .expect("below the root")
+                .as_os_str()
+                .as_bytes());
+            if !self.seen.insert(guest.clone()) {
+                continue;
+            }
+            self.archive.set_owner(Owner {
+                uid: meta.uid(),
+                gid: meta.gid(),
             });
-        }
-        let mut acc = PathBuf::from("/");
-        let comps: Vec<&OsStr> = path
-            .components()
-            .filter_map(|c| match c {
-                std::path::Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        for (i, c) in comps.iter().enumerate() {
-            acc.push(c);
-            let meta = std::fs::symlink_metadata(&acc).map_err(read_err(&acc))?;
-            let r = rel(acc.as_os_str().as_bytes());
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&acc).map_err(read_err(&acc))?;
-                if self.seen.insert(r.clone()) {
-                    self.archive.symlink(&r, target.as_os_str().as_bytes());
-                }
-                let mut resolved = if target.is_absolute() {
-                    target
-                } else {
-                    acc.parent().unwrap_or(Path::new("/")).join(target)
-                };
-                for rest in &comps[i + 1..] {
-                    resolved.push(rest);
-                }
-                return self.host_depth(&normalize(&resolved), depth + 1);
-            }
             let perm = meta.permissions().mode() & 0o7777;
-            if meta.is_dir() {
-                if self.seen.insert(r.clone()) {
-                    self.archive.dir(&r, perm);
-                }
-                if i + 1 == comps.len() {
-                    let mut entries: Vec<PathBuf> = std::fs::read_dir(&acc)
-                        .map_err(read_err(&acc))?
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .collect();
-                    entries.sort();
-                    for e in entries {
-                        self.host_depth(&e, depth)?;
-                    }
-                }
-            } else if self.seen.insert(r.clone()) {
-                let data = std::fs::read(&acc).map_err(read_err(&acc))?;
-                self.archive.file(&r, perm, &data);
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path).map_err(read_err(&path))?;
+                self.archive.symlink(&guest, target.as_os_str().as_bytes());
+            } else if kind.is_dir() {
+                self.archive.dir(&guest, perm);
+                self.tree_below(root, &path)?;
+            } else if kind.is_file() {
+                let data = std::fs::read(&path).map_err(read_err(&path))?;
+                self.archive.file(&guest, perm, &data);
+            } else {
+                self.seen.remove(&guest);
+                self.skipped.push(path.display().to_string());
             }
         }
+        self.archive.set_owner(Owner::default());
         Ok(())
     }
 
-    /// A dynamically linked program, its libraries and loader, as `ldd` lists them.
-    pub fn program(&mut self, path: &Path) -> Result<(), ImageError> {
-        self.host(path)?;
-        for lib in ldd(path)? {
-            self.host(&lib)?;
+    /// Host program `host` at `guest`, its libraries and loader below [`PRIVATE_LIB`]. Returns
+    /// the command that runs it in the guest: through the copied loader when it has one.
+    pub fn private_program(&mut self, host: &Path, guest: &str) -> Result<String, ImageError> {
+        self.copy_to(host, guest, 0o755)?;
+        let (libs, loader) = ldd(host)?;
+        for lib in libs.iter().chain(&loader) {
+            let name = lib.file_name().expect("a library file").to_string_lossy();
+            self.copy_to(lib, &format!("{PRIVATE_LIB}/{name}"), 0o755)?;
         }
-        Ok(())
+        Ok(match loader {
+            None => guest.to_owned(),
+            Some(loader) => format!(
+                "{PRIVATE_LIB}/{} --library-path {PRIVATE_LIB} {guest}",
+                loader.file_name().expect("a loader file").to_string_lossy()
+            ),
+        })
     }
 
-    /// Host file `src` copied to a different guest path.
+    /// Host file `src` (symlinks followed) copied to a guest path.
     pub fn copy_to(&mut self, src: &Path, guest: &str, perm: u32) -> Result<(), ImageError> {
         let data = std::fs::read(src).map_err(read_err(src))?;
         self.write(guest, perm, &data);
         Ok(())
     }
 
-    /// Host directory `src` copied recursively below `guest`.
+    /// Host directory `src` copied recursively below `guest` (symlinks followed).
     pub fn copy_dir_to(&mut self, src: &Path, guest: &str) -> Result<(), ImageError> {
         self.mkdir(guest, 0o755);
         let mut entries: Vec<_> = std::fs::read_dir(src)
@@ -179,23 +195,8 @@ impl Image {
     }
 }
 
-/// Lexical `..` removal (the path is absolute and built from real symlink targets).
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The absolute paths `ldd` names (libraries and the loader). Static binaries have none.
-pub fn ldd(path: &Path) -> Result<Vec<PathBuf>, ImageError> {
+/// The libraries `ldd` names, and the dynamic loader apart. A static program has neither.
+pub fn ldd(path: &Path) -> Result<(Vec<PathBuf>, Option<PathBuf>), ImageError> {
     let out = Command::new("ldd")
         .arg(path)
         .output()
@@ -206,7 +207,7 @@ pub fn ldd(path: &Path) -> Result<Vec<PathBuf>, ImageError> {
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         if text.contains("not a dynamic executable") || out.stderr.starts_with(b"\tnot a dynamic") {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         return Err(ImageError::Ldd {
             path: path.into(),
@@ -216,18 +217,38 @@ pub fn ldd(path: &Path) -> Result<Vec<PathBuf>, ImageError> {
     Ok(parse_ldd(&text))
 }
 
-fn parse_ldd(text: &str) -> Vec<PathBuf> {
-    text.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let candidate = match l.split_once("=>") {
-                Some((_, rhs)) => rhs.trim(),
-                None => l,
-            };
-            let p = candidate.split_whitespace().next()?;
-            p.starts_with('/').then(|| PathBuf::from(p))
-        })
-        .collect()
+/// `libc.so.6 => /lib/…/libc.so.6 (0x…)` is a library; the line without an arrow that names
+/// a file is the loader; the vDSO names none.
+fn parse_ldd(text: &str) -> (Vec<PathBuf>, Option<PathBuf>) {
+    let mut libs = Vec::new();
+    let mut loader = None;
+    for l in text.lines().map(str::trim) {
+        let (candidate, is_loader) = match l.split_once("=>") {
+            Some((_, rhs)) => (rhs.trim(), false),
+            None => (l, true),
+        };
+        let Some(p) = candidate.split_whitespace().next() else {
+            continue;
+        };
+        if !p.starts_with('/') {
+            continue;
+        }
+        if is_loader {
+            loader = Some(PathBuf::from(p));
+        } else {
+            libs.push(PathBuf::from(p));
+        }
+    }
+    (libs, loader)
+}
+
+/// Whether `path` is an ELF file: what runs in the guest without an interpreter.
+pub fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF"
 }
 
 #[cfg(test)]
@@ -239,10 +260,57 @@ mod tests {
         let text = "\tlinux-vdso.so.1 (0x00007f)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
         assert_eq!(
             parse_ldd(text),
-            vec![
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
-            ]
+            (
+                vec![PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")],
+                Some(PathBuf::from("/lib64/ld-linux-x86-64.so.2"))
+            )
         );
+        assert_eq!(parse_ldd("\tstatically linked\n"), (Vec::new(), None));
+    }
+
+    #[test]
+    fn a_tree_keeps_symlinks_owners_and_the_first_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/app"), b"app").unwrap();
+        std::os::unix::fs::symlink("/usr/bin/app", root.join("app")).unwrap();
+        let mut img = Image::default();
+        img.tree(root).unwrap();
+        assert!(img.has("/usr/bin/app") && img.has("/app") && img.has("/usr"));
+        // Generated files never replace the bundle's.
+        let before = img.size();
+        img.write("/usr/bin/app", 0o644, b"other");
+        assert_eq!(img.size(), before);
+        img.write("/etc/shadow", 0o640, b"x");
+        assert!(img.has("/etc") && img.has("/etc/shadow"));
+    }
+
+    #[test]
+    fn a_private_program_runs_through_its_own_loader() {
+        let sh = Path::new("/bin/sh");
+        if !sh.exists() {
+            return;
+        }
+        let mut img = Image::default();
+        let cmd = img.private_program(sh, "/.profgen/bin/sh").unwrap();
+        let (libs, loader) = ldd(sh).unwrap();
+        match loader {
+            Some(l) => {
+                let name = l.file_name().unwrap().to_string_lossy().into_owned();
+                assert_eq!(
+                    cmd,
+                    format!("/.profgen/lib/{name} --library-path /.profgen/lib /.profgen/bin/sh")
+                );
+                assert!(img.has(&format!("/.profgen/lib/{name}")));
+            }
+            None => assert_eq!(cmd, "/.profgen/bin/sh"),
+        }
+        for lib in libs {
+            let name = lib.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(img.has(&format!("/.profgen/lib/{name}")), "{name}");
+        }
+        assert!(is_elf(sh));
+        assert!(!is_elf(Path::new("/etc/passwd")));
     }
 }

@@ -40,7 +40,49 @@ pub fn check(text: &str) -> Result<(), ParserError> {
         Ok(())
     } else {
         Err(ParserError::Rejected {
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr: reasons(&String::from_utf8_lossy(&out.stderr)),
         })
+    }
+}
+
+/// The parser's error lines, on one line: its warnings (a missing cache interface, a feature
+/// the kernel lacks) are dropped, so the reason is not hidden behind them. All of stderr when
+/// every line is a warning.
+fn reasons(stderr: &str) -> String {
+    let is_warning = |l: &str| {
+        l.starts_with("Cache read/write disabled")
+            || l.starts_with("Warning")
+            || l.contains("Warning from")
+            || l.trim().is_empty()
+    };
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !is_warning(l))
+        .map(str::trim)
+        .collect();
+    if errors.is_empty() {
+        stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        errors.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_reason_comes_before_the_warnings() {
+        let stderr = "Cache read/write disabled: interface file missing. (Kernel needs AppArmor 2.4 compatibility patch.)\n\
+            Warning: unable to find a suitable fs in /proc/mounts, is it mounted?\n\
+            AppArmor parser error for /tmp/x in profile /tmp/x at line 9: Exceeded maximum number of states\n";
+        assert_eq!(
+            super::reasons(stderr),
+            "AppArmor parser error for /tmp/x in profile /tmp/x at line 9: Exceeded maximum number of states"
+        );
+        assert_eq!(super::reasons("Warning: only this\n"), "Warning: only this");
     }
 }

@@ -41,6 +41,11 @@ impl Cidr {
         }
     }
 
+    /// The prefix length: 0 for a block of a whole address family.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix
+    }
+
     /// Whether every address of `other` is in `self`: `except` entries must be inside `cidr`.
     pub fn covers(&self, other: &Cidr) -> bool {
         other.prefix >= self.prefix && self.contains(other.addr)

@@ -22,6 +22,7 @@
 
 mod cidr;
 mod flows;
+pub mod prove;
 mod selector;
 
 use std::{collections::BTreeMap, fmt, net::IpAddr};
@@ -33,6 +34,7 @@ use k8s_openapi::{
 
 pub use cidr::Cidr;
 pub use flows::recorded_connections;
+pub use prove::{prove, NetpolCheck, NetpolProof};
 
 use crate::{
     cluster::{parse_protocol, Cluster, Pod},
