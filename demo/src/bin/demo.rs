@@ -71,10 +71,12 @@ fn main() -> Result<()> {
             bin.display()
         );
     }
+    // Beside the build (CARGO_TARGET_DIR when set), never in /tmp: bundles are large.
+    let target_dir = bin_dir.parent().unwrap_or(&bin_dir);
     let work = tempfile::Builder::new()
         .prefix("profgen-demo-")
-        .tempdir_in(root.join("target"))
-        .context("creating a work directory under target/")?;
+        .tempdir_in(target_dir)
+        .with_context(|| format!("creating a work directory under {}", target_dir.display()))?;
 
     step("building the OCI bundle: the host's nginx and its libraries, the site, the probe");
     let parent = Cgroup::root()?.path().join("profgen-demo");

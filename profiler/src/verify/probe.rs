@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+
 /// EPERM: what a seccomp profile's default `SCMP_ACT_ERRNO` action returns.
 pub const EPERM: i32 = 1;
 
@@ -19,6 +21,28 @@ pub const ARGUMENT_PROBES: [&str; 5] = [
     "ioctl_tiocsti",
     "personality_read_implies_exec",
 ];
+
+/// The syscall each argument probe calls.
+fn probed_syscall(probe: &str) -> &str {
+    probe.split_once('_').map_or(probe, |(syscall, _)| syscall)
+}
+
+/// The argument probes that `profile` must refuse: those whose syscall it does not allow
+/// unconditionally (allowed only with argument rules, or not at all). A syscall allowed
+/// whatever its arguments (an overflowed argument, `--no-args`) has nothing to prove.
+pub fn argument_probes_for(profile: &LinuxSeccomp) -> Vec<&'static str> {
+    let unconditional = |syscall: &str| {
+        profile.syscalls().iter().flatten().any(|rule| {
+            rule.action() == LinuxSeccompAction::ScmpActAllow
+                && rule.args().as_ref().is_none_or(|a| a.is_empty())
+                && rule.names().iter().any(|n| n == syscall)
+        })
+    };
+    ARGUMENT_PROBES
+        .into_iter()
+        .filter(|p| !unconditional(probed_syscall(p)))
+        .collect()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -98,6 +122,48 @@ mod tests {
 
     fn names(n: &[&str]) -> Vec<String> {
         n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn rule(names: &[&str], args: bool) -> serde_json::Value {
+        let mut r = serde_json::json!({"names": names, "action": "SCMP_ACT_ALLOW"});
+        if args {
+            r["args"] = serde_json::json!([{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]);
+        }
+        r
+    }
+
+    fn profile(rules: Vec<serde_json::Value>) -> LinuxSeccomp {
+        serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": rules,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn argument_probes_follow_what_the_profile_filters() {
+        // socket and clone filtered by argument, ioctl allowed whatever its request,
+        // personality not allowed at all.
+        let p = profile(vec![
+            rule(&["read", "ioctl"], false),
+            rule(&["socket"], true),
+            rule(&["clone"], true),
+        ]);
+        assert_eq!(
+            argument_probes_for(&p),
+            [
+                "socket_packet",
+                "socket_netlink",
+                "clone_newuser",
+                "personality_read_implies_exec"
+            ]
+        );
+        // Names only (--no-args): nothing to prove by argument for what is allowed.
+        let names_only = profile(vec![rule(
+            &["socket", "clone", "ioctl", "personality"],
+            false,
+        )]);
+        assert!(argument_probes_for(&names_only).is_empty());
     }
 
     #[test]

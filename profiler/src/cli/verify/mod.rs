@@ -83,6 +83,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "IP")]
     pod_ip: Vec<IpAddr>,
     /// Syscalls outside the seccomp profile that must be refused with EPERM (comma-separated).
+    /// profgen's probe also makes the argument probes of the syscalls the profile allows only
+    /// with some arguments (`socket(AF_NETLINK)`, `clone(CLONE_NEWUSER)`, `ioctl(TIOCSTI)`,
+    /// `personality(READ_IMPLIES_EXEC)`), which must be refused too.
     #[arg(
         long,
         value_delimiter = ',',

@@ -7,6 +7,7 @@ use profgen::verify::{
     self,
     apparmor::{self, AppArmorCheck, VmOptions},
     netpol::{self, NetpolCheck},
+    probe,
     runc::Runc,
     set::{self, Artifact, Verdict},
     Report, SeccompCheck, VerifyFailed,
@@ -77,10 +78,21 @@ fn runc_proof(args: &VerifyArgs, inputs: &Inputs) -> Vec<(Artifact, Verdict)> {
     if let Some((p, _)) = sc {
         what.push(format!("securitycontext ({})", shown(p)));
     }
-    let probes = if args.no_probe || seccomp.is_none() {
-        Vec::new()
-    } else {
-        args.probe.clone()
+    // The named syscalls, then the argument probes of what the profile filters by argument.
+    let probes = match seccomp {
+        Some((_, profile)) if !args.no_probe => {
+            let mut probes = args.probe.clone();
+            if args.probe_path.is_none() {
+                probes.extend(
+                    probe::argument_probes_for(profile)
+                        .into_iter()
+                        .filter(|p| !args.probe.iter().any(|q| q == p))
+                        .map(str::to_owned),
+                );
+            }
+            probes
+        }
+        _ => Vec::new(),
     };
     header(&format!(
         "{}: {} under runc, the suite on the host{}",
