@@ -18,15 +18,19 @@
 //! The helper processes (workload, client, resolver) are this test binary itself, re-run with
 //! `PROFGEN_NETNS_ROLE` set, so the test needs nothing but `ip` (iproute2) and root.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     collections::BTreeSet,
     env,
     io::{BufRead, BufReader, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+use support::{is_root, profgen_binary, skip};
 
 use profgen::{
     cluster::{Cluster, Pod},
@@ -165,25 +169,6 @@ fn client() {
     }
 }
 
-/// Skips with a printed reason, except under `CI=true`, where a skip would hide a regression.
-fn skip(reason: &str) {
-    if env::var("CI").as_deref() == Ok("true") {
-        panic!("{reason}; CI=true, so this is a failure, not a skip");
-    }
-    eprintln!("skipped: {reason}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -310,50 +295,6 @@ impl Drop for Running {
     }
 }
 
-/// The `profgen` binary of the same profile as this test, built if needed.
-///
-/// A test of another package cannot use `CARGO_BIN_EXE_profgen`, and `cargo test` builds
-/// the binary only for the profiler package's own integration tests. So the harness asks
-/// cargo to build it into the same target directory and profile (a no-op when it is up to
-/// date, so a stale binary is never what gets tested). `PROFGEN_BIN` overrides all this.
-fn profgen_binary() -> Result<PathBuf, String> {
-    if let Some(bin) = env::var_os("PROFGEN_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    // <target>/<profile>/deps/netpol_netns-<hash>
-    let exe = env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?;
-    let target_dir = profile_dir
-        .parent()
-        .ok_or("cannot locate the target directory")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or("cannot name the profile")?;
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "profiler", "--bin", "profgen"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !status.success() {
-        return Err(format!("{cmd:?} failed: {status}"));
-    }
-    Ok(profile_dir.join("profgen"))
-}
-
 /// Every cgroup's network facts in one.
 fn network_of(rec: &Recording) -> Activity {
     let mut all = Activity::default();
@@ -375,7 +316,7 @@ fn synthesized_policy_admits_recorded_flows_and_denies_strangers() {
     if Command::new("ip").arg("-V").output().is_err() {
         return skip("`ip` (iproute2) is not installed");
     }
-    let profgen = profgen_binary().unwrap_or_else(|e| panic!("the profgen binary: {e}"));
+    let profgen = profgen_binary();
     let topo = Topology::build();
     let dir = tempfile::tempdir().unwrap();
     let rec_path = dir.path().join("recording.json");
