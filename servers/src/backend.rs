@@ -149,6 +149,12 @@ mod tests {
         assert_eq!(r.header("x-backend"), Some("b1"));
         assert_eq!(r.body, b"b1 /x\n");
         drop(b);
-        assert!(TcpListener::bind(addr).is_ok(), "the port is free again");
+        // Stopped: nothing listens any more (the open keep-alive connection aside).
+        let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5));
+        assert_eq!(
+            refused.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::ConnectionRefused),
+            "a stopped backend still accepts connections"
+        );
     }
 }
