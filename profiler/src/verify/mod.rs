@@ -20,6 +20,7 @@ pub mod process;
 mod report;
 pub mod runc;
 pub mod runc_output;
+pub mod runtime_calls;
 pub mod security_context;
 pub mod set;
 pub mod shipped_probe;

@@ -163,6 +163,23 @@ impl Image {
         })
     }
 
+    /// Host program `host` at `guest`, its libraries in the guest's `/lib/x86_64-linux-gnu`
+    /// and its loader at the host's path: for a guest whose `/` is profgen's own (no bundle's
+    /// libraries to keep apart), where a program that re-executes `/proc/self/exe` (crun) must
+    /// run without a loader in front of it.
+    pub fn system_program(&mut self, host: &Path, guest: &str) -> Result<(), ImageError> {
+        self.copy_to(host, guest, 0o755)?;
+        let (libs, loader) = ldd(host)?;
+        for lib in &libs {
+            let name = lib.file_name().expect("a library file").to_string_lossy();
+            self.copy_to(lib, &format!("/lib/x86_64-linux-gnu/{name}"), 0o755)?;
+        }
+        if let Some(loader) = loader {
+            self.copy_to(&loader, &loader.to_string_lossy(), 0o755)?;
+        }
+        Ok(())
+    }
+
     /// Host file `src` (symlinks followed) copied to a guest path.
     pub fn copy_to(&mut self, src: &Path, guest: &str, perm: u32) -> Result<(), ImageError> {
         let data = std::fs::read(src).map_err(read_err(src))?;
@@ -212,6 +229,15 @@ pub fn ldd(path: &Path) -> Result<(Vec<PathBuf>, Option<PathBuf>), ImageError> {
         return Err(ImageError::Ldd {
             path: path.into(),
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    if let Some(missing) = text.lines().find(|l| l.contains("=> not found")) {
+        return Err(ImageError::Ldd {
+            path: path.into(),
+            detail: format!(
+                "{}: install the package that has it, or name its directory in LD_LIBRARY_PATH",
+                missing.trim()
+            ),
         });
     }
     Ok(parse_ldd(&text))
