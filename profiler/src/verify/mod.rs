@@ -14,6 +14,7 @@
 pub mod apparmor;
 mod bundle;
 mod cgroups;
+pub mod crun_vm;
 pub mod netpol;
 pub mod probe;
 pub mod process;

@@ -33,6 +33,7 @@ use std::{
 };
 
 pub use guest::Denied;
+pub(crate) use guest::quote as guest_quote;
 pub use image::ImageError;
 pub use prove::{
     load as load_profile, profile_name, prove, AppArmorCheck, AppArmorProof, ProveError,

@@ -28,36 +28,43 @@ pub struct Variant {
     pub no_new_privileges: bool,
     /// Run as `nobody` (65534, with a supplementary group) instead of root.
     pub non_root: bool,
+    /// `create` then `start`, as Kubernetes' runtimes (containerd, CRI-O) drive a runtime,
+    /// instead of `run`: the container's process waits for `start` after its filter.
+    pub create_start: bool,
+}
+
+const fn v(no_new_privileges: bool, non_root: bool, create_start: bool) -> Variant {
+    Variant {
+        no_new_privileges,
+        non_root,
+        create_start,
+    }
 }
 
 /// Every combination, each measured `runs` times.
-pub const VARIANTS: [Variant; 4] = [
-    Variant {
-        no_new_privileges: true,
-        non_root: false,
-    },
-    Variant {
-        no_new_privileges: false,
-        non_root: false,
-    },
-    Variant {
-        no_new_privileges: true,
-        non_root: true,
-    },
-    Variant {
-        no_new_privileges: false,
-        non_root: true,
-    },
+pub const VARIANTS: [Variant; 8] = [
+    v(true, false, false),
+    v(false, false, false),
+    v(true, true, false),
+    v(false, true, false),
+    v(true, false, true),
+    v(false, false, true),
+    v(true, true, true),
+    v(false, true, true),
 ];
 
 impl Variant {
-    /// A short name for logs and tables: `nnp-root`, `privs-nobody`…
+    /// A short name for logs and tables: `nnp-root-run`, `privs-nobody-create`…
     pub fn label(&self) -> &'static str {
-        match (self.no_new_privileges, self.non_root) {
-            (true, false) => "nnp-root",
-            (false, false) => "privs-root",
-            (true, true) => "nnp-nobody",
-            (false, true) => "privs-nobody",
+        match (self.no_new_privileges, self.non_root, self.create_start) {
+            (true, false, false) => "nnp-root-run",
+            (false, false, false) => "privs-root-run",
+            (true, true, false) => "nnp-nobody-run",
+            (false, true, false) => "privs-nobody-run",
+            (true, false, true) => "nnp-root-create",
+            (false, false, true) => "privs-root-create",
+            (true, true, true) => "nnp-nobody-create",
+            (false, true, true) => "privs-nobody-create",
         }
     }
 
@@ -123,6 +130,7 @@ mod tests {
     fn the_config_logs_every_call_of_the_variant_s_user() {
         for v in VARIANTS {
             assert_eq!(Variant::from_label(v.label()), Some(v));
+            assert_eq!(VARIANTS.iter().filter(|w| **w == v).count(), 1);
             let c: serde_json::Value = serde_json::from_str(&config_json(v, "/r")).unwrap();
             let p = &c["process"];
             assert_eq!(c["root"]["path"], "/r");

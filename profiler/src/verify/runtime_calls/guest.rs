@@ -15,11 +15,11 @@ use super::{
     io, kmsg, MeasureError, Run,
 };
 
-const INIT: &str = "/.profgen/init";
-const BUSYBOX: &str = "/.profgen/bin/busybox";
+pub(crate) const INIT: &str = "/.profgen/init";
+pub(crate) const BUSYBOX: &str = "/.profgen/bin/busybox";
 const ROOTFS: &str = "/.profgen/rootfs";
 const BUNDLES: &str = "/.profgen/bundles";
-const CRUN: &str = "/usr/bin/crun";
+pub(crate) const CRUN: &str = "/usr/bin/crun";
 const DONE: &str = "PROFGEN done";
 
 /// The kernel command line's part that makes the hierarchy pure cgroup v2.
@@ -39,6 +39,18 @@ pub struct GuestFacts {
 }
 
 impl GuestFacts {
+    /// Takes the console fact `key value` when it is one of these; false otherwise.
+    pub(crate) fn add(&mut self, key: &str, value: &str) -> bool {
+        match key {
+            "kernel" => self.kernel = value.to_owned(),
+            "self-cgroup" => self.self_cgroup.push(value.to_owned()),
+            "cgroup-mount" => self.cgroup_mounts.push(value.to_owned()),
+            "runtime-version" => self.runtime_version = value.to_owned(),
+            _ => return false,
+        }
+        true
+    }
+
     /// Only the unified hierarchy: `/proc/self/cgroup` is `0::/…` alone and nothing but
     /// `cgroup2` is mounted.
     pub fn is_pure_cgroup_v2(&self) -> bool {
@@ -52,10 +64,10 @@ impl GuestFacts {
     }
 }
 
-/// The guest's init: mounts a pure cgroup v2 hierarchy, then runs crun `runs` times per
-/// variant, clearing the kernel log before each run and printing it after.
-pub fn init_script(runs: usize) -> String {
-    let variants: Vec<&str> = VARIANTS.iter().map(Variant::label).collect();
+/// The start of a guest's init: busybox's tools, the kernel's filesystems, a pure cgroup v2
+/// hierarchy (only `cgroup2` at `/sys/fs/cgroup`), no printk rate limit, and the facts
+/// [`GuestFacts`] reads.
+pub(crate) fn preamble() -> String {
     format!(
         r#"#!{BUSYBOX} sh
 {BUSYBOX} --install -s /.profgen/bin
@@ -67,6 +79,8 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+ln -s /proc/self/fd /dev/fd
 # Without auditd, audit records reach the kernel log through printk's rate limit.
 echo 0 > /proc/sys/kernel/printk_ratelimit
 echo "PROFGEN booted $(cut -d' ' -f1 /proc/uptime)"
@@ -74,12 +88,36 @@ echo "PROFGEN kernel $(uname -r)"
 sed 's/^/PROFGEN self-cgroup /' /proc/self/cgroup
 grep cgroup /proc/mounts | sed 's/^/PROFGEN cgroup-mount /'
 {CRUN} --version 2>&1 | head -n 1 | sed 's/^/PROFGEN runtime-version /'
-for v in {variants}; do
+"#
+    )
+}
+
+/// The guest's init: [`preamble`], then crun `runs` times per variant, clearing the kernel log
+/// before each run and printing it after.
+pub fn init_script(runs: usize) -> String {
+    let variants: Vec<&str> = VARIANTS.iter().map(Variant::label).collect();
+    format!(
+        r#"{preamble}for v in {variants}; do
   i=1
   while [ $i -le {runs} ]; do
     dmesg -c > /dev/null
-    {CRUN} --root /run/crun run --no-pivot --bundle {BUNDLES}/$v m-$v-$i < /dev/null > /tmp/run.log 2>&1
-    echo "PROFGEN run $v $i $?"
+    case $v in
+      *-create)
+        {CRUN} --root /run/crun create --no-pivot --bundle {BUNDLES}/$v m-$v-$i < /dev/null > /tmp/run.log 2>&1 &&
+        {CRUN} --root /run/crun start m-$v-$i >> /tmp/run.log 2>&1
+        rc=$?
+        for w in $(seq 1 100); do
+          {CRUN} --root /run/crun state m-$v-$i 2>/dev/null | grep -q '"stopped"' && break
+          sleep 0.1
+        done
+        {CRUN} --root /run/crun delete --force m-$v-$i >> /tmp/run.log 2>&1
+        ;;
+      *)
+        {CRUN} --root /run/crun run --no-pivot --bundle {BUNDLES}/$v m-$v-$i < /dev/null > /tmp/run.log 2>&1
+        rc=$?
+        ;;
+    esac
+    echo "PROFGEN run $v $i $rc"
     sed "s/^/PROFGEN run-line $v $i /" /tmp/run.log
     sleep 0.3
     dmesg | sed "s/^/PROFGEN-KMSG $v $i /"
@@ -89,6 +127,7 @@ done
 echo "{DONE}"
 poweroff -f
 "#,
+        preamble = preamble(),
         variants = variants.join(" "),
     )
 }
@@ -133,11 +172,10 @@ fn parse_console(console: &str) -> (GuestFacts, Vec<((Variant, usize), ConsoleRu
         let (key, value) = line[at + "PROFGEN ".len()..]
             .split_once(' ')
             .unwrap_or((&line[at + "PROFGEN ".len()..], ""));
+        if facts.add(key, value) {
+            continue;
+        }
         match key {
-            "kernel" => facts.kernel = value.to_owned(),
-            "self-cgroup" => facts.self_cgroup.push(value.to_owned()),
-            "cgroup-mount" => facts.cgroup_mounts.push(value.to_owned()),
-            "runtime-version" => facts.runtime_version = value.to_owned(),
             "run" | "run-line" => {
                 let mut w = value.splitn(3, ' ');
                 if let (Some(v), Some(i), Some(rest)) = (w.next(), w.next(), w.next()) {
@@ -260,9 +298,11 @@ mod tests {
         let s = init_script(3);
         assert!(s.contains("mount -t cgroup2 cgroup2 /sys/fs/cgroup\n"));
         assert!(!s.contains("-t cgroup "));
-        assert!(s.contains("for v in nnp-root privs-root nnp-nobody privs-nobody; do"));
+        assert!(s.contains("for v in nnp-root-run privs-root-run nnp-nobody-run privs-nobody-run nnp-root-create "));
         assert!(s.contains("while [ $i -le 3 ]"));
         assert!(s.contains("/usr/bin/crun --root /run/crun run --no-pivot --bundle /.profgen/bundles/$v"));
+        assert!(s.contains("/usr/bin/crun --root /run/crun create --no-pivot --bundle /.profgen/bundles/$v m-$v-$i"));
+        assert!(s.contains("/usr/bin/crun --root /run/crun start m-$v-$i"));
         assert!(s.contains("echo 0 > /proc/sys/kernel/printk_ratelimit"));
     }
 
@@ -294,8 +334,8 @@ mod tests {
         assert_eq!(facts.kernel, "6.1.0-57-amd64");
         assert_eq!(facts.runtime_version, "crun version 1.8.1");
         assert!(facts.is_pure_cgroup_v2());
-        assert_eq!(runs.len(), 4);
-        assert_eq!(runs[1].variant.label(), "privs-root");
+        assert_eq!(runs.len(), VARIANTS.len());
+        assert_eq!(runs[1].variant.label(), "privs-root-run");
         assert_eq!(runs[1].processes[0].calls, ["close", "execve"]);
 
         let mut hybrid = facts.clone();
@@ -311,7 +351,7 @@ mod tests {
     #[test]
     fn a_failed_run_or_an_unfinished_guest_is_an_error() {
         let err = runs_of(&console(1), 1).unwrap_err().to_string();
-        assert!(err.contains("nnp-root, run 1") && err.contains("oops"), "{err}");
+        assert!(err.contains("nnp-root-run, run 1") && err.contains("oops"), "{err}");
         let cut = console(0).replace("PROFGEN done", "");
         assert!(matches!(runs_of(&cut, 1), Err(MeasureError::Guest(..))));
         assert!(matches!(runs_of(&console(0), 2), Err(MeasureError::Guest(..))));

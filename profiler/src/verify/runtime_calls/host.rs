@@ -140,26 +140,17 @@ fn run_once(
         variant.label()
     );
     let mut tail = KmsgTail::open()?;
-    let output = Command::new(runtime)
-        .arg("--root")
-        .arg(state)
-        .args(["run", "--bundle"])
-        .arg(dir.join(variant.label()))
-        .arg(&id)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io(format!("running {}", runtime.display())))?;
+    let failed = match variant.create_start {
+        false => lifecycle_run(runtime, dir, state, variant, &id)?,
+        true => lifecycle_create_start(runtime, dir, state, variant, &id)?,
+    };
     let log = tail.read_settled()?;
-    if !output.status.success() {
+    if let Some(detail) = failed {
         return Err(MeasureError::RunFailed {
             runtime: name.to_owned(),
             variant: variant.label(),
             index,
-            detail: format!(
-                "{}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
+            detail,
         });
     }
     let processes = kmsg::runtime_calls(&log).map_err(|source| MeasureError::Log {
@@ -172,4 +163,86 @@ fn run_once(
         index,
         processes,
     })
+}
+
+fn runtime_cmd(runtime: &Path, state: &Path) -> Command {
+    let mut cmd = Command::new(runtime);
+    cmd.arg("--root").arg(state).stdin(Stdio::null());
+    cmd
+}
+
+fn describe(out: &std::process::Output) -> Option<String> {
+    (!out.status.success()).then(|| {
+        format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
+}
+
+/// `run`: the runtime returns when the container's process exits. `Some(why)` when it failed.
+fn lifecycle_run(
+    runtime: &Path,
+    dir: &Path,
+    state: &Path,
+    variant: Variant,
+    id: &str,
+) -> Result<Option<String>, MeasureError> {
+    let out = runtime_cmd(runtime, state)
+        .args(["run", "--bundle"])
+        .arg(dir.join(variant.label()))
+        .arg(id)
+        .output()
+        .map_err(io(format!("running {}", runtime.display())))?;
+    Ok(describe(&out))
+}
+
+/// `create`, `start`, waiting for the process to stop, `delete`. The container's stdio are
+/// files: a pipe would keep `create` waiting for the container's end.
+fn lifecycle_create_start(
+    runtime: &Path,
+    dir: &Path,
+    state: &Path,
+    variant: Variant,
+    id: &str,
+) -> Result<Option<String>, MeasureError> {
+    let stdio = dir.join(format!("{id}.log"));
+    let file = || {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stdio)
+            .map_err(io(format!("opening {}", stdio.display())))
+    };
+    let create = runtime_cmd(runtime, state)
+        .args(["create", "--bundle"])
+        .arg(dir.join(variant.label()))
+        .arg(id)
+        .stdout(file()?)
+        .stderr(file()?)
+        .status()
+        .map_err(io(format!("running {} create", runtime.display())))?;
+    if !create.success() {
+        let text = fs::read_to_string(&stdio).unwrap_or_default();
+        return Ok(Some(format!("create: {create}: {}", text.trim())));
+    }
+    let start = runtime_cmd(runtime, state)
+        .args(["start", id])
+        .output()
+        .map_err(io(format!("running {} start", runtime.display())))?;
+    for _ in 0..100 {
+        let st = runtime_cmd(runtime, state)
+            .args(["state", id])
+            .output()
+            .map_err(io(format!("running {} state", runtime.display())))?;
+        if String::from_utf8_lossy(&st.stdout).contains("\"stopped\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = runtime_cmd(runtime, state)
+        .args(["delete", "--force", id])
+        .output();
+    Ok(describe(&start).map(|d| format!("start: {d}")))
 }

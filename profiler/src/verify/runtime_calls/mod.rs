@@ -114,7 +114,7 @@ pub enum MeasureError {
     Guest(String, String),
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MeasureError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MeasureError {
     let what = what.into();
     move |source| MeasureError::Io { what, source }
 }
@@ -152,7 +152,10 @@ mod tests {
             BTreeSet::from(["capset", "close", "execve", "futex"].map(String::from))
         );
         let text = Tally(&runs).to_string();
-        assert!(text.contains("execve           nnp-root 2/2, privs-root 1/1\n"), "{text}");
-        assert!(text.contains("capset           privs-root 1/1\n"), "{text}");
+        assert!(
+            text.contains("execve           nnp-root-run 2/2, privs-root-run 1/1\n"),
+            "{text}"
+        );
+        assert!(text.contains("capset           privs-root-run 1/1\n"), "{text}");
     }
 }
