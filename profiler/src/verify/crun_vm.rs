@@ -130,7 +130,7 @@ fn script(record: bool, port: u16, suite: &str) -> String {
         false => (String::new(), String::new()),
         true => (
             format!(
-                r#"{PROFGEN} record --cgroup /sys/fs/cgroup/{RECORDED} -o {RECORDING} --ready-file /tmp/rec.ready > /tmp/rec.log 2>&1 &
+                r#"PROFGEN_DEBUG=1 {PROFGEN} record --cgroup /sys/fs/cgroup/{RECORDED} -o {RECORDING} --ready-file /tmp/rec.ready > /tmp/rec.log 2>&1 &
 rec=$!
 r=0
 for i in $(seq 1 600); do
@@ -145,7 +145,7 @@ echo "PROFGEN recorder-ready $r"
                 r#"kill -INT $rec 2>/dev/null
 wait $rec
 echo "PROFGEN recorder-rc $?"
-tail -n 20 /tmp/rec.log | sed 's/^/PROFGEN line recorder: /'
+tail -n 40 /tmp/rec.log | sed 's/^/PROFGEN line recorder: /'
 test -s {RECORDING} && sed 's/^/PROFGEN-REC /' {RECORDING}
 "#
             ),
@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn the_script_records_the_container_s_parent_cgroup() {
         let s = script(true, 8080, "S --url 'x'");
-        assert!(s.contains("/usr/bin/profgen record --cgroup /sys/fs/cgroup/profgen -o /tmp/recording.json"));
+        assert!(s.contains("PROFGEN_DEBUG=1 /usr/bin/profgen record --cgroup /sys/fs/cgroup/profgen -o /tmp/recording.json"));
         assert!(s.contains("run --detach --no-pivot --bundle /.profgen/bundle demo"));
         assert!(s.contains("/:1F90$/"), "port 8080: {s}");
         assert!(s.contains("S --url 'x' < /dev/null"));

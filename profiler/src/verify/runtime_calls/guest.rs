@@ -81,6 +81,7 @@ mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 ln -s /proc/self/fd /dev/fd
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 # Without auditd, audit records reach the kernel log through printk's rate limit.
 echo 0 > /proc/sys/kernel/printk_ratelimit
 echo "PROFGEN booted $(cut -d' ' -f1 /proc/uptime)"
