@@ -5,7 +5,9 @@
 //!    crun under a filter that allows everything (the recorder needs the runtime's filter
 //!    install to know where the workload starts), while the demo's suite runs against it.
 //! 2. The profile synthesized from that recording for crun alone (`--runtime crun`) is
-//!    enforced by crun in a second boot: nginx must start, pass the suite and stay up.
+//!    enforced by crun in a second boot: nginx must start with the filter in place (seccomp
+//!    mode 2), pass the suite and stay up, and profgen's probe, `crun exec`'d in the container,
+//!    must be refused `unshare`, `ptrace` and `personality` with EPERM.
 //!
 //! Needs qemu-system-x86_64, /boot/vmlinuz-*, crun (`PROFGEN_CRUN` or PATH) and nginx (the
 //! demo bundle copies the host's); not root. Skips with a reason when one is absent, unless
@@ -27,11 +29,14 @@ use profgen::{
     verify::{
         apparmor::{find_kernel, VmOptions},
         crun_vm::{run, CrunVm, CrunVmReport},
+        probe,
     },
 };
-use profgen_demo::{build_bundle, seccomp::recording, BundleOptions};
+use profgen_demo::{build_bundle, seccomp::recording, BundleOptions, PROBE_PATH};
 
 const PORT: u16 = 8080;
+/// Calls outside nginx's profile, which the probe makes in the container (`crun exec`).
+const PROBED: [&str; 3] = ["unshare", "ptrace", "personality"];
 
 fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -96,6 +101,7 @@ fn demo_recorded_and_enforced_under_crun_on_pure_cgroup_v2() {
             "--url".into(),
             format!("http://{addr}").into(),
         ],
+        probe: None,
         vm: VmOptions {
             timeout: Duration::from_secs(900),
             memory_mb: 1024,
@@ -112,12 +118,18 @@ fn demo_recorded_and_enforced_under_crun_on_pure_cgroup_v2() {
         .iter()
         .find(|c| c.path.as_deref().is_some_and(|p| p.ends_with("/demo")))
         .unwrap_or_else(|| panic!("no cgroup …/demo in the recording: {json}"));
-    assert!(cg.seccomp_filter_seen, "the recorder did not see crun's filter install");
+    assert!(
+        cg.seccomp_filter_seen,
+        "the recorder did not see crun's filter install"
+    );
     assert!(cg.entrypoint_seen, "the recorder did not see nginx's exec");
     let calls: std::collections::BTreeSet<String> =
         rec.allowed_syscalls().into_values().flatten().collect();
     println!("recorded in the guest: {} syscalls: {calls:?}", calls.len());
-    assert!(calls.contains("accept4") || calls.contains("accept"), "{calls:?}");
+    assert!(
+        calls.contains("accept4") || calls.contains("accept"),
+        "{calls:?}"
+    );
     std::fs::write(dir.path().join("recording.json"), json).unwrap();
 
     let opts = SeccompOptions {
@@ -126,11 +138,18 @@ fn demo_recorded_and_enforced_under_crun_on_pure_cgroup_v2() {
     };
     let (profile, summary) = synthesize(&rec, &opts).expect("synthesizing for crun");
     println!("{summary:?}");
+    let outside: Vec<String> = PROBED.map(String::from).to_vec();
     let enforced = run(&CrunVm {
         seccomp: Some(profile),
         recorder: None,
+        probe: Some((PROBE_PATH.to_owned(), outside.clone())),
         ..vm
     })
     .expect("the enforcing guest ran");
     show("enforced under crun", &enforced);
+    println!("probe:\n{}", enforced.probe_output);
+    assert_eq!(enforced.probe_rc, Some(0), "{}", enforced.probe_output);
+    for p in probe::parse(&enforced.probe_output, &outside).expect("the probe's report") {
+        assert!(p.refused_by_seccomp(), "{p} under the profile");
+    }
 }

@@ -77,7 +77,9 @@ fn runc_calls_after_its_filter_are_listed() {
     let version = std::process::Command::new(&runc).arg("--version").output();
     println!(
         "{}",
-        version.map(|o| support::text(&o.stdout)).unwrap_or_default()
+        version
+            .map(|o| support::text(&o.stdout))
+            .unwrap_or_default()
     );
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     println!("host /proc/self/cgroup:\n{cgroup}");
@@ -108,7 +110,10 @@ fn crun_calls_after_its_filter_are_listed_on_pure_cgroup_v2() {
         facts.is_pure_cgroup_v2(),
         "the guest is not pure cgroup v2: {facts:#?}"
     );
-    assert!(facts.runtime_version.starts_with("crun version"), "{facts:?}");
+    assert!(
+        facts.runtime_version.starts_with("crun version"),
+        "{facts:?}"
+    );
     assert_eq!(runs.len(), RUNS * VARIANTS.len());
     assert_listed("crun", &runs);
 }

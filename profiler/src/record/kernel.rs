@@ -530,7 +530,9 @@ fn verifier_reason(text: &str) -> Option<&str> {
     lines[..stats]
         .iter()
         .rev()
-        .find(|l| !l.is_empty() && !l.starts_with(';') && !l.starts_with(|c: char| c.is_ascii_digit()))
+        .find(|l| {
+            !l.is_empty() && !l.starts_with(';') && !l.starts_with(|c: char| c.is_ascii_digit())
+        })
         .copied()
 }
 
@@ -566,9 +568,15 @@ mod load_error_tests {
             Some("R2 min value is negative, either use unsigned or 'var &= const'")
         );
         let e = classify_load_error(log).to_string();
-        assert!(e.contains("verifier") && e.contains("R2 min value is negative"), "{e}");
+        assert!(
+            e.contains("verifier") && e.contains("R2 min value is negative"),
+            "{e}"
+        );
         assert!(!e.contains("run as root"), "{e}");
-        assert_eq!(verifier_reason("Operation not permitted (os error 1)"), None);
+        assert_eq!(
+            verifier_reason("Operation not permitted (os error 1)"),
+            None
+        );
         assert!(classify_load_error("Operation not permitted (os error 1)")
             .to_string()
             .contains("run as root"));

@@ -47,6 +47,9 @@ pub struct CrunVm {
     pub wait_tcp: SocketAddr,
     /// An ELF program and its arguments, run in the guest.
     pub suite: Vec<OsString>,
+    /// A probe in the container (`crun exec`'d after the suite) and the calls it makes, which
+    /// the profile must refuse: profgen's probe (`verify::probe`).
+    pub probe: Option<(String, Vec<String>)>,
     pub vm: VmOptions,
 }
 
@@ -62,6 +65,13 @@ pub struct CrunVmReport {
     pub suite_rc: Option<i32>,
     /// The container was still running after the suite.
     pub alive: bool,
+    /// `Seccomp:` of the container's process in `/proc/PID/status` (2: a filter).
+    pub seccomp_mode: Option<u32>,
+    /// Whether a filter was asked for (the report then requires mode 2).
+    pub filter_expected: bool,
+    /// The probe's exit status and output, when it ran.
+    pub probe_rc: Option<i32>,
+    pub probe_output: String,
     pub recorder_rc: Option<i32>,
     /// The recording's JSON, as the recorder wrote it in the guest.
     pub recording: Option<String>,
@@ -95,6 +105,12 @@ impl CrunVmReport {
         if !self.alive {
             f.push("the container was not running after the suite".into());
         }
+        if self.filter_expected && self.seccomp_mode != Some(2) {
+            f.push(format!(
+                "the container's process has seccomp mode {:?}, not 2 (a filter)",
+                self.seccomp_mode
+            ));
+        }
         if self.recorder_ready.is_some() && self.recording.is_none() {
             f.push(format!(
                 "the recorder wrote no recording (exit {:?})",
@@ -125,7 +141,16 @@ fn guest_config(c: &CrunVm) -> Result<String, MeasureError> {
 }
 
 /// The init script after the preamble.
-fn script(record: bool, port: u16, suite: &str) -> String {
+fn script(record: bool, port: u16, suite: &str, probe: Option<&str>) -> String {
+    let probe = match probe {
+        None => String::new(),
+        Some(argv) => format!(
+            r#"{CRUN} --root /run/crun exec {CONTAINER} {argv} < /dev/null > /tmp/probe.log 2>&1
+echo "PROFGEN probe-rc $?"
+sed 's/^/PROFGEN-PROBE /' /tmp/probe.log
+"#
+        ),
+    };
     let (start_recorder, stop_recorder) = match record {
         false => (String::new(), String::new()),
         true => (
@@ -165,7 +190,9 @@ echo "PROFGEN ready $ready"
 echo "PROFGEN suite-rc $?"
 tail -n 20 /tmp/suite.log | sed 's/^/PROFGEN line suite: /'
 echo "PROFGEN alive $({CRUN} --root /run/crun state {CONTAINER} 2>/dev/null | grep -c '"running"')"
-{CRUN} --root /run/crun kill {CONTAINER} TERM
+pid=$({CRUN} --root /run/crun state {CONTAINER} 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+echo "PROFGEN seccomp-mode $(awk '/^Seccomp:/ {{print $2}}' /proc/$pid/status 2>/dev/null)"
+{probe}{CRUN} --root /run/crun kill {CONTAINER} TERM
 sleep 2
 {CRUN} --root /run/crun delete --force {CONTAINER}
 tail -n 20 /tmp/crun.log | sed 's/^/PROFGEN line crun: /'
@@ -180,6 +207,12 @@ fn parse(console: &str) -> CrunVmReport {
     let mut recording = String::new();
     for raw in console.lines() {
         let line = raw.trim_end_matches('\r');
+        if let Some(at) = line.find("PROFGEN-PROBE ") {
+            r.probe_output
+                .push_str(&line[at + "PROFGEN-PROBE ".len()..]);
+            r.probe_output.push('\n');
+            continue;
+        }
         if let Some(at) = line.find("PROFGEN-REC ") {
             recording.push_str(&line[at + "PROFGEN-REC ".len()..]);
             recording.push('\n');
@@ -201,6 +234,8 @@ fn parse(console: &str) -> CrunVmReport {
             "ready" => r.ready = flag,
             "suite-rc" => r.suite_rc = rc,
             "alive" => r.alive = flag,
+            "seccomp-mode" => r.seccomp_mode = value.trim().parse().ok(),
+            "probe-rc" => r.probe_rc = rc,
             "recorder-rc" => r.recorder_rc = rc,
             "line" => r.lines.push(value.to_owned()),
             _ => {}
@@ -238,10 +273,22 @@ pub fn run(c: &CrunVm) -> Result<CrunVmReport, MeasureError> {
         0o644,
         guest_config(c)?.as_bytes(),
     );
+    let probe = c.probe.as_ref().map(|(path, calls)| {
+        std::iter::once(path)
+            .chain(calls)
+            .map(|w| guest_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     let init = format!(
         "{}{}",
         preamble(),
-        script(c.recorder.is_some(), c.wait_tcp.port(), &suite)
+        script(
+            c.recorder.is_some(),
+            c.wait_tcp.port(),
+            &suite,
+            probe.as_deref()
+        )
     );
     img.write(INIT, 0o755, init.as_bytes());
     let size_mb = img.size() / (1 << 20);
@@ -274,6 +321,7 @@ pub fn run(c: &CrunVm) -> Result<CrunVmReport, MeasureError> {
         ));
     }
     let mut report = parse(&boot.console);
+    report.filter_expected = c.seccomp.is_some();
     report.console = boot.console;
     report.boot_secs = boot.boot_secs;
     report.total_secs = boot.total_secs;
@@ -286,23 +334,36 @@ mod tests {
 
     #[test]
     fn the_script_records_the_container_s_parent_cgroup() {
-        let s = script(true, 8080, "S --url 'x'");
+        let s = script(true, 8080, "S --url 'x'", Some("'/probe' 'unshare'"));
         assert!(s.contains("PROFGEN_DEBUG=1 /usr/bin/profgen record --cgroup /sys/fs/cgroup/profgen -o /tmp/recording.json"));
         assert!(s.contains("run --detach --no-pivot --bundle /.profgen/bundle demo"));
         assert!(s.contains("/:1F90$/"), "port 8080: {s}");
         assert!(s.contains("S --url 'x' < /dev/null"));
-        let plain = script(false, 80, "S");
+        assert!(
+            s.contains("/usr/bin/crun --root /run/crun exec demo '/probe' 'unshare' < /dev/null")
+        );
+        let plain = script(false, 80, "S", None);
         assert!(!plain.contains("record") && !plain.contains("PROFGEN-REC"));
+        assert!(!plain.contains(" exec "));
     }
 
     #[test]
     fn parses_the_report() {
-        let console = "PROFGEN booted 2\r\nPROFGEN self-cgroup 0::/\r\nPROFGEN cgroup-mount cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\r\nPROFGEN recorder-ready 1\r\nPROFGEN crun-rc 0\r\nPROFGEN ready 1\r\nPROFGEN suite-rc 0\r\nPROFGEN line suite: 12 passed\r\nPROFGEN alive 1\r\nPROFGEN recorder-rc 0\r\nPROFGEN-REC {\r\nPROFGEN-REC   \"a\": 1\r\nPROFGEN-REC }\r\nPROFGEN done\r\n";
-        let r = parse(console);
+        let console = "PROFGEN booted 2\r\nPROFGEN self-cgroup 0::/\r\nPROFGEN cgroup-mount cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\r\nPROFGEN recorder-ready 1\r\nPROFGEN crun-rc 0\r\nPROFGEN ready 1\r\nPROFGEN suite-rc 0\r\nPROFGEN line suite: 12 passed\r\nPROFGEN alive 1\r\nPROFGEN seccomp-mode 2\r\nPROFGEN probe-rc 0\r\nPROFGEN-PROBE unshare errno 1\r\nPROFGEN recorder-rc 0\r\nPROFGEN-REC {\r\nPROFGEN-REC   \"a\": 1\r\nPROFGEN-REC }\r\nPROFGEN done\r\n";
+        let mut r = parse(console);
+        r.filter_expected = true;
         assert!(r.failures().is_empty(), "{:?}", r.failures());
+        assert_eq!((r.seccomp_mode, r.probe_rc), (Some(2), Some(0)));
+        assert_eq!(r.probe_output, "unshare errno 1\n");
+        r.seccomp_mode = Some(0);
+        assert_eq!(r.failures().len(), 1, "{:?}", r.failures());
         assert_eq!(r.recording.as_deref(), Some("{\n  \"a\": 1\n}\n"));
         assert_eq!(r.lines, ["suite: 12 passed"]);
-        let bad = parse(&console.replace("suite-rc 0", "suite-rc 1").replace("alive 1", "alive 0"));
+        let bad = parse(
+            &console
+                .replace("suite-rc 0", "suite-rc 1")
+                .replace("alive 1", "alive 0"),
+        );
         assert_eq!(bad.failures().len(), 2, "{:?}", bad.failures());
     }
 }

@@ -32,8 +32,8 @@ use std::{
     time::Duration,
 };
 
-pub use guest::Denied;
 pub(crate) use guest::quote as guest_quote;
+pub use guest::Denied;
 pub use image::ImageError;
 pub use prove::{
     load as load_profile, profile_name, prove, AppArmorCheck, AppArmorProof, ProveError,

@@ -142,9 +142,12 @@ struct ConsoleRun {
 }
 
 /// The facts and the runs (in the order the guest made them) of a console.
-fn parse_console(console: &str) -> (GuestFacts, Vec<((Variant, usize), ConsoleRun)>) {
+/// Each run by (variant, index), in the order the guest made them.
+type ConsoleRuns = Vec<((Variant, usize), ConsoleRun)>;
+
+fn parse_console(console: &str) -> (GuestFacts, ConsoleRuns) {
     let mut facts = GuestFacts::default();
-    let mut runs: Vec<((Variant, usize), ConsoleRun)> = Vec::new();
+    let mut runs: ConsoleRuns = Vec::new();
     let mut entry = |v: &str, i: &str| -> Option<usize> {
         let key = (Variant::from_label(v)?, i.parse().ok()?);
         Some(match runs.iter().position(|(k, _)| *k == key) {
@@ -299,9 +302,13 @@ mod tests {
         let s = init_script(3);
         assert!(s.contains("mount -t cgroup2 cgroup2 /sys/fs/cgroup\n"));
         assert!(!s.contains("-t cgroup "));
-        assert!(s.contains("for v in nnp-root-run privs-root-run nnp-nobody-run privs-nobody-run nnp-root-create "));
+        assert!(s.contains(
+            "for v in nnp-root-run privs-root-run nnp-nobody-run privs-nobody-run nnp-root-create "
+        ));
         assert!(s.contains("while [ $i -le 3 ]"));
-        assert!(s.contains("/usr/bin/crun --root /run/crun run --no-pivot --bundle /.profgen/bundles/$v"));
+        assert!(s.contains(
+            "/usr/bin/crun --root /run/crun run --no-pivot --bundle /.profgen/bundles/$v"
+        ));
         assert!(s.contains("/usr/bin/crun --root /run/crun create --no-pivot --bundle /.profgen/bundles/$v m-$v-$i"));
         assert!(s.contains("/usr/bin/crun --root /run/crun start m-$v-$i"));
         assert!(s.contains("echo 0 > /proc/sys/kernel/printk_ratelimit"));
@@ -352,9 +359,15 @@ mod tests {
     #[test]
     fn a_failed_run_or_an_unfinished_guest_is_an_error() {
         let err = runs_of(&console(1), 1).unwrap_err().to_string();
-        assert!(err.contains("nnp-root-run, run 1") && err.contains("oops"), "{err}");
+        assert!(
+            err.contains("nnp-root-run, run 1") && err.contains("oops"),
+            "{err}"
+        );
         let cut = console(0).replace("PROFGEN done", "");
         assert!(matches!(runs_of(&cut, 1), Err(MeasureError::Guest(..))));
-        assert!(matches!(runs_of(&console(0), 2), Err(MeasureError::Guest(..))));
+        assert!(matches!(
+            runs_of(&console(0), 2),
+            Err(MeasureError::Guest(..))
+        ));
     }
 }

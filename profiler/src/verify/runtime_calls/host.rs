@@ -86,10 +86,16 @@ impl KmsgTail {
 fn write_bundles(dir: &Path, busybox: &Path) -> Result<(), MeasureError> {
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(rootfs.join("bin")).map_err(io("creating the root filesystem"))?;
-    fs::copy(busybox, rootfs.join(bundle::BUSYBOX.trim_start_matches('/')))
-        .map_err(io(format!("copying {}", busybox.display())))?;
-    symlink("busybox", rootfs.join(bundle::ENTRYPOINT.trim_start_matches('/')))
-        .map_err(io("linking the entrypoint"))?;
+    fs::copy(
+        busybox,
+        rootfs.join(bundle::BUSYBOX.trim_start_matches('/')),
+    )
+    .map_err(io(format!("copying {}", busybox.display())))?;
+    symlink(
+        "busybox",
+        rootfs.join(bundle::ENTRYPOINT.trim_start_matches('/')),
+    )
+    .map_err(io("linking the entrypoint"))?;
     for (path, text) in bundle::ROOTFS_FILES {
         let p = rootfs.join(path.trim_start_matches('/'));
         fs::create_dir_all(p.parent().expect("below the root")).map_err(io("creating /etc"))?;
@@ -120,7 +126,14 @@ pub fn measure(runtime: &Path, busybox: &Path, runs: usize) -> Result<Vec<Run>, 
     let mut out = Vec::new();
     for variant in VARIANTS {
         for index in 1..=runs {
-            out.push(run_once(runtime, &name, dir.path(), &state, variant, index)?);
+            out.push(run_once(
+                runtime,
+                &name,
+                dir.path(),
+                &state,
+                variant,
+                index,
+            )?);
         }
     }
     Ok(out)

@@ -124,7 +124,7 @@ pub fn runtime_calls(log: &str) -> Result<Vec<ProcessCalls>, LogError> {
         let seen = serials(log);
         let mut missing = (first..=last).filter(|s| !seen.contains(s));
         if let Some(from) = missing.next() {
-            let to = missing.last().unwrap_or(from);
+            let to = missing.next_back().unwrap_or(from);
             return Err(LogError::Gap(from, to));
         }
     }
@@ -196,7 +196,10 @@ mod tests {
                 "{line}"
             );
         }
-        assert_eq!(parse_record("[ 1.0] audit: type=1400 apparmor=\"DENIED\""), None);
+        assert_eq!(
+            parse_record("[ 1.0] audit: type=1400 apparmor=\"DENIED\""),
+            None
+        );
         assert_eq!(parse_record("random line"), None);
     }
 
@@ -265,10 +268,7 @@ mod tests {
         ]
         .join("\n");
         assert!(matches!(runtime_calls(&lost), Err(LogError::Lost(_))));
-        assert_eq!(
-            runtime_calls(&rec(2, 10, "c", 3)),
-            Err(LogError::NoExec(1))
-        );
+        assert_eq!(runtime_calls(&rec(2, 10, "c", 3)), Err(LogError::NoExec(1)));
         assert_eq!(runtime_calls(""), Err(LogError::NoExec(0)));
         for e in [LogError::Gap(1, 2), LogError::NoExec(0)] {
             assert!(!e.to_string().contains('\n'));

@@ -35,8 +35,11 @@ pub struct Run {
     pub processes: Vec<ProcessCalls>,
 }
 
+/// Per variant measured: how many of its runs made a call, of how many.
+pub type PerVariant = Vec<(Variant, usize, usize)>;
+
 /// The distinct calls of `runs`, each with the number of runs per variant that made it.
-pub fn tally(runs: &[Run]) -> Vec<(String, Vec<(Variant, usize, usize)>)> {
+pub fn tally(runs: &[Run]) -> Vec<(String, PerVariant)> {
     let names: BTreeSet<String> = runs
         .iter()
         .flat_map(|r| kmsg::distinct(&r.processes))
@@ -156,6 +159,9 @@ mod tests {
             text.contains("execve           nnp-root-run 2/2, privs-root-run 1/1\n"),
             "{text}"
         );
-        assert!(text.contains("capset           privs-root-run 1/1\n"), "{text}");
+        assert!(
+            text.contains("capset           privs-root-run 1/1\n"),
+            "{text}"
+        );
     }
 }
