@@ -411,6 +411,9 @@ fn read_path(ev: &mut Event, ptr: u64, second: bool) {
     }
 }
 
+// `read_addr` masks a length with `ADDR_LEN - 1`.
+const _: () = assert!(ADDR_LEN.is_power_of_two());
+
 #[inline(always)]
 fn read_addr(ev: &mut Event, ptr: u64, len: u64) {
     if ptr == 0 {
@@ -423,11 +426,20 @@ fn read_addr(ev: &mut Event, ptr: u64, len: u64) {
     if n == 0 {
         return;
     }
-    // SAFETY: user pointer, checked by the helper; `n` is bounded by the buffer.
+    // The size the helper gets must carry its bound in the register itself: the compiler
+    // compares a copy reloaded from the stack, which the verifier of kernels before 6.8 does
+    // not tie to the register passed (Debian 12's 6.1 refuses the program: "R2 min value is
+    // negative"). The whole buffer is a constant size; a shorter one is masked after an
+    // opaque copy, so the compiler cannot drop the mask as redundant.
+    let size = match n >= ADDR_LEN {
+        true => ADDR_LEN as u32,
+        false => core::hint::black_box(n as u32) & (ADDR_LEN as u32 - 1),
+    };
+    // SAFETY: user pointer, checked by the helper; `size` is bounded by the buffer.
     let rc = unsafe {
         generated::bpf_probe_read_user(
             ev.addr.as_mut_ptr() as *mut c_void,
-            n as u32,
+            size,
             ptr as *const c_void,
         )
     };

@@ -15,6 +15,10 @@ use crate::step;
 /// Debian packages and why profgen needs each.
 const PACKAGES: &[(&str, &str)] = &[
     ("runc", "runs the demo and verification containers"),
+    (
+        "crun",
+        "the other OCI runtime (CRI-O's, Podman's): copied into the cgroup v2 qemu guest to measure its calls after the filter and to run the demo under it",
+    ),
     ("nginx", "the demo workload"),
     (
         "apparmor",

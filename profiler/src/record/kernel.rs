@@ -495,6 +495,13 @@ fn classify_load_error(text: &str) -> Error {
         eprintln!("profgen: debug: {text}");
     }
     let lower = text.to_lowercase();
+    // The verifier answers EACCES too: its log, not the errno, says what happened.
+    if let Some(reason) = verifier_reason(text) {
+        return Error::OldKernel(format!(
+            "the eBPF verifier of this kernel ({}) rejected profgen's program: {reason}; profgen's programs are verified on Linux 6.18 (set PROFGEN_DEBUG=1 for the whole log)",
+            kernel_release()
+        ));
+    }
     if lower.contains("operation not permitted") || lower.contains("permission denied") {
         Error::Permission(
             "the kernel refused to load eBPF programs: run as root with BPF available (kernel.unprivileged_bpf_disabled does not matter for root, a seccomp or LSM policy might)".into(),
@@ -511,6 +518,22 @@ fn classify_load_error(text: &str) -> Error {
     } else {
         Error::Kernel(first_line(text).to_owned())
     }
+}
+
+/// The verifier's reason for refusing a program: the line before its statistics
+/// (`verification time …` / `processed N insns …`), when the text holds a verifier log.
+fn verifier_reason(text: &str) -> Option<&str> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let stats = lines.iter().position(|l| {
+        l.starts_with("verification time") || (l.starts_with("processed ") && l.contains(" insns"))
+    })?;
+    lines[..stats]
+        .iter()
+        .rev()
+        .find(|l| {
+            !l.is_empty() && !l.starts_with(';') && !l.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .copied()
 }
 
 fn first_line(text: &str) -> &str {
@@ -531,4 +554,31 @@ fn raise_memlock() {
     };
     // SAFETY: plain syscall with a valid pointer. A failure surfaces later as a load error.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+#[cfg(test)]
+mod load_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_verifier_log_is_not_a_permission_problem() {
+        let log = "the BPF_PROG_LOAD syscall failed. Verifier output: 0: (bf) r6 = r1\n; fun(dst, size, unsafe_ptr)\n1008: (85) call bpf_probe_read_user#112\nR2 min value is negative, either use unsigned or 'var &= const'\nverification time 407263 usec\nstack depth 80+0\nprocessed 8814 insns (limit 1000000) max_states_per_insn 7\n: Permission denied (os error 13)";
+        assert_eq!(
+            verifier_reason(log),
+            Some("R2 min value is negative, either use unsigned or 'var &= const'")
+        );
+        let e = classify_load_error(log).to_string();
+        assert!(
+            e.contains("verifier") && e.contains("R2 min value is negative"),
+            "{e}"
+        );
+        assert!(!e.contains("run as root"), "{e}");
+        assert_eq!(
+            verifier_reason("Operation not permitted (os error 1)"),
+            None
+        );
+        assert!(classify_load_error("Operation not permitted (os error 1)")
+            .to_string()
+            .contains("run as root"));
+    }
 }

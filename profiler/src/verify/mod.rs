@@ -14,12 +14,14 @@
 pub mod apparmor;
 mod bundle;
 mod cgroups;
+pub mod crun_vm;
 pub mod netpol;
 pub mod probe;
 pub mod process;
 mod report;
 pub mod runc;
 pub mod runc_output;
+pub mod runtime_calls;
 pub mod security_context;
 pub mod set;
 pub mod shipped_probe;

@@ -5,8 +5,11 @@
 //! `noNewPrivileges` is set and before it switches credentials when not; crun, the default of
 //! CRI-O and Podman, does the same with other calls.
 //!
-//! Every call cites where it comes from: measured (runc, on the machine profgen is developed
-//! on) or read in the runtime's source (crun; runc releases newer than the one measured).
+//! Every call cites where it comes from: measured (`verify::runtime_calls`: the kernel's log of
+//! a `SCMP_ACT_LOG` filter; runc on the machine profgen is developed on, crun in Debian's
+//! kernel with a pure cgroup v2 hierarchy; `tests/runtime_calls.rs` fails when a runtime makes
+//! a call its list lacks) or read in the runtime's source (releases newer than the ones
+//! measured).
 
 use super::SynthError;
 
@@ -30,72 +33,79 @@ const fn call(name: &'static str, source: &'static str) -> Call {
     Call { name, source }
 }
 
-/// How runc was measured: `strace -f runc run` of a busybox `true` with a permissive filter,
-/// 6 runs with `noNewPrivileges` true and 6 with it false, keeping the calls of the thread that
-/// installed the filter until its `execve`. runc 1.1.5+ds1-1+deb12u1 (Debian 12; Go 1.19.8,
-/// libseccomp 2.5.4, with the CVE-2024-21626 fix), Linux 6.18.
+/// How runc was measured: `tests/runtime_calls.rs` (`verify::runtime_calls`) runs a busybox
+/// `true` under a filter whose default action is `SCMP_ACT_LOG` and keeps the kernel's
+/// `type=1326` records of the container's process up to its `execve`: 24 runs, 3 of each of
+/// `noNewPrivileges` true/false × root/nobody × `run`/`create`+`start` (12 with
+/// `noNewPrivileges` false, 6 of them as nobody). runc 1.1.5+ds1-1+deb12u1 (Debian 12; Go
+/// 1.19.8, libseccomp 2.5.4), Linux 6.18, hybrid cgroup hierarchy. An earlier strace of 12
+/// runs as root saw the same calls on the thread that installs the filter, and more on runc
+/// init's other threads, which the filter covers only with `SECCOMP_FILTER_FLAG_TSYNC`.
 const RUNC: &[Call] = &[
-    call("close", "measured, every run: closes the sync and log pipes and the exec fifo (standard_init_linux.go after InitSeccomp)"),
-    call("openat", "measured, every run: reopens the exec fifo through /proc/self/fd and opens /proc/self/fd to close leftover fds"),
-    call("write", "measured, every run: writes \"0\" to the exec fifo"),
-    call("getpid", "measured, every run: the container state handed to startContainer hooks"),
-    call("fstatfs", "measured, every run: checks that /proc/self/fd is procfs before reading it"),
-    call("getdents64", "measured, every run: lists /proc/self/fd to close the fds not passed on (CVE-2024-21626)"),
-    call("epoll_ctl", "measured, every run: Go's os.File registers the /proc/self/fd directory with the netpoller"),
-    call("execve", "measured, every run: the entrypoint"),
-    call("futex", "measured, 11 of 12 runs: Go's runtime parking and waking threads"),
-    call("rt_sigreturn", "measured, 1 of 12 runs: return from Go's preemption signal handler"),
-    call("epoll_pwait", "measured on runc init's other threads after the filter (7 of 12 runs; also in the demo's recordings): Go's netpoller, which can run on the filtered thread, and is filtered too when the profile asks for SECCOMP_FILTER_FLAG_TSYNC"),
-    call("nanosleep", "measured on runc init's other threads after the filter (12 of 12): Go's runtime.usleep"),
-    call("sched_yield", "measured on runc init's other threads after the filter (5 of 12): Go's runtime.osyield"),
-    call("tgkill", "measured on runc init's other threads after the filter (1 of 12): Go's preemption signal to a thread"),
-    call("capget", "measured with noNewPrivileges false, every run: finalizeNamespace reads the capability sets"),
-    call("capset", "measured with noNewPrivileges false, every run: finalizeNamespace applies the capability sets"),
-    call("prctl", "measured with noNewPrivileges false, every run: PR_CAPBSET_DROP and PR_SET_KEEPCAPS in finalizeNamespace"),
-    call("setgroups", "measured with noNewPrivileges false, every run: setupUser"),
-    call("setgid", "measured with noNewPrivileges false, every run: setupUser"),
-    call("setuid", "measured with noNewPrivileges false, every run: setupUser"),
-    call("chdir", "measured with noNewPrivileges false, every run: finalizeNamespace changes to the process cwd"),
-    call("getcwd", "measured with noNewPrivileges false, every run: finalizeNamespace checks the cwd"),
-    call("fcntl", "measured with noNewPrivileges false, every run: CloseExecFrom marks leftover fds close-on-exec"),
-    call("read", "measured with noNewPrivileges false, every run: reads /proc/self/status, /etc/passwd and /proc/self/setgroups"),
-    call("fstat", "measured with noNewPrivileges false, every run: setupUser checks fds 0-2 and /proc/self/setgroups"),
-    call("newfstatat", "measured with noNewPrivileges false, every run: setupUser's look at /dev/null and exec.LookPath of the entrypoint"),
-    call("faccessat2", "measured with noNewPrivileges false, every run: system.Eaccess on the entrypoint"),
-    call("getppid", "measured with noNewPrivileges false, every run: the check that runc is still the parent"),
+    call("close", "measured, 24 of 24 runs: closes the sync and log pipes and the exec fifo (standard_init_linux.go after InitSeccomp)"),
+    call("openat", "measured, 24 of 24: reopens the exec fifo through /proc/self/fd and opens /proc/self/fd to close leftover fds"),
+    call("write", "measured, 24 of 24: writes \"0\" to the exec fifo"),
+    call("getpid", "measured, 24 of 24: the container state handed to startContainer hooks"),
+    call("fstatfs", "measured, 24 of 24: checks that /proc/self/fd is procfs before reading it"),
+    call("getdents64", "measured, 24 of 24: lists /proc/self/fd to close the fds not passed on (CVE-2024-21626)"),
+    call("epoll_ctl", "measured, 24 of 24: Go's os.File registers the /proc/self/fd directory with the netpoller"),
+    call("execve", "measured, 24 of 24: the entrypoint"),
+    call("futex", "measured, 14 of 24 (11 of the 12 with create+start): Go's runtime parking and waking threads"),
+    call("rt_sigreturn", "measured, 1 of 24: return from Go's preemption signal handler"),
+    call("epoll_pwait", "strace only, on runc init's other threads (7 of 12 runs; also in the demo's recordings): Go's netpoller; never seen by the filter in 24 SCMP_ACT_LOG runs, kept for profiles with SECCOMP_FILTER_FLAG_TSYNC"),
+    call("nanosleep", "strace only, on runc init's other threads (12 of 12): Go's runtime.usleep; never seen by the filter in 24 SCMP_ACT_LOG runs, kept for SECCOMP_FILTER_FLAG_TSYNC"),
+    call("sched_yield", "strace only, on runc init's other threads (5 of 12): Go's runtime.osyield; never seen by the filter in 24 SCMP_ACT_LOG runs, kept for SECCOMP_FILTER_FLAG_TSYNC"),
+    call("tgkill", "strace only, on runc init's other threads (1 of 12): Go's preemption signal; never seen by the filter in 24 SCMP_ACT_LOG runs, kept for SECCOMP_FILTER_FLAG_TSYNC"),
+    call("capget", "measured with noNewPrivileges false, 12 of 12: finalizeNamespace reads the capability sets"),
+    call("capset", "measured with noNewPrivileges false, 12 of 12: finalizeNamespace applies the capability sets"),
+    call("prctl", "measured with noNewPrivileges false, 12 of 12: PR_CAPBSET_DROP and PR_SET_KEEPCAPS in finalizeNamespace"),
+    call("setgroups", "measured with noNewPrivileges false, 12 of 12: setupUser"),
+    call("setgid", "measured with noNewPrivileges false, 12 of 12: setupUser"),
+    call("setuid", "measured with noNewPrivileges false, 12 of 12: setupUser"),
+    call("fchown", "measured with noNewPrivileges false as nobody, 6 of 6: fixStdioPermissions gives the stdio pipes to the container's user"),
+    call("chdir", "measured with noNewPrivileges false, 12 of 12: finalizeNamespace changes to the process cwd"),
+    call("getcwd", "measured with noNewPrivileges false, 12 of 12: finalizeNamespace checks the cwd"),
+    call("fcntl", "measured with noNewPrivileges false, 12 of 12: CloseExecFrom marks leftover fds close-on-exec"),
+    call("read", "measured with noNewPrivileges false, 12 of 12: reads /proc/self/status, /etc/passwd and /proc/self/setgroups"),
+    call("fstat", "measured with noNewPrivileges false, 12 of 12: setupUser checks fds 0-2 and /proc/self/setgroups"),
+    call("newfstatat", "measured with noNewPrivileges false, 12 of 12: setupUser's look at /dev/null and exec.LookPath of the entrypoint"),
+    call("faccessat2", "measured with noNewPrivileges false, 12 of 12: system.Eaccess on the entrypoint"),
+    call("getppid", "measured with noNewPrivileges false, 12 of 12: the check that runc is still the parent"),
     call("close_range", "runc ≥1.2 source (libcontainer/utils/utils_unix.go CloseExecFrom): close_range(CLOSE_RANGE_CLOEXEC) when the kernel has it; not measured"),
     call("openat2", "runc ≥1.3 source (internal/pathrs, filepath-securejoin's pathrs-lite): /proc/thread-self/fd is looked up with openat2 to reopen the exec fifo and list fds; not measured"),
     call("statx", "runc ≥1.3 source (pathrs-lite's checkSubpathOvermount reads mount ids with statx); not measured"),
 ];
 
-/// crun, read in its source: containers/crun at 1.29.1-52-gba38286f, `src/libcrun/container.c`
-/// (`container_init`, `container_init_setup`, `apply_security_settings`), `seccomp.c`
-/// (`libcrun_apply_seccomp`), `linux.c` (`set_required_caps`, `libcrun_safe_chdir`) and
-/// `utils.c` (`mark_or_close_fds_ge_than`, `find_executable`). Not measured: crun is not
-/// installed on this machine. Calls of startContainer hooks (which run after the filter in
-/// crun) are not listed: a workload with such hooks must record them.
+/// How crun was measured: the same way as runc (`tests/runtime_calls.rs`, 24 runs, 12 with
+/// `noNewPrivileges` false, 6 of those with `create`+`start`), in a guest with a pure cgroup v2
+/// hierarchy (`cgroup_no_v1=all`, only `cgroup2` mounted, `/proc/self/cgroup` is `0::/`):
+/// crun 1.8.1-1+deb12u1 (Debian 12), Debian 12's Linux 6.1.0-57-amd64 under qemu. The
+/// explanations are from crun's source (`src/libcrun/container.c` `container_init`,
+/// `linux.c` `set_required_caps`). The calls not measured were read in crun 1.29.1-52-gba38286f,
+/// whose post-filter path does more than 1.8.1's; startContainer hooks (which run after the
+/// filter in crun) are not listed: a workload with such hooks must record them.
 const CRUN: &[Call] = &[
-    call("close", "container.c container_init: closes the seccomp fd and the sync socket after libcrun_apply_seccomp"),
-    call("close_range", "utils.c mark_or_close_fds_ge_than: closes every fd past the preserved ones right before execv"),
-    call("openat", "utils.c mark_or_close_fds_ge_than: opens /proc/self/fd when close_range fails (kernels before 5.9)"),
-    call("fstatfs", "utils.c mark_or_close_fds_ge_than: check_proc_super_magic on /proc/self/fd"),
-    call("getdents64", "utils.c mark_or_close_fds_ge_than: readdir of /proc/self/fd"),
-    call("execve", "container.c container_init: execv of the entrypoint"),
-    call("wait4", "seccomp.c libcrun_apply_seccomp: waitpid for the helper that sends a seccomp listener fd (profiles with a listenerPath)"),
-    call("prctl", "with noNewPrivileges false, linux.c set_required_caps: PR_CAPBSET_DROP, PR_SET_KEEPCAPS, PR_CAP_AMBIENT"),
-    call("setresgid", "with noNewPrivileges false, linux.c set_required_caps"),
-    call("setresuid", "with noNewPrivileges false, linux.c set_required_caps"),
-    call("capset", "with noNewPrivileges false, linux.c set_required_caps"),
-    call("rt_sigprocmask", "with noNewPrivileges false, container.c unblock_signals"),
-    call("rt_sigaction", "with noNewPrivileges false, container.c unblock_signals resets every handler"),
-    call("write", "with noNewPrivileges false, container.c sync_socket_send_sync: tells crun the container is ready"),
-    call("read", "with noNewPrivileges false, container.c container_init: reads the exec fifo (crun create, then start)"),
-    call("pselect6", "with noNewPrivileges false, container.c container_init: select() on the exec fifo (glibc's select where the port lacks the select syscall)"),
-    call("select", "with noNewPrivileges false, container.c container_init: select() on the exec fifo"),
-    call("faccessat2", "with noNewPrivileges false, when the lookup before the filter failed: utils.c find_executable's eaccess (glibc ≥2.33)"),
-    call("statx", "with noNewPrivileges false, when the lookup before the filter failed: utils.c get_file_type"),
-    call("chdir", "with noNewPrivileges false, when the chdir before the filter failed: linux.c libcrun_safe_chdir"),
-    call("getcwd", "with noNewPrivileges false, when the chdir before the filter failed: linux.c libcrun_safe_chdir"),
+    call("close", "measured, 24 of 24 runs: container_init closes the seccomp fd and the sync socket after libcrun_apply_seccomp"),
+    call("execve", "measured, 24 of 24: container_init's execv of the entrypoint"),
+    call("prctl", "measured with noNewPrivileges false, 12 of 12: set_required_caps' PR_CAPBSET_DROP, PR_SET_KEEPCAPS, PR_CAP_AMBIENT"),
+    call("setresgid", "measured with noNewPrivileges false, 12 of 12: set_required_caps"),
+    call("setresuid", "measured with noNewPrivileges false, 12 of 12: set_required_caps"),
+    call("capset", "measured with noNewPrivileges false, 12 of 12: set_required_caps"),
+    call("rt_sigprocmask", "measured with noNewPrivileges false, 12 of 12: unblock_signals"),
+    call("rt_sigaction", "measured with noNewPrivileges false, 12 of 12: unblock_signals resets every handler"),
+    call("write", "measured with noNewPrivileges false, 12 of 12: sync_socket_send_sync tells crun the container is ready"),
+    call("read", "measured with noNewPrivileges false and create+start, 6 of 6: container_init reads the exec fifo until `crun start`"),
+    call("pselect6", "measured with noNewPrivileges false and create+start, 6 of 6: container_init's select() on the exec fifo (glibc's select on x86_64)"),
+    call("select", "crun 1.29 source, container_init: select() on the exec fifo, as a libc that calls select itself makes it; not measured"),
+    call("close_range", "crun 1.29 source, utils.c mark_or_close_fds_ge_than: closes every fd past the preserved ones right before execv; not measured (1.8.1 makes no such call after its filter)"),
+    call("openat", "crun 1.29 source, utils.c mark_or_close_fds_ge_than: opens /proc/self/fd when close_range fails (kernels before 5.9); not measured"),
+    call("fstatfs", "crun 1.29 source, utils.c mark_or_close_fds_ge_than: check_proc_super_magic on /proc/self/fd; not measured"),
+    call("getdents64", "crun 1.29 source, utils.c mark_or_close_fds_ge_than: readdir of /proc/self/fd; not measured"),
+    call("wait4", "crun 1.29 source, seccomp.c libcrun_apply_seccomp: waitpid for the helper that sends a seccomp listener fd (profiles with a listenerPath); not measured"),
+    call("faccessat2", "crun 1.29 source, with noNewPrivileges false when the lookup before the filter failed: utils.c find_executable's eaccess (glibc ≥2.33); not measured"),
+    call("statx", "crun 1.29 source, with noNewPrivileges false when the lookup before the filter failed: utils.c get_file_type; not measured"),
+    call("chdir", "crun 1.29 source, with noNewPrivileges false when the chdir before the filter failed: linux.c libcrun_safe_chdir; not measured"),
+    call("getcwd", "crun 1.29 source, with noNewPrivileges false when the chdir before the filter failed: linux.c libcrun_safe_chdir; not measured"),
 ];
 
 /// Every runtime profgen knows.

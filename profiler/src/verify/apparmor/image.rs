@@ -101,10 +101,18 @@ impl Image {
     /// below `/`, with its permissions and owner; symlinks as they are (an absolute target
     /// means the guest's path, as in a container).
     pub fn tree(&mut self, root: &Path) -> Result<(), ImageError> {
-        self.tree_below(root, root)
+        self.tree_below(root, root, b"")
     }
 
-    fn tree_below(&mut self, root: &Path, dir: &Path) -> Result<(), ImageError> {
+    /// `root` below the guest directory `at` instead of at `/`.
+    pub fn tree_at(&mut self, root: &Path, at: &str) -> Result<(), ImageError> {
+        self.mkdir(at, 0o755);
+        let mut prefix = rel(at.as_bytes());
+        prefix.push(b'/');
+        self.tree_below(root, root, &prefix)
+    }
+
+    fn tree_below(&mut self, root: &Path, dir: &Path, prefix: &[u8]) -> Result<(), ImageError> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(read_err(dir))?
             .map(|e| e.map(|e| e.path()))
@@ -113,11 +121,12 @@ impl Image {
         entries.sort();
         for path in entries {
             let meta = std::fs::symlink_metadata(&path).map_err(read_err(&path))?;
-            let guest = rel(path
+            let mut guest = prefix.to_vec();
+            guest.extend(rel(path
                 .strip_prefix(root)
                 .expect("below the root")
                 .as_os_str()
-                .as_bytes());
+                .as_bytes()));
             if !self.seen.insert(guest.clone()) {
                 continue;
             }
@@ -132,7 +141,7 @@ impl Image {
                 self.archive.symlink(&guest, target.as_os_str().as_bytes());
             } else if kind.is_dir() {
                 self.archive.dir(&guest, perm);
-                self.tree_below(root, &path)?;
+                self.tree_below(root, &path, prefix)?;
             } else if kind.is_file() {
                 let data = std::fs::read(&path).map_err(read_err(&path))?;
                 self.archive.file(&guest, perm, &data);
@@ -161,6 +170,23 @@ impl Image {
                 loader.file_name().expect("a loader file").to_string_lossy()
             ),
         })
+    }
+
+    /// Host program `host` at `guest`, its libraries in the guest's `/lib/x86_64-linux-gnu`
+    /// and its loader at the host's path: for a guest whose `/` is profgen's own (no bundle's
+    /// libraries to keep apart), where a program that re-executes `/proc/self/exe` (crun) must
+    /// run without a loader in front of it.
+    pub fn system_program(&mut self, host: &Path, guest: &str) -> Result<(), ImageError> {
+        self.copy_to(host, guest, 0o755)?;
+        let (libs, loader) = ldd(host)?;
+        for lib in &libs {
+            let name = lib.file_name().expect("a library file").to_string_lossy();
+            self.copy_to(lib, &format!("/lib/x86_64-linux-gnu/{name}"), 0o755)?;
+        }
+        if let Some(loader) = loader {
+            self.copy_to(&loader, &loader.to_string_lossy(), 0o755)?;
+        }
+        Ok(())
     }
 
     /// Host file `src` (symlinks followed) copied to a guest path.
@@ -212,6 +238,15 @@ pub fn ldd(path: &Path) -> Result<(Vec<PathBuf>, Option<PathBuf>), ImageError> {
         return Err(ImageError::Ldd {
             path: path.into(),
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    if let Some(missing) = text.lines().find(|l| l.contains("=> not found")) {
+        return Err(ImageError::Ldd {
+            path: path.into(),
+            detail: format!(
+                "{}: install the package that has it, or name its directory in LD_LIBRARY_PATH",
+                missing.trim()
+            ),
         });
     }
     Ok(parse_ldd(&text))

@@ -19,21 +19,20 @@
 
 mod cpio;
 mod guest;
-mod image;
+pub(crate) mod image;
 pub mod parser;
 mod prove;
+pub(crate) mod qemu;
 mod vm_report;
 mod workload;
 
 use std::{
     ffi::OsString,
-    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+pub(crate) use guest::quote as guest_quote;
 pub use guest::Denied;
 pub use image::ImageError;
 pub use prove::{
@@ -64,7 +63,7 @@ pub enum VmError {
     SuiteNotElf(PathBuf),
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
     let what = what.into();
     move |source| VmError::Io { what, source }
 }
@@ -110,7 +109,7 @@ pub fn find_kernel() -> Option<PathBuf> {
     ks.pop()
 }
 
-fn which(name: &Path) -> Option<PathBuf> {
+pub(crate) fn which(name: &Path) -> Option<PathBuf> {
     if name.is_absolute() {
         return name.is_file().then(|| name.to_path_buf());
     }
@@ -125,7 +124,7 @@ fn which(name: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn tool(name: &str, package: &'static str) -> Result<PathBuf, VmError> {
+pub(crate) fn tool(name: &str, package: &'static str) -> Result<PathBuf, VmError> {
     which(Path::new(name)).ok_or_else(|| VmError::MissingTool(name.into(), package))
 }
 
@@ -230,12 +229,7 @@ pub fn enforce(
         what: "profile name".into(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    let kernel = match &opts.kernel {
-        Some(k) => k.clone(),
-        None => find_kernel().ok_or_else(|| VmError::NoKernel("/boot/vmlinuz-*".into()))?,
-    };
-    let qemu = which(&opts.qemu)
-        .ok_or_else(|| VmError::MissingTool(opts.qemu.display().to_string(), "qemu-system-x86"))?;
+    let (kernel, qemu) = qemu::kernel_and_qemu(opts)?;
     let dir = tempfile::tempdir().map_err(io("creating a temp dir"))?;
     let initrd = dir.path().join("initramfs.cpio.gz");
     let size_mb = build_initramfs(profile_text, name, workload, &initrd)? / (1 << 20);
@@ -247,89 +241,23 @@ pub fn enforce(
         guest::INIT_PATH,
         opts.extra_kernel_args
     );
-    let start = Instant::now();
-    let mut child = Command::new(qemu)
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            &memory_mb.to_string(),
-            "-nographic",
-            "-no-reboot",
-        ])
-        .args([
-            "-smp", "1", "-nic", "none", "-monitor", "none", "-serial", "stdio",
-        ])
-        .arg("-kernel")
-        .arg(&kernel)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", &append])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(io("starting qemu"))?;
-
-    let (tx, rx) = mpsc::channel::<(Instant, String)>();
-    let stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            if tx
-                .send((Instant::now(), String::from_utf8_lossy(&line).into_owned()))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-
-    let mut console = String::new();
-    let mut first_marker: Option<Instant> = None;
-    let deadline = start + timeout;
-    let mut timed_out = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.max(Duration::from_millis(1))) {
-            Ok((at, line)) => {
-                if first_marker.is_none() && line.contains("PROFGEN booted") {
-                    first_marker = Some(at);
-                }
-                console.push_str(&line);
-                console.push('\n');
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                break;
-            }
-        }
-    }
-    if timed_out {
-        let _ = child.kill();
-    }
-    let _ = child.wait();
-    let _ = reader.join();
-    let qemu_err = err_reader.join().unwrap_or_default();
-    if timed_out {
-        let tail: Vec<&str> = console.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(VmError::Timeout(
-            timeout,
-            format!("{}\n{qemu_err}", tail.join("\n")),
-        ));
-    }
-
+    let qemu::Boot {
+        console,
+        qemu_stderr: qemu_err,
+        boot_secs,
+        total_secs,
+    } = qemu::boot(&qemu::BootArgs {
+        qemu: &qemu,
+        kernel: &kernel,
+        initrd: &initrd,
+        memory_mb,
+        append: &append,
+        timeout,
+        first_marker: "PROFGEN booted",
+    })?;
     let mut report = VmReport::from_console(&console);
-    report.total_secs = start.elapsed().as_secs_f64();
-    report.boot_secs = first_marker.map_or(0.0, |t| (t - start).as_secs_f64());
+    report.total_secs = total_secs;
+    report.boot_secs = boot_secs;
     if !qemu_err.trim().is_empty() {
         report
             .console
