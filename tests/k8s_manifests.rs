@@ -17,6 +17,7 @@ use profgen::{
         PatchTarget,
     },
 };
+use profgen_demo::image;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -106,12 +107,17 @@ fn check_object(v: &Value, what: &str) -> &'static str {
                 assert_eq!(sc.allow_privilege_escalation, Some(false));
                 let caps = sc.capabilities.as_ref().unwrap();
                 assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
-                for cap in caps.add.iter().flatten() {
-                    assert!(
-                        ["BPF", "PERFMON", "SYS_RESOURCE"].contains(&cap.as_str()),
-                        "{what}: {cap}"
-                    );
-                }
+                assert_eq!(
+                    caps.add.as_deref(),
+                    Some(&["BPF".to_owned(), "PERFMON".to_owned()][..]),
+                    "{what}: what loading eBPF needs on Linux 5.11 and later"
+                );
+                // The image `cargo xtask image` builds, by its versioned tag.
+                assert_eq!(
+                    c.image.as_deref(),
+                    Some(format!("{}:{}", image::REPOSITORY, image::TAG).as_str()),
+                    "{what}: image"
+                );
                 let res = c.resources.as_ref().expect("resources");
                 assert!(
                     res.requests.is_some() && res.limits.is_some(),
@@ -217,6 +223,44 @@ fn learning_profile_is_a_permissive_oci_seccomp_profile() {
         oci_spec::runtime::LinuxSeccompAction::ScmpActAllow
     );
     assert_eq!(text, profgen::k8s::agent::LEARNING_PROFILE);
+}
+
+/// containerd's RuntimeDefault for the agent's capabilities (provenance in
+/// `deploy/runtime-default-seccomp.md`): bpf(2) and perf_event_open(2) allowed through the
+/// CAP_BPF / CAP_PERFMON entries, what needs CAP_SYS_ADMIN refused.
+#[test]
+fn runtime_default_profile_is_containerds_for_the_agents_capabilities() {
+    use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+    let text = std::fs::read_to_string(deploy_dir().join("runtime-default-seccomp.json")).unwrap();
+    let profile: LinuxSeccomp = serde_json::from_str(&text).unwrap();
+    assert_eq!(profile.default_action(), LinuxSeccompAction::ScmpActErrno);
+    let rules = profile.syscalls().clone().unwrap_or_default();
+    let allowed_alone = |name: &str| {
+        rules.iter().any(|r| {
+            r.action() == LinuxSeccompAction::ScmpActAllow
+                && r.args().as_ref().is_none_or(|a| a.is_empty())
+                && r.names().iter().any(|n| n == name)
+        })
+    };
+    for call in ["bpf", "perf_event_open", "read", "openat", "uname"] {
+        assert!(allowed_alone(call), "{call} is not allowed");
+    }
+    for call in [
+        "mount",
+        "unshare",
+        "setns",
+        "clone",
+        "socket",
+        "personality",
+        "clone3",
+    ] {
+        assert!(!allowed_alone(call), "{call} is allowed without conditions");
+    }
+    let clone3 = rules
+        .iter()
+        .find(|r| r.names().iter().any(|n| n == "clone3"))
+        .expect("a clone3 rule");
+    assert_eq!(clone3.errno_ret(), Some(38), "clone3 fails with ENOSYS");
 }
 
 #[test]

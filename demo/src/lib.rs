@@ -5,10 +5,12 @@
 //!   `config.json` from [`config::spec`]), with a seccomp probe inside.
 //! * [`seccomp::recording`] is the permissive filter to record under.
 //! * [`suite::run`] is the test suite (also the `demo-suite` binary).
+//! * [`image::write_agent_image`] makes the agent's container image (`cargo xtask image`).
 
 pub mod bundle;
 pub mod config;
 pub mod http;
+pub mod image;
 pub mod netns;
 pub mod rootfs;
 pub mod seccomp;

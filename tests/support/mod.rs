@@ -5,6 +5,8 @@
 //! Included with `#[path = "support/mod.rs"] mod support;`, so each test uses only part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::{
     env, fs,
     io::Read as _,

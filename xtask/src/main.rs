@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
+mod image;
 mod setup;
 
 #[derive(Parser)]
@@ -33,6 +34,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The agent's container image, offline: an OCI image layout in target/image/profgen-agent
+    /// (profgen and its shared libraries, tagged with the crate version); prints its digest.
+    Image,
 }
 
 fn main() -> Result<()> {
@@ -56,6 +60,10 @@ fn main() -> Result<()> {
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             run_built("profgen-bench", &argv)
         }
+        Task::Image => {
+            build()?;
+            image::run()
+        }
     }
 }
 
@@ -70,10 +78,7 @@ fn build() -> Result<()> {
 
 /// Runs a binary [`build`] made.
 fn run_built(bin: &str, args: &[&str]) -> Result<()> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let path = target.join("release").join(bin);
+    let path = target_dir().join("release").join(bin);
     let status = Command::new(&path)
         .args(args)
         .status()
@@ -82,6 +87,13 @@ fn run_built(bin: &str, args: &[&str]) -> Result<()> {
         bail!("{} failed ({status})", path.display());
     }
     Ok(())
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
 }
 
 /// The workspace root (xtask's parent directory).

@@ -57,6 +57,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "builds profgen's seccomp probe (a static, freestanding binary)",
     ),
     ("libc6-dev", "kernel headers for the seccomp probe"),
+    (
+        "binutils",
+        "objcopy strips the debug info from the agent image's profgen",
+    ),
+    (
+        "openssl",
+        "the CA of the kubeconfig in the agent image test (tests/agent_image.rs)",
+    ),
 ];
 
 pub fn run() -> Result<()> {

@@ -263,7 +263,8 @@ fn load_object(cgroup_id: &CgroupIdPath) -> Result<Ebpf, Error> {
     EbpfLoader::new()
         .override_global(cgroup_id::GLOBAL, cgroup_id, true)
         .load(OBJECT)
-        .map_err(|e| classify_load_error(&e.to_string()))
+        // With its causes: "failed to create map" alone hides the errno that says why.
+        .map_err(|e| classify_load_error(&verbose(&e)))
 }
 
 /// Loads the object and attaches the recording program to `sys_enter`, the cheapest way the
@@ -503,9 +504,10 @@ fn classify_load_error(text: &str) -> Error {
         ));
     }
     if lower.contains("operation not permitted") || lower.contains("permission denied") {
-        Error::Permission(
-            "the kernel refused to load eBPF programs: run as root with BPF available (kernel.unprivileged_bpf_disabled does not matter for root, a seccomp or LSM policy might)".into(),
-        )
+        let cause = first_line(text).rsplit(": ").next().unwrap_or(text);
+        Error::Permission(format!(
+            "the kernel refused to load eBPF programs ({cause}): profgen needs root, or CAP_BPF and CAP_PERFMON, and bpf(2) and perf_event_open(2) allowed by the seccomp profile and LSM policy it runs under (kernel.unprivileged_bpf_disabled does not matter for root)"
+        ))
     } else if lower.contains("invalid argument")
         || lower.contains("unknown func")
         || lower.contains("verifier")
@@ -577,8 +579,22 @@ mod load_error_tests {
             verifier_reason("Operation not permitted (os error 1)"),
             None
         );
-        assert!(classify_load_error("Operation not permitted (os error 1)")
-            .to_string()
-            .contains("run as root"));
+        assert!(classify_load_error("Operation not permitted (os error 1)").is_permission());
+    }
+
+    #[test]
+    fn a_refused_map_names_the_errno_and_what_to_allow() {
+        let err = classify_load_error(
+            "map error: failed to create map `PENDING`: Operation not permitted (os error 1)",
+        );
+        assert!(err.is_permission());
+        let text = err.to_string();
+        assert!(
+            text.contains("(Operation not permitted (os error 1))"),
+            "{text}"
+        );
+        for needs in ["CAP_BPF", "bpf(2)", "seccomp"] {
+            assert!(text.contains(needs), "{text}");
+        }
     }
 }
