@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder,
+    Capabilities, Capability, Linux, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder,
     LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder,
-    LinuxSeccomp, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxSeccomp, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// nginx's config file inside the container.
@@ -84,50 +84,13 @@ pub fn spec(opts: &ConfigOptions) -> Spec {
         ])
         .cwd("/")
         .capabilities(capability_sets())
-        .rlimits(vec![PosixRlimitBuilder::default()
-            .typ(PosixRlimitType::RlimitNofile)
-            .hard(1024u64)
-            .soft(1024u64)
-            .build()
-            .expect("valid rlimit")])
+        .rlimits(vec![nofile_rlimit()])
         .no_new_privileges(true)
         .build()
         .expect("valid process");
 
     // Host network: tests reach nginx on loopback, and there is no CNI to wire up.
-    let namespaces = [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-    ]
-    .into_iter()
-    .map(|typ| {
-        LinuxNamespaceBuilder::default()
-            .typ(typ)
-            .build()
-            .expect("valid namespace")
-    })
-    .collect::<Vec<_>>();
-
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(
-            LinuxResourcesBuilder::default()
-                .devices(vec![LinuxDeviceCgroupBuilder::default()
-                    .allow(false)
-                    .access("rwm")
-                    .build()
-                    .expect("valid device rule")])
-                .build()
-                .expect("valid resources"),
-        )
-        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
-        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
-        .build()
-        .expect("valid linux section");
-    linux.set_cgroups_path(opts.cgroups_path.as_ref().map(PathBuf::from));
-    linux.set_seccomp(opts.seccomp.clone());
+    let linux = host_network_linux(opts.cgroups_path.as_deref(), opts.seccomp.clone());
 
     SpecBuilder::default()
         .version("1.0.2-dev")
@@ -203,6 +166,56 @@ pub fn mount_points() -> Vec<&'static str> {
     let mut dirs = vec!["/proc", "/dev", "/dev/pts", "/dev/shm"];
     dirs.extend(TMPFS_DIRS.iter().map(|(dir, _)| *dir));
     dirs
+}
+
+/// RLIMIT_NOFILE 1024, as `runc spec` sets it.
+pub fn nofile_rlimit() -> PosixRlimit {
+    PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .hard(1024u64)
+        .soft(1024u64)
+        .build()
+        .expect("valid rlimit")
+}
+
+/// The `linux` section of a container on the host's network: its own pid, ipc, uts and mount
+/// namespaces, no device access, runc's masked and read-only paths, the cgroup and the
+/// seccomp profile given.
+pub fn host_network_linux(cgroups_path: Option<&str>, seccomp: Option<LinuxSeccomp>) -> Linux {
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|typ| {
+        LinuxNamespaceBuilder::default()
+            .typ(typ)
+            .build()
+            .expect("valid namespace")
+    })
+    .collect::<Vec<_>>();
+
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(
+            LinuxResourcesBuilder::default()
+                .devices(vec![LinuxDeviceCgroupBuilder::default()
+                    .allow(false)
+                    .access("rwm")
+                    .build()
+                    .expect("valid device rule")])
+                .build()
+                .expect("valid resources"),
+        )
+        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
+        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+        .build()
+        .expect("valid linux section");
+    linux.set_cgroups_path(cgroups_path.map(PathBuf::from));
+    linux.set_seccomp(seccomp);
+    linux
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
+use profgen_demo::config;
+
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder,
-    LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder,
-    LinuxSeccomp, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxSeccomp, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// A host directory mounted read-write into the container: the server's data, kept from one
@@ -79,50 +79,13 @@ pub fn spec(cfg: &ContainerConfig) -> Spec {
         )
         .cwd("/")
         .capabilities(capability_sets(&cfg.process.capabilities))
-        .rlimits(vec![PosixRlimitBuilder::default()
-            .typ(PosixRlimitType::RlimitNofile)
-            .hard(1024u64)
-            .soft(1024u64)
-            .build()
-            .expect("valid rlimit")])
+        .rlimits(vec![config::nofile_rlimit()])
         .no_new_privileges(true)
         .build()
         .expect("valid process");
 
     // Host network: suites reach the servers on loopback, as the demo's tests do.
-    let namespaces = [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-    ]
-    .into_iter()
-    .map(|typ| {
-        LinuxNamespaceBuilder::default()
-            .typ(typ)
-            .build()
-            .expect("valid namespace")
-    })
-    .collect::<Vec<_>>();
-
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(
-            LinuxResourcesBuilder::default()
-                .devices(vec![LinuxDeviceCgroupBuilder::default()
-                    .allow(false)
-                    .access("rwm")
-                    .build()
-                    .expect("valid device rule")])
-                .build()
-                .expect("valid resources"),
-        )
-        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
-        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
-        .build()
-        .expect("valid linux section");
-    linux.set_cgroups_path(cfg.cgroups_path.as_ref().map(PathBuf::from));
-    linux.set_seccomp(cfg.seccomp.clone());
+    let linux = config::host_network_linux(cfg.cgroups_path.as_deref(), cfg.seccomp.clone());
 
     SpecBuilder::default()
         .version("1.0.2-dev")
