@@ -171,6 +171,19 @@ pub struct PidInName {
     pub end: u32,
 }
 
+/// A directory where the workload made more distinct names with one operation than the
+/// kernel side sends one by one (`DIR_AGGREGATE_AFTER`, 64): its first names are in
+/// [`Activity::files`], the rest only here. What was done to every name directly in `dir`,
+/// successfully (failures are always recorded per name).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatedDir {
+    /// Absolute, in the workload's mount namespace, symlinks resolved, without a trailing
+    /// `/`.
+    pub dir: FsPath,
+    pub ops: BTreeSet<FileOp>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
@@ -255,6 +268,9 @@ pub struct Activity {
     /// Where a path of `files` held its accessor's own pid or tid (per-process names).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub pid_in_names: BTreeSet<PidInName>,
+    /// Directories whose names were too many to record one by one.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub aggregated_dirs: BTreeSet<AggregatedDir>,
     /// Capabilities the workload used (`chown`, `net_bind_service`, …). `None` when the
     /// kernel could not report them (no `capability:cap_capable` tracepoint before 6.14).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -186,6 +186,7 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
     let Activity {
         files,
         pid_in_names,
+        aggregated_dirs,
         capabilities,
         sockets,
         listens,
@@ -220,6 +221,7 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
             .extend(caps.iter().cloned());
     }
     into.pid_in_names.extend(pid_in_names.iter().cloned());
+    into.aggregated_dirs.extend(aggregated_dirs.iter().cloned());
     into.sockets.extend(sockets.iter().cloned());
     into.listens.extend(listens.iter().cloned());
     into.flows.extend(flows.iter().cloned());

@@ -32,7 +32,7 @@ fn parent(p: &[u8]) -> &[u8] {
     &p[..end]
 }
 
-fn depth(dir: &[u8]) -> usize {
+pub(crate) fn depth(dir: &[u8]) -> usize {
     dir.split(|&b| b == b'/').filter(|c| !c.is_empty()).count()
 }
 
@@ -53,6 +53,93 @@ fn writes_only(p: &Perms) -> bool {
     (p.write || p.append) && !(p.exec || p.link || p.lock)
 }
 
+/// A rule and where it is: its path when literal, else the literal part before its first
+/// glob.
+struct Entry {
+    rule: Rule,
+    at: Vec<u8>,
+    literal: bool,
+}
+
+/// The rules by where they are, so the rules below a directory are one range (`dir/` up to
+/// `dir0`, `0` being the byte after `/`): each directory costs what is below it, not every
+/// rule (a million created files in a few hundred directories would otherwise be hours).
+struct Index {
+    entries: Vec<Option<Entry>>,
+    by_path: BTreeMap<Vec<u8>, Vec<usize>>,
+}
+
+impl Index {
+    fn new(rules: Vec<Rule>) -> Self {
+        let mut index = Index {
+            entries: Vec::with_capacity(rules.len()),
+            by_path: BTreeMap::new(),
+        };
+        for rule in rules {
+            index.add(rule);
+        }
+        index
+    }
+
+    fn add(&mut self, rule: Rule) {
+        let (at, literal) = match rule.pattern.as_literal() {
+            Some(lit) => (lit, true),
+            None => (prefix(&rule.pattern), false),
+        };
+        self.by_path
+            .entry(at.clone())
+            .or_default()
+            .push(self.entries.len());
+        self.entries.push(Some(Entry { rule, at, literal }));
+    }
+
+    /// The entries below `dir` (directly in it unless `recursive`).
+    fn under(&self, dir: &[u8], recursive: bool) -> Vec<usize> {
+        let mut lo = dir.to_vec();
+        lo.push(b'/');
+        let mut hi = dir.to_vec();
+        hi.push(b'0');
+        self.by_path
+            .range(lo..hi)
+            .filter(|(p, _)| is_under(p, dir) && (recursive || parent(p) == dir))
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect()
+    }
+
+    fn entry(&self, i: usize) -> &Entry {
+        self.entries[i]
+            .as_ref()
+            .expect("an entry listed in by_path")
+    }
+
+    fn remove(&mut self, ids: &[usize]) {
+        for &i in ids {
+            if let Some(e) = self.entries[i].take() {
+                if let Some(list) = self.by_path.get_mut(&e.at) {
+                    list.retain(|&j| j != i);
+                    if list.is_empty() {
+                        self.by_path.remove(&e.at);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a failed path is below `dir` (directly in it unless `recursive`).
+fn failed_under(failed: &BTreeSet<&[u8]>, dir: &[u8], recursive: bool) -> bool {
+    let mut lo = dir.to_vec();
+    lo.push(b'/');
+    let mut hi = dir.to_vec();
+    hi.push(b'0');
+    failed
+        .range::<[u8], _>((
+            std::ops::Bound::Included(lo.as_slice()),
+            std::ops::Bound::Excluded(hi.as_slice()),
+        ))
+        .any(|f| is_under(f, dir) && (recursive || parent(f) == dir))
+}
+
 pub(crate) fn collapse(
     rules: Vec<Rule>,
     failed: &[Vec<u8>],
@@ -62,68 +149,61 @@ pub(crate) fn collapse(
     if threshold == 0 {
         return rules;
     }
-    let mut rules = rules;
-    let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
-    for r in &rules {
-        if let Some(lit) = r.pattern.as_literal() {
-            let mut d = parent(&lit);
-            while depth(d) >= MIN_DEPTH {
-                dirs.insert(d.to_vec());
-                d = parent(d);
-            }
+    let mut index = Index::new(rules);
+    let failed: BTreeSet<&[u8]> = failed.iter().map(Vec::as_slice).collect();
+    let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
+    for e in index.entries.iter().flatten().filter(|e| e.literal) {
+        let mut d = parent(&e.at);
+        while depth(d) >= MIN_DEPTH && dirs.insert(d) {
+            d = parent(d);
         }
     }
-    let mut by_depth: Vec<Vec<u8>> = dirs.into_iter().collect();
-    by_depth.sort_by_key(|d| (depth(d), d.clone()));
+    let mut by_depth: Vec<Vec<u8>> = dirs.into_iter().map(<[u8]>::to_vec).collect();
+    by_depth.sort_by_cached_key(|d| (depth(d), d.clone()));
 
     for recursive in [true, false] {
         for dir in &by_depth {
-            let under: Vec<usize> = rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    let p = r.pattern.as_literal().unwrap_or_else(|| prefix(&r.pattern));
-                    is_under(&p, dir) && (recursive || parent(&p) == dir.as_slice())
-                })
-                .map(|(i, _)| i)
-                .collect();
+            let under = index.under(dir, recursive);
             let Some(&first) = under.first() else {
                 continue;
             };
-            let (perms, owner) = (rules[first].perms, rules[first].owner);
-            let same = |i: &usize| {
-                let r = &rules[*i];
-                r.pattern.as_literal().is_some() && r.perms == perms && r.owner == owner
-            };
-            let is_file = |i: &usize| {
-                rules[*i]
-                    .pattern
-                    .as_literal()
-                    .is_some_and(|p| !p.ends_with(b"/"))
-            };
-            let read_only =
-                perms.is_read_only() && under.iter().all(|i| same(i) && (recursive || is_file(i)));
-            let written = !recursive
-                && writes_only(&perms)
-                && under.iter().all(|i| {
-                    same(i) && is_file(i) && created(&rules[*i].pattern.as_literal().unwrap())
-                });
+            let (perms, owner) = (index.entry(first).rule.perms, index.entry(first).rule.owner);
+            let mut read_only = perms.is_read_only();
+            let mut written = !recursive && writes_only(&perms);
+            for &i in &under {
+                let e = index.entry(i);
+                let same = e.literal && e.rule.perms == perms && e.rule.owner == owner;
+                let is_file = e.literal && !e.at.ends_with(b"/");
+                if !same || (!recursive && !is_file) {
+                    read_only = false;
+                    written = false;
+                } else if written && !created(&e.at) {
+                    written = false;
+                }
+                if !read_only && !written {
+                    break;
+                }
+            }
             if !read_only && !written {
                 continue;
             }
-            let files: Vec<Vec<u8>> = under
+            let files: Vec<&[u8]> = under
                 .iter()
-                .filter_map(|&i| rules[i].pattern.as_literal())
-                .filter(|p| !p.ends_with(b"/"))
+                .map(|&i| index.entry(i))
+                .filter(|e| e.literal && !e.at.ends_with(b"/"))
+                .map(|e| e.at.as_slice())
                 .collect();
-            let parents: BTreeSet<&[u8]> = files.iter().map(|p| parent(p)).collect();
-            if files.len() < threshold || (recursive && parents.len() < 2) {
+            if files.len() < threshold {
                 continue;
             }
-            let failed_here = failed
-                .iter()
-                .any(|f| is_under(f, dir) && (recursive || parent(f) == dir.as_slice()));
-            if failed_here {
+            if recursive {
+                let mut parents = files.iter().map(|p| parent(p));
+                let first_parent = parents.next();
+                if parents.all(|p| Some(p) == first_parent) {
+                    continue;
+                }
+            }
+            if failed_under(&failed, dir, recursive) {
                 continue;
             }
             let mut pattern = Pattern::literal(dir);
@@ -142,26 +222,19 @@ pub(crate) fn collapse(
                     files.len()
                 )
             };
-            let gone: BTreeSet<usize> = under.into_iter().collect();
-            let mut kept: Vec<Rule> = rules
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !gone.contains(i))
-                .map(|(_, r)| r)
-                .collect();
-            kept.push(Rule {
+            index.remove(&under);
+            index.add(Rule {
                 pattern,
                 perms,
                 owner,
                 notes: vec![note],
             });
-            rules = kept;
         }
     }
     // Keep the output order stable: by rendered path.
     let mut sorted: BTreeMap<String, Rule> = BTreeMap::new();
-    for r in rules {
-        sorted.insert(r.pattern.render(), r);
+    for e in index.entries.into_iter().flatten() {
+        sorted.insert(e.rule.pattern.render(), e.rule);
     }
     sorted.into_values().collect()
 }

@@ -69,7 +69,7 @@ fn components(path: &[u8]) -> Vec<&[u8]> {
 
 /// Whether the workload's own writes may make names here. `/dev/shm` is the one place under
 /// `/dev` where a workload makes names.
-fn names_may_vary(path: &[u8]) -> bool {
+pub(crate) fn names_may_vary(path: &[u8]) -> bool {
     let comps = components(path);
     match comps.get(1) {
         Some(&b"dev") => comps.get(2) == Some(&&b"shm"[..]),

@@ -9,6 +9,7 @@
 //! a comment), never dropped silently.
 
 // `profile_set` reads profiles back and needs what base grants and how ops become letters.
+mod aggregated;
 pub(crate) mod base;
 mod collapse;
 mod escape;
@@ -292,6 +293,9 @@ pub fn apparmor(
     let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
         made.created(p)
     });
+    let (globs, refused) = aggregated::rules(&activity.aggregated_dirs);
+    not_expressible.extend(refused);
+    let rules = aggregated::absorb(rules, globs);
 
     let mut text = String::new();
     let _ = writeln!(
