@@ -11,6 +11,7 @@ mod recording;
 pub use activity::*;
 pub use coverage::{Coverage, SeenFlow, SeenPath};
 pub use error::ModelError;
+pub(crate) use merge::fold_as_one;
 pub use recording::*;
 
 #[cfg(test)]

@@ -35,26 +35,10 @@ pub fn workload_activity(rec: &Recording) -> Activity {
 }
 
 fn merged_activity(rec: &Recording) -> Activity {
-    match rec.cgroups.as_slice() {
-        [] => Activity::default(),
-        [one] => one.activity.clone(),
-        [first, ..] => {
-            // `Recording::merge` unions the entries of one cgroup seen twice, with the
-            // model's own rules (files by path/failed/owned, "capabilities not recorded"
-            // giving way to a run that recorded them, …): give every cgroup the first one's
-            // identity and let it fold them all into one.
-            let mut one = rec.clone();
-            for cg in &mut one.cgroups {
-                cg.path.clone_from(&first.path);
-                cg.id = first.id;
-            }
-            Recording::merge(std::slice::from_ref(&one))
-                .ok()
-                .and_then(|m| m.cgroups.into_iter().next())
-                .map(|cg| cg.activity)
-                .unwrap_or_default()
-        }
-    }
+    // `Recording::merge`'s rules for one cgroup seen twice (files by path/failed/owned,
+    // "capabilities not recorded" giving way to a run that recorded them, …), every cgroup
+    // taken as the first one.
+    crate::model::fold_as_one(&rec.cgroups)
 }
 
 #[cfg(test)]

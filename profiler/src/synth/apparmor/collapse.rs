@@ -53,75 +53,95 @@ fn writes_only(p: &Perms) -> bool {
     (p.write || p.append) && !(p.exec || p.link || p.lock)
 }
 
-/// A rule and where it is: its path when literal, else the literal part before its first
-/// glob.
+/// A rule (`None` once collapsed into a glob) and where it is: its path when literal, else
+/// the literal part before its first glob.
 struct Entry {
-    rule: Rule,
+    rule: Option<Rule>,
     at: Vec<u8>,
     literal: bool,
+}
+
+impl Entry {
+    fn of(rule: Rule) -> Self {
+        let (at, literal) = match rule.pattern.as_literal() {
+            Some(lit) => (lit, true),
+            None => (prefix(&rule.pattern), false),
+        };
+        Entry {
+            rule: Some(rule),
+            at,
+            literal,
+        }
+    }
 }
 
 /// The rules by where they are, so the rules below a directory are one range (`dir/` up to
 /// `dir0`, `0` being the byte after `/`): each directory costs what is below it, not every
 /// rule (a million created files in a few hundred directories would otherwise be hours).
+/// The rules given are sorted once; the few globs collapsing adds are kept apart.
 struct Index {
-    entries: Vec<Option<Entry>>,
-    by_path: BTreeMap<Vec<u8>, Vec<usize>>,
+    entries: Vec<Entry>,
+    /// Ids of the rules given, by `at`.
+    sorted: Vec<usize>,
+    /// Ids of the rules added, by `at`.
+    added: BTreeMap<Vec<u8>, Vec<usize>>,
 }
 
 impl Index {
     fn new(rules: Vec<Rule>) -> Self {
-        let mut index = Index {
-            entries: Vec::with_capacity(rules.len()),
-            by_path: BTreeMap::new(),
-        };
-        for rule in rules {
-            index.add(rule);
+        let entries: Vec<Entry> = rules.into_iter().map(Entry::of).collect();
+        let mut sorted: Vec<usize> = (0..entries.len()).collect();
+        sorted.sort_by(|&a, &b| entries[a].at.cmp(&entries[b].at));
+        Index {
+            entries,
+            sorted,
+            added: BTreeMap::new(),
         }
-        index
     }
 
     fn add(&mut self, rule: Rule) {
-        let (at, literal) = match rule.pattern.as_literal() {
-            Some(lit) => (lit, true),
-            None => (prefix(&rule.pattern), false),
-        };
-        self.by_path
-            .entry(at.clone())
+        let e = Entry::of(rule);
+        self.added
+            .entry(e.at.clone())
             .or_default()
             .push(self.entries.len());
-        self.entries.push(Some(Entry { rule, at, literal }));
+        self.entries.push(e);
     }
 
-    /// The entries below `dir` (directly in it unless `recursive`).
+    /// The rules still there below `dir` (directly in it unless `recursive`).
     fn under(&self, dir: &[u8], recursive: bool) -> Vec<usize> {
         let mut lo = dir.to_vec();
         lo.push(b'/');
         let mut hi = dir.to_vec();
         hi.push(b'0');
-        self.by_path
-            .range(lo..hi)
-            .filter(|(p, _)| is_under(p, dir) && (recursive || parent(p) == dir))
-            .flat_map(|(_, ids)| ids.iter().copied())
+        let at = |i: usize| self.entries[i].at.as_slice();
+        let from = self.sorted.partition_point(|&i| at(i) < lo.as_slice());
+        let to = self.sorted.partition_point(|&i| at(i) < hi.as_slice());
+        let wanted = |p: &[u8]| is_under(p, dir) && (recursive || parent(p) == dir);
+        let added = self
+            .added
+            .range(lo.clone()..hi)
+            .filter(|(p, _)| wanted(p))
+            .flat_map(|(_, ids)| ids.iter().copied());
+        self.sorted[from..to]
+            .iter()
+            .copied()
+            .filter(|&i| wanted(at(i)))
+            .chain(added)
+            .filter(|&i| self.entries[i].rule.is_some())
             .collect()
     }
 
-    fn entry(&self, i: usize) -> &Entry {
+    fn rule(&self, i: usize) -> &Rule {
         self.entries[i]
+            .rule
             .as_ref()
-            .expect("an entry listed in by_path")
+            .expect("a rule listed as present")
     }
 
     fn remove(&mut self, ids: &[usize]) {
         for &i in ids {
-            if let Some(e) = self.entries[i].take() {
-                if let Some(list) = self.by_path.get_mut(&e.at) {
-                    list.retain(|&j| j != i);
-                    if list.is_empty() {
-                        self.by_path.remove(&e.at);
-                    }
-                }
-            }
+            self.entries[i].rule = None;
         }
     }
 }
@@ -152,7 +172,7 @@ pub(crate) fn collapse(
     let mut index = Index::new(rules);
     let failed: BTreeSet<&[u8]> = failed.iter().map(Vec::as_slice).collect();
     let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
-    for e in index.entries.iter().flatten().filter(|e| e.literal) {
+    for e in index.entries.iter().filter(|e| e.literal) {
         let mut d = parent(&e.at);
         while depth(d) >= MIN_DEPTH && dirs.insert(d) {
             d = parent(d);
@@ -167,12 +187,13 @@ pub(crate) fn collapse(
             let Some(&first) = under.first() else {
                 continue;
             };
-            let (perms, owner) = (index.entry(first).rule.perms, index.entry(first).rule.owner);
+            let (perms, owner) = (index.rule(first).perms, index.rule(first).owner);
             let mut read_only = perms.is_read_only();
             let mut written = !recursive && writes_only(&perms);
             for &i in &under {
-                let e = index.entry(i);
-                let same = e.literal && e.rule.perms == perms && e.rule.owner == owner;
+                let e = &index.entries[i];
+                let r = index.rule(i);
+                let same = e.literal && r.perms == perms && r.owner == owner;
                 let is_file = e.literal && !e.at.ends_with(b"/");
                 if !same || (!recursive && !is_file) {
                     read_only = false;
@@ -189,7 +210,7 @@ pub(crate) fn collapse(
             }
             let files: Vec<&[u8]> = under
                 .iter()
-                .map(|&i| index.entry(i))
+                .map(|&i| &index.entries[i])
                 .filter(|e| e.literal && !e.at.ends_with(b"/"))
                 .map(|e| e.at.as_slice())
                 .collect();
@@ -233,8 +254,8 @@ pub(crate) fn collapse(
     }
     // Keep the output order stable: by rendered path.
     let mut sorted: BTreeMap<String, Rule> = BTreeMap::new();
-    for e in index.entries.into_iter().flatten() {
-        sorted.insert(e.rule.pattern.render(), e.rule);
+    for rule in index.entries.into_iter().filter_map(|e| e.rule) {
+        sorted.insert(rule.pattern.render(), rule);
     }
     sorted.into_values().collect()
 }

@@ -49,11 +49,12 @@ pub(crate) struct PathFacts {
     pub pid_runs: Vec<(usize, usize)>,
 }
 
-/// What the whole activity says, indexed for [`Made::facts`].
-pub(crate) struct Made {
-    ops: BTreeMap<Vec<u8>, BTreeSet<FileOp>>,
-    dirs: BTreeSet<Vec<u8>>,
-    pid_runs: BTreeMap<Vec<u8>, Vec<(usize, usize)>>,
+/// What the whole activity says, indexed for [`Made::facts`]. Borrows the activity's paths:
+/// a recording of a million files is not copied again.
+pub(crate) struct Made<'a> {
+    ops: BTreeMap<&'a [u8], BTreeSet<FileOp>>,
+    dirs: BTreeSet<&'a [u8]>,
+    pid_runs: BTreeMap<&'a [u8], Vec<(usize, usize)>>,
 }
 
 fn trim_slash(p: &[u8]) -> &[u8] {
@@ -97,20 +98,20 @@ pub(crate) fn reads_back(path: &[u8], perms: &Perms) -> bool {
     (perms.write || perms.append) && !perms.read && !special
 }
 
-impl Made {
-    pub fn new(activity: &Activity) -> Self {
-        let mut ops: BTreeMap<Vec<u8>, BTreeSet<FileOp>> = BTreeMap::new();
+impl<'a> Made<'a> {
+    pub fn new(activity: &'a Activity) -> Self {
+        let mut ops: BTreeMap<&[u8], BTreeSet<FileOp>> = BTreeMap::new();
         for f in activity.files.iter().filter(|f| !f.failed) {
-            ops.entry(trim_slash(f.path.as_bytes()).to_vec())
+            ops.entry(trim_slash(f.path.as_bytes()))
                 .or_default()
                 .extend(f.ops.iter().copied());
         }
         let dirs = ops
             .iter()
             .filter(|(_, o)| o.contains(&FileOp::Mkdir))
-            .map(|(p, _)| p.clone())
+            .map(|(p, _)| *p)
             .collect();
-        let mut pid_runs: BTreeMap<Vec<u8>, Vec<(usize, usize)>> = BTreeMap::new();
+        let mut pid_runs: BTreeMap<&[u8], Vec<(usize, usize)>> = BTreeMap::new();
         for p in &activity.pid_in_names {
             let path = p.path.as_bytes();
             let (start, end) = (p.start as usize, p.end as usize);
@@ -120,7 +121,7 @@ impl Made {
                 .is_some_and(|r| !r.is_empty() && r.iter().all(u8::is_ascii_digit));
             if digits {
                 pid_runs
-                    .entry(trim_slash(path).to_vec())
+                    .entry(trim_slash(path))
                     .or_default()
                     .push((start, end));
             }
@@ -162,7 +163,7 @@ impl Made {
         for (i, c) in comps.iter().enumerate().skip(1) {
             prefix.push(b'/');
             prefix.extend_from_slice(c);
-            if i < last && self.dirs.contains(&prefix) {
+            if i < last && self.dirs.contains(prefix.as_slice()) {
                 // The directory's own name is one the workload wrote; the names below it,
                 // all of them made after it, are the workload's too.
                 if i >= FIRST_VARIABLE {
