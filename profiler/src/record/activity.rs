@@ -927,6 +927,50 @@ mod tests {
         assert_eq!(noted, [("/var/lib/redis/temp-11.rdb", 20, 22)]);
     }
 
+    /// The kernel side's directory fact becomes the directory, resolved, with the call's
+    /// operations; the name it came with is recorded as any other.
+    #[test]
+    fn an_aggregated_directory_is_recorded_resolved() {
+        use profiler_common::event::nr;
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = std::fs::canonicalize(tmp.path()).unwrap().join("spool");
+        std::fs::create_dir(&spool).unwrap();
+        let name = spool.join("f64");
+        let path = name.as_os_str().as_bytes();
+        let mut ev = Event {
+            kind: kind::SYSCALL,
+            nr: nr::OPENAT,
+            pid_tgid: u64::from(std::process::id()) << 32 | u64::from(std::process::id()),
+            ret: 3,
+            // openat(AT_FDCWD, path, O_WRONLY|O_CREAT)
+            args: [AT_FDCWD as u64, 0, 0o101, 0],
+            status: status::of_phase(phase::WORKLOAD) | status::DIR_AGGREGATED,
+            path_len: path.len() as u32,
+            ..Event::ZERO
+        };
+        ev.path[..path.len()].copy_from_slice(path);
+        let mut c = Collector::default();
+        c.add(&ev);
+        let act = c
+            .finish_with(true, &BTreeMap::new(), false)
+            .remove(&0)
+            .unwrap();
+        let dirs: Vec<(&[u8], Vec<FileOp>)> = act
+            .aggregated_dirs
+            .iter()
+            .map(|d| (d.dir.as_bytes(), d.ops.iter().copied().collect()))
+            .collect();
+        assert_eq!(
+            dirs,
+            [(
+                spool.as_os_str().as_bytes(),
+                vec![FileOp::Write, FileOp::Create]
+            )]
+        );
+        assert_eq!(act.files.len(), 1, "{:?}", act.files);
+        assert_eq!(act.files[0].path.as_bytes(), path);
+    }
+
     #[test]
     fn directory_parts() {
         let cases: &[(&str, &str)] = &[
