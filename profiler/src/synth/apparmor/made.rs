@@ -159,11 +159,11 @@ impl<'a> Made<'a> {
         });
         let mut variable = BTreeMap::new();
         // The shallowest directory the workload created, at or above this path.
-        let mut prefix = Vec::new();
+        // The prefix is a slice of `key`, not a copy per component.
+        let mut end = 0;
         for (i, c) in comps.iter().enumerate().skip(1) {
-            prefix.push(b'/');
-            prefix.extend_from_slice(c);
-            if i < last && self.dirs.contains(prefix.as_slice()) {
+            end += 1 + c.len();
+            if i < last && self.dirs.contains(&key[..end]) {
                 // The directory's own name is one the workload wrote; the names below it,
                 // all of them made after it, are the workload's too.
                 if i >= FIRST_VARIABLE {
