@@ -49,10 +49,51 @@ pub(crate) struct PathFacts {
     pub pid_runs: Vec<(usize, usize)>,
 }
 
+/// A set of operations in one word: a `BTreeSet` per path of a million-file recording is
+/// an allocation per path.
+#[derive(Clone, Copy, Debug, Default)]
+struct OpSet(u32);
+
+impl OpSet {
+    const ALL: [FileOp; 16] = [
+        FileOp::Read,
+        FileOp::Write,
+        FileOp::Append,
+        FileOp::Create,
+        FileOp::Truncate,
+        FileOp::Exec,
+        FileOp::MmapExec,
+        FileOp::Link,
+        FileOp::Symlink,
+        FileOp::Rename,
+        FileOp::Unlink,
+        FileOp::Mkdir,
+        FileOp::Rmdir,
+        FileOp::Chmod,
+        FileOp::Chown,
+        FileOp::Lock,
+    ];
+
+    fn insert(&mut self, op: FileOp) {
+        self.0 |= 1 << op as u32;
+    }
+
+    fn contains(self, op: FileOp) -> bool {
+        self.0 & 1 << op as u32 != 0
+    }
+
+    fn ops(self) -> Vec<FileOp> {
+        Self::ALL
+            .into_iter()
+            .filter(|&op| self.contains(op))
+            .collect()
+    }
+}
+
 /// What the whole activity says, indexed for [`Made::facts`]. Borrows the activity's paths:
 /// a recording of a million files is not copied again.
 pub(crate) struct Made<'a> {
-    ops: BTreeMap<&'a [u8], BTreeSet<FileOp>>,
+    ops: BTreeMap<&'a [u8], OpSet>,
     dirs: BTreeSet<&'a [u8]>,
     pid_runs: BTreeMap<&'a [u8], Vec<(usize, usize)>>,
 }
@@ -100,15 +141,14 @@ pub(crate) fn reads_back(path: &[u8], perms: &Perms) -> bool {
 
 impl<'a> Made<'a> {
     pub fn new(activity: &'a Activity) -> Self {
-        let mut ops: BTreeMap<&[u8], BTreeSet<FileOp>> = BTreeMap::new();
+        let mut ops: BTreeMap<&[u8], OpSet> = BTreeMap::new();
         for f in activity.files.iter().filter(|f| !f.failed) {
-            ops.entry(trim_slash(f.path.as_bytes()))
-                .or_default()
-                .extend(f.ops.iter().copied());
+            let set = ops.entry(trim_slash(f.path.as_bytes())).or_default();
+            f.ops.iter().for_each(|&op| set.insert(op));
         }
         let dirs = ops
             .iter()
-            .filter(|(_, o)| o.contains(&FileOp::Mkdir))
+            .filter(|(_, o)| o.contains(FileOp::Mkdir))
             .map(|(p, _)| *p)
             .collect();
         let mut pid_runs: BTreeMap<&[u8], Vec<(usize, usize)>> = BTreeMap::new();
@@ -141,7 +181,7 @@ impl<'a> Made<'a> {
             && self
                 .ops
                 .get(key)
-                .is_some_and(|o| o.contains(&FileOp::Create))
+                .is_some_and(|o| o.contains(FileOp::Create))
     }
 
     /// The facts for `path`; `None` when no part of its name may vary.
@@ -154,7 +194,7 @@ impl<'a> Made<'a> {
         let last = comps.len() - 1;
         let ops = self.ops.get(key);
         let wrote = ops.is_some_and(|o| {
-            let p = Perms::from_ops(o.iter());
+            let p = Perms::from_ops(o.ops().iter());
             p.write || p.append || p.link
         });
         let mut variable = BTreeMap::new();
@@ -185,8 +225,8 @@ impl<'a> Made<'a> {
             return None;
         }
         let temporary = ops.is_some_and(|o| {
-            (o.contains(&FileOp::Create) || o.contains(&FileOp::Link))
-                && (o.contains(&FileOp::Rename) || o.contains(&FileOp::Unlink))
+            (o.contains(FileOp::Create) || o.contains(FileOp::Link))
+                && (o.contains(FileOp::Rename) || o.contains(FileOp::Unlink))
         });
         Some(PathFacts {
             variable,
@@ -296,6 +336,17 @@ pub(crate) fn name(c: &[u8], at: usize, facts: &PathFacts, why: Why) -> Option<N
 mod tests {
     use super::*;
     use crate::model::{FileAccess, FsPath, PidInName};
+
+    #[test]
+    fn op_sets_hold_every_op() {
+        let mut set = OpSet::default();
+        for op in OpSet::ALL {
+            assert!(!set.contains(op), "{op:?}");
+            set.insert(op);
+            assert!(set.contains(op), "{op:?}");
+        }
+        assert_eq!(set.ops(), OpSet::ALL);
+    }
 
     #[test]
     fn mkstemp_suffixes() {

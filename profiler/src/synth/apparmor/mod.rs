@@ -246,6 +246,7 @@ pub fn apparmor(
         .into_iter()
         .collect();
     let bounding = bounding_failures(activity, &succeeded);
+    drop(succeeded);
     let made = made::Made::new(activity);
 
     // Merge every successful access per generalised path. The pattern is the key only: a
