@@ -13,7 +13,6 @@ pub use activity::*;
 pub use args::{ArgSet, ArgValues, CallArgs};
 pub use coverage::{Coverage, SeenFlow, SeenPath};
 pub use error::ModelError;
-pub(crate) use merge::fold_as_one;
 pub use recording::*;
 
 #[cfg(test)]

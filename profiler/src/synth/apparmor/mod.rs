@@ -9,7 +9,6 @@
 //! a comment), never dropped silently.
 
 // `profile_set` reads profiles back and needs what base grants and how ops become letters.
-mod aggregated;
 pub(crate) mod base;
 mod collapse;
 mod escape;
@@ -246,12 +245,10 @@ pub fn apparmor(
         .into_iter()
         .collect();
     let bounding = bounding_failures(activity, &succeeded);
-    drop(succeeded);
     let made = made::Made::new(activity);
 
-    // Merge every successful access per generalised path. The pattern is the key only: a
-    // rule per file of a million-file recording is not made twice.
-    let mut merged: BTreeMap<Pattern, (Perms, bool, Vec<String>)> = BTreeMap::new();
+    // Merge every successful access per generalised path.
+    let mut merged: BTreeMap<Pattern, Rule> = BTreeMap::new();
     for f in activity.files.iter().filter(|f| !f.failed) {
         let path = f.path.as_bytes();
         if let Some(why) = escape::unexpressible(path) {
@@ -263,28 +260,25 @@ pub fn apparmor(
             continue;
         }
         let (pattern, applied) = pattern_for(path, &made, &bounding);
-        let (rule_perms, owner, notes) =
-            merged
-                .entry(pattern)
-                .or_insert((Perms::default(), f.owned, Vec::new()));
-        *rule_perms = rule_perms.union(perms);
+        let rule = merged.entry(pattern.clone()).or_insert(Rule {
+            pattern,
+            perms: Perms::default(),
+            owner: f.owned,
+            notes: Vec::new(),
+        });
+        rule.perms = rule.perms.union(perms);
         // `owner` restricts: it holds for the merged rule only if it held for every access.
-        *owner &= f.owned;
+        rule.owner &= f.owned;
         for a in applied {
-            if !notes.iter().any(|n| n == a) {
-                notes.push(a.to_string());
+            let a = a.to_string();
+            if !rule.notes.contains(&a) {
+                rule.notes.push(a);
             }
         }
     }
 
     let mut rules = Vec::new();
-    for (pattern, (perms, owner, notes)) in merged {
-        let mut rule = Rule {
-            pattern,
-            perms,
-            owner,
-            notes,
-        };
+    for (_, mut rule) in merged {
         if made::reads_back(&rule.pattern.shape(), &rule.perms) {
             rule.perms.read = true;
             rule.notes.push(READ_BACK.to_string());
@@ -298,9 +292,6 @@ pub fn apparmor(
     let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
         made.created(p)
     });
-    let (globs, refused) = aggregated::rules(&activity.aggregated_dirs);
-    not_expressible.extend(refused);
-    let rules = aggregated::absorb(rules, globs);
 
     let mut text = String::new();
     let _ = writeln!(
