@@ -87,11 +87,20 @@ fn put(args: &mut ArgValues, slot: usize, value: Option<u64>) {
             len as u64 + 1,
         )
     };
-    match values.get_mut(len) {
-        Some(free) if claimed => unsafe { write_volatile(free, value) },
-        _ => overflow(args, bit),
+    if !claimed {
+        overflow(args, bit);
+        return;
     }
+    // `len < VALUES` here, and LLVM knows it, so it would drop both a bounds check and a
+    // mask. Linux 6.1's verifier reaches this point on a path whose range for `len` is
+    // contradictory (it does not prune such paths), and adding that to the slot's address
+    // makes it a scalar: it refuses the program. A volatile read of the index keeps the
+    // mask in the program, and the mask gives the verifier a range it can use.
+    let index = unsafe { read_volatile(&len) } & (VALUES - 1);
+    unsafe { write_volatile(&mut values[index], value) };
 }
+
+const _: () = assert!(VALUES.is_power_of_two(), "slots are indexed with a mask");
 
 #[inline(always)]
 fn overflow(args: &mut ArgValues, bit: u64) {
