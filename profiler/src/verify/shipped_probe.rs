@@ -149,10 +149,24 @@ mod tests {
             println!("skipped: profgen was built without its probe");
             return;
         };
-        let out = std::process::Command::new(file.path())
-            .args(["personality", "sysinfo"])
-            .output()
-            .unwrap();
+        // Another test thread forking while the file was open for writing holds that fd
+        // until its exec: ETXTBSY for a moment, a property of this test process only.
+        let run = || {
+            std::process::Command::new(file.path())
+                .args(["personality", "sysinfo"])
+                .output()
+        };
+        let mut out = run();
+        for _ in 0..50 {
+            match &out {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    out = run();
+                }
+                _ => break,
+            }
+        }
+        let out = out.unwrap();
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
