@@ -109,19 +109,9 @@ pub fn spec(opts: &ConfigOptions) -> Spec {
         .expect("valid spec")
 }
 
-fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
-    let mut builder = MountBuilder::default()
-        .destination(destination)
-        .typ(typ)
-        .source(source);
-    if !options.is_empty() {
-        builder = builder.options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>());
-    }
-    builder.build().expect("valid mount")
-}
-
-fn mounts() -> Vec<Mount> {
-    let mut mounts = vec![
+/// The mounts `runc spec` gives every container: /proc, /dev, /dev/pts, /dev/shm.
+pub fn runc_spec_mounts() -> Vec<Mount> {
+    vec![
         mount("/proc", "proc", "proc", &[]),
         mount(
             "/dev",
@@ -148,7 +138,23 @@ fn mounts() -> Vec<Mount> {
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
-    ];
+    ]
+}
+
+/// One mount; no `options` field when there are none.
+pub fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut builder = MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source);
+    if !options.is_empty() {
+        builder = builder.options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>());
+    }
+    builder.build().expect("valid mount")
+}
+
+fn mounts() -> Vec<Mount> {
+    let mut mounts = runc_spec_mounts();
     for (dir, mode) in TMPFS_DIRS {
         mounts.push(mount(
             dir,

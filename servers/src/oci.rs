@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use profgen_demo::config;
+use profgen_demo::config::{self, mount, runc_spec_mounts};
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxSeccomp, Mount,
-    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// A host directory mounted read-write into the container: the server's data, kept from one
@@ -104,44 +104,9 @@ pub fn spec(cfg: &ContainerConfig) -> Spec {
         .expect("valid spec")
 }
 
-fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
-    MountBuilder::default()
-        .destination(destination)
-        .typ(typ)
-        .source(source)
-        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
-        .build()
-        .expect("valid mount")
-}
-
 fn mounts(cfg: &ContainerConfig) -> Vec<Mount> {
-    let mut mounts = vec![
-        mount("/proc", "proc", "proc", &[]),
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ),
+    let mut mounts = runc_spec_mounts();
+    mounts.extend([
         // As `runc spec` and Docker give it: servers read sysfs at start (redis its
         // transparent huge page setting and clock source), and what failed in the recording
         // for want of it would be refused on a real node.
@@ -151,7 +116,7 @@ fn mounts(cfg: &ContainerConfig) -> Vec<Mount> {
             "sysfs",
             &["nosuid", "noexec", "nodev", "ro"],
         ),
-    ];
+    ]);
     for (dir, mode) in &cfg.tmpfs {
         mounts.push(mount(
             dir,
