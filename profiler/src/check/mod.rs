@@ -110,6 +110,32 @@ impl Acc {
             .or_default()
             .insert(by.clone());
     }
+
+    /// A call the profile allows only with some arguments: outside it when the recorded
+    /// values say so, shown apart when the recording has no values to judge by.
+    fn add_by_arguments(
+        &mut self,
+        verdict: args::ArgVerdict,
+        what: String,
+        why: String,
+        by: &Doer,
+    ) {
+        match verdict {
+            args::ArgVerdict::Allowed => {}
+            args::ArgVerdict::Refused(values) => self.add(
+                Kind::Syscall,
+                what,
+                format!("{why}; it was made with {}", values.join(", ")),
+                by,
+            ),
+            args::ArgVerdict::Unknown => {
+                self.with_arguments
+                    .entry((Kind::Syscall, what, why))
+                    .or_default()
+                    .insert(by.clone());
+            }
+        }
+    }
 }
 
 fn findings(map: BTreeMap<Key, BTreeSet<Doer>>) -> Vec<Finding> {
@@ -243,21 +269,7 @@ fn syscalls(
                         conditions.join(" or ")
                     );
                     let recorded = cg.args.get(abi).and_then(|calls| calls.get(name));
-                    match args::judge(profile, name, recorded) {
-                        args::ArgVerdict::Allowed => {}
-                        args::ArgVerdict::Refused(values) => acc.add(
-                            Kind::Syscall,
-                            what,
-                            format!("{why}; it was made with {}", values.join(", ")),
-                            doer,
-                        ),
-                        args::ArgVerdict::Unknown => {
-                            acc.with_arguments
-                                .entry((Kind::Syscall, what, why))
-                                .or_default()
-                                .insert(doer.clone());
-                        }
-                    }
+                    acc.add_by_arguments(args::judge(profile, name, recorded), what, why, doer);
                 }
                 Verdict::Denied(why) => acc.add(
                     Kind::Syscall,
@@ -306,21 +318,7 @@ fn clone3_through_clone(
                 conditions.join(" or ")
             );
             let recorded = cg.args.get(&abi).and_then(|calls| calls.get("clone3"));
-            match args::judge(profile, "clone", recorded) {
-                args::ArgVerdict::Allowed => {}
-                args::ArgVerdict::Refused(values) => acc.add(
-                    Kind::Syscall,
-                    what,
-                    format!("{why}; it was made with {}", values.join(", ")),
-                    doer,
-                ),
-                args::ArgVerdict::Unknown => {
-                    acc.with_arguments
-                        .entry((Kind::Syscall, what, why))
-                        .or_default()
-                        .insert(doer.clone());
-                }
-            }
+            acc.add_by_arguments(args::judge(profile, "clone", recorded), what, why, doer);
         }
     }
 }
