@@ -70,16 +70,6 @@ fn leftover_containers(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn allowed_names(profile: &LinuxSeccomp) -> BTreeSet<String> {
-    profile
-        .syscalls()
-        .iter()
-        .flatten()
-        .filter(|r| r.action() == LinuxSeccompAction::ScmpActAllow)
-        .flat_map(|r| r.names().iter().cloned())
-        .collect()
-}
-
 fn verify(
     profgen: &Path,
     bundle: &profgen_demo::bundle::Bundle,

@@ -23,7 +23,6 @@
 mod support;
 
 use std::{
-    collections::BTreeSet,
     env,
     ffi::{OsStr, OsString},
     fs,
@@ -32,7 +31,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
 use profgen::verify::{
     apparmor::{find_kernel, prove, AppArmorCheck, VmOptions},
     load_profile, with_seccomp,
@@ -347,16 +345,6 @@ fn keep(server: Server, dir: &Path) {
     for entry in fs::read_dir(dir.join("profiles")).unwrap().flatten() {
         fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
     }
-}
-
-fn allowed_names(profile: &LinuxSeccomp) -> BTreeSet<String> {
-    profile
-        .syscalls()
-        .iter()
-        .flatten()
-        .filter(|r| r.action() == LinuxSeccompAction::ScmpActAllow)
-        .flat_map(|r| r.names().iter().cloned())
-        .collect()
 }
 
 /// Rules of the profile: lines ending in `,` that are not comments, includes or the abi.

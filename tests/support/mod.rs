@@ -429,3 +429,16 @@ pub fn compile_c(dir: &Path, name: &str, source: &str) -> PathBuf {
     assert_success(&format!("cc {}", src.display()), &out);
     bin
 }
+
+/// The syscall names a seccomp profile allows (by name, with or without argument rules).
+pub fn allowed_names(
+    profile: &oci_spec::runtime::LinuxSeccomp,
+) -> std::collections::BTreeSet<String> {
+    profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActAllow)
+        .flat_map(|r| r.names().iter().cloned())
+        .collect()
+}
