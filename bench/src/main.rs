@@ -4,7 +4,9 @@
 //!   (the floor any syscall-entry hook pays), recorded by profgen, and running outside a
 //!   cgroup profgen records (what every other workload on the node pays); then an `fcntl`
 //!   loop, whose argument the recording keeps, untraced, under the floor and recorded;
-//! * nginx requests/s under wrk, with and without recording.
+//! * nginx requests/s under wrk, with and without recording;
+//! * `--loss N`: N distinct files created in one directory under `profgen record` (events
+//!   lost, the recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS).
 //!
 //! Configurations are interleaved over several rounds and the median is kept, so drift on a
 //! shared machine hits them alike.
@@ -14,6 +16,7 @@ use std::{path::PathBuf, process::Command};
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
+mod loss;
 mod nginx;
 mod syscall;
 
@@ -36,6 +39,10 @@ struct Cli {
     /// Skip the getppid benchmark.
     #[arg(long)]
     nginx_only: bool,
+    /// Only the loss benchmark: N distinct files created in one directory as fast as
+    /// possible under `profgen record`.
+    #[arg(long, value_name = "N")]
+    loss: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -47,15 +54,23 @@ enum Mode {
         calls: u64,
         out: PathBuf,
     },
+    /// (internal) The loss workload: creates DIR/f<FIRST> … DIR/f<FIRST+N-1>.
+    #[command(hide = true)]
+    CreateFiles { n: u64, first: u64, dir: PathBuf },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Mode::Loop { call, calls, out }) = cli.mode {
-        return syscall::run_loop(call, calls, &out);
+    match cli.mode {
+        Some(Mode::Loop { call, calls, out }) => return syscall::run_loop(call, calls, &out),
+        Some(Mode::CreateFiles { n, first, dir }) => return loss::create_files(n, first, &dir),
+        None => {}
     }
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");
+    }
+    if let Some(n) = cli.loss {
+        return loss::bench(n);
     }
     if !cli.nginx_only {
         syscall::bench(cli.calls, cli.rounds)?;

@@ -45,6 +45,10 @@ pub mod status {
     /// After the filter, the runtime had executed the container's entrypoint: the workload's
     /// own activity (set together with `AFTER_FILTER`).
     pub const WORKLOAD: u32 = 16;
+    /// The directory of `path` (everything up to its last `/`) had more than
+    /// [`crate::maps::DIR_AGGREGATE_AFTER`] distinct names for this operation: this event
+    /// stands for every name in it, and no more per-name events follow for it.
+    pub const DIR_AGGREGATED: u32 = 32;
 
     /// The bits for a cgroup in `phase` (see [`crate::bitmap::phase`]).
     #[inline(always)]

@@ -28,8 +28,27 @@ pub const PENDING: &str = "PENDING";
 /// `LruHashMap<u64 fact hash, u8>`: facts already sent (the kernel-side deduplication).
 pub const SENT: &str = "SENT";
 
-/// Ring buffer size in bytes (a power of two, a multiple of the page size).
-pub const EVENTS_BYTES: u32 = 4 << 20;
+/// `LruHashMap<u64 directory key, u32 names sent>`: how many distinct names each directory
+/// had per operation (see [`DIR_AGGREGATE_AFTER`]).
+pub const DIRS: &str = "DIRS";
+
+/// Ring buffer size in bytes (a power of two, a multiple of the page size). 16 MiB holds
+/// about 22 000 events (736 bytes each with the ring's header): the burst of distinct facts a
+/// program makes at start (its libraries, configuration, a runtime's set-up) while the
+/// recorder is descheduled for tens of milliseconds on a loaded node. Floods of names in one
+/// directory do not fill it: they are aggregated before it (see [`DIR_AGGREGATE_AFTER`]).
+pub const EVENTS_BYTES: u32 = 16 << 20;
+/// Distinct names per directory and operation sent one by one; the next one is sent as a
+/// directory fact (`event::status::DIR_AGGREGATED`) and the names after it not at all. A
+/// workload making a file per upload, session or segment would otherwise fill the ring
+/// buffer (a million names lose events) and the recording (a rule per name). 64 is well
+/// above the directories programs read whole at start (a locale or zoneinfo directory has
+/// fewer), and AppArmor's own collapse already globs 10 or more names of one directory.
+pub const DIR_AGGREGATE_AFTER: u32 = 64;
+/// Capacity of [`DIRS`]: directories counted at once. An evicted directory starts counting
+/// again: up to [`DIR_AGGREGATE_AFTER`] more names and the directory fact again, nothing
+/// lost.
+pub const MAX_DIRS: u32 = 16384;
 /// Capacity of [`PENDING`]: syscalls in flight at once.
 pub const MAX_PENDING: u32 = 8192;
 /// Capacity of [`SENT`]: distinct facts remembered. An evicted fact may be sent again,

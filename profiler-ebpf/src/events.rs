@@ -19,12 +19,13 @@ use aya_ebpf::{
 use core::ffi::c_void;
 use profiler_common::{
     event::{kind, nr, status, Event, ADDR_LEN, PATH_LEN},
+    maps::DIR_AGGREGATE_AFTER,
     stats::Stat,
 };
 
 use crate::{
     current_cgroup,
-    maps::{count, EVENTS, PENDING, SCRATCH, SENT},
+    maps::{count, DIRS, EVENTS, PENDING, SCRATCH, SENT},
     syscalls::{recorded, regs, task_phase, BtfRegs, Regs},
     tracepoint::field,
 };
@@ -220,7 +221,136 @@ fn finish(ev: &mut Event, ret: i64) {
         // Credentials after exec: a setuid binary changes them.
         ev.args[3] = bpf_get_current_uid_gid();
     }
-    send_once(ev, fact_hash(ev));
+    let hash = fact_hash(ev);
+    if aggregates(ev) {
+        aggregate(ev, hash);
+    } else {
+        send_once(ev, hash);
+    }
+}
+
+/// Sends a new name of a directory while the directory has had at most
+/// `DIR_AGGREGATE_AFTER` of them for this operation, then the directory fact once, then
+/// nothing: a flood of names in one directory costs the ring buffer 65 events, not one per
+/// name. Counted only once sent, so a full ring buffer loses nothing it does not report.
+/// The count is read and written without a lock: two CPUs racing may send a name or the
+/// directory fact twice, which userspace deduplicates.
+#[inline(always)]
+fn aggregate(ev: &mut Event, hash: u64) {
+    // SAFETY: the value is not read.
+    if unsafe { SENT.get(hash) }.is_some() {
+        return;
+    }
+    if ev.pid_tgid == 0 {
+        identify(ev);
+    }
+    let key = dir_key(ev);
+    // SAFETY: copied out at once.
+    let sent = unsafe { DIRS.get(key) }.copied().unwrap_or(0);
+    if sent > DIR_AGGREGATE_AFTER {
+        return;
+    }
+    if sent == DIR_AGGREGATE_AFTER {
+        ev.status |= status::DIR_AGGREGATED;
+    }
+    if EVENTS.output::<Event>(ev, 0).is_err() {
+        count(Stat::RingBufFull);
+        return;
+    }
+    let _ = DIRS.insert(key, sent + 1, 0);
+    let _ = SENT.insert(hash, 1u8, 0);
+}
+
+/// Path-based file operations on one name that succeeded: what a directory of many names
+/// is made of. Two-name calls (rename, link, symlink), execs and failures stay per name.
+#[inline(always)]
+fn aggregates(ev: &Event) -> bool {
+    let one_path = matches!(
+        ev.nr,
+        nr::OPEN
+            | nr::OPENAT
+            | nr::OPENAT2
+            | nr::CREAT
+            | nr::TRUNCATE
+            | nr::MKDIR
+            | nr::MKDIRAT
+            | nr::RMDIR
+            | nr::UNLINK
+            | nr::UNLINKAT
+            | nr::CHMOD
+            | nr::FCHMODAT
+            | nr::CHOWN
+            | nr::LCHOWN
+            | nr::FCHOWNAT
+    );
+    let readable = ev.status & (status::PATH_TRUNCATED | status::UNREADABLE) == 0;
+    one_path && readable && ev.ret >= 0 && ev.path_len > 0
+}
+
+/// What makes names the same directory and operation: the cgroup, the phase, the syscall
+/// and the flags that decide what it does (open's access mode and O_CREAT, unlinkat's
+/// AT_REMOVEDIR), and the path up to its last `/`. A relative path also keys on its
+/// directory fd and the process: another process's cwd or fd 5 is another directory.
+#[inline(always)]
+fn dir_key(ev: &Event) -> u64 {
+    let a = &ev.args;
+    let (dirfd, flags) = match ev.nr {
+        nr::OPEN => (u64::MAX, a[1]),
+        nr::OPENAT | nr::OPENAT2 | nr::UNLINKAT => (a[0] as u32 as u64, a[2]),
+        nr::MKDIRAT | nr::FCHMODAT | nr::FCHOWNAT => (a[0] as u32 as u64, 0),
+        _ => (u64::MAX, 0),
+    };
+    let mut h = mix(FNV_OFFSET, DIR_SALT);
+    h = mix(h, ev.cgroup);
+    h = mix(
+        h,
+        ev.nr as u64 | ((ev.status & (status::AFTER_FILTER | status::WORKLOAD)) as u64) << 32,
+    );
+    h = mix(h, flags);
+    if ev.path[0] != b'/' {
+        h = mix(h, dirfd);
+        h = mix(h, ev.pid_tgid >> 32);
+    }
+    hash_bytes(h, &ev.path, dir_len(ev))
+}
+
+/// Keeps directory keys apart from fact hashes of the same bytes.
+const DIR_SALT: u64 = 0x6469_7273;
+
+/// The length of the path's directory part, its last `/` included (0 for a bare name).
+/// A word at a time and without branches on the bytes: a branch per byte would give the
+/// verifier a state per position of the last `/` so far (a million instructions).
+#[inline(always)]
+fn dir_len(ev: &Event) -> u32 {
+    const SLASHES: u64 = 0x2f2f_2f2f_2f2f_2f2f;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let len = ev.path_len as u64;
+    let words = ev.path.as_ptr().cast::<u64>();
+    let mut end: u64 = 0;
+    let mut i = 0;
+    while i < PATH_LEN / 8 {
+        let start = (i * 8) as u64;
+        if start >= len {
+            break;
+        }
+        // SAFETY: word `i` of the array, 8-byte aligned (see `hash_bytes`).
+        let mut word = unsafe { words.add(i).read() };
+        let left = len - start;
+        if left < 8 {
+            word &= (1u64 << (left * 8)) - 1;
+        }
+        // 0x80 in each byte that is '/' (the exact zero-byte test of `word ^ SLASHES`); the
+        // bytes past the length were zeroed above, so they are not.
+        let x = word ^ SLASHES;
+        let m = !(((x & LOW7) + LOW7) | x | LOW7);
+        // The last '/' is byte k where bit 8k+7 is m's highest: `top` is 8k+8, 0 if none.
+        let top = 64 - m.leading_zeros() as u64;
+        let found = (top | top.wrapping_neg()) >> 63;
+        // `start + top / 8` is past every earlier '/', so this never goes below `end`.
+        end += found * (start + top / 8 - end);
+        i += 1;
+    }
+    end as u32
 }
 
 /// `capability:cap_capable` format: `int cap` at 32, `int ret` at 36.

@@ -10,8 +10,8 @@ use profiler_common::{
     bitmap::{slot_owner, CgroupSyscalls},
     event::Event,
     maps::{
-        EVENTS_BYTES, MAX_CGROUPS, MAX_LATE_TASKS, MAX_PENDING, MAX_SENT, MAX_TARGET_LEVELS,
-        MAX_TARGET_ROOTS,
+        EVENTS_BYTES, MAX_CGROUPS, MAX_DIRS, MAX_LATE_TASKS, MAX_PENDING, MAX_SENT,
+        MAX_TARGET_LEVELS, MAX_TARGET_ROOTS,
     },
     stats::Stat,
 };
@@ -61,6 +61,10 @@ pub static PENDING: LruHashMap<u64, Event> = LruHashMap::with_max_entries(MAX_PE
 
 #[map]
 pub static SENT: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_SENT, 0);
+
+/// Directory key → distinct names sent for it (see `events::aggregate`).
+#[map]
+pub static DIRS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(MAX_DIRS, 0);
 
 /// Per-CPU room to build an `Event` (larger than the eBPF stack).
 #[map]

@@ -119,6 +119,11 @@ pub fn profgen_binary() -> PathBuf {
     }
 }
 
+/// The benchmark binary, whose hidden `create-files` mode is the loss workload.
+pub fn bench_binary() -> PathBuf {
+    cargo_binary("profgen-bench", "profgen-bench")
+}
+
 /// The demo's HTTP test suite, the command `profgen verify` runs against the container.
 pub fn demo_suite_binary() -> PathBuf {
     cargo_binary("profgen-demo", "demo-suite")

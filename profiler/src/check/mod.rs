@@ -171,7 +171,8 @@ pub fn check(
         let activity = workload_activity(&Recording {
             cgroups: vec![cg.clone()],
             ..shell.clone()
-        });
+        })
+        .into_owned();
         if let (Some(profile), Some(grants)) = (&set.apparmor, &grants) {
             files(grants, &activity, &doer, &mut acc);
             sockets(profile, &activity, &doer, &mut acc);

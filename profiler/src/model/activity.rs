@@ -43,26 +43,49 @@ impl Serialize for FsPath {
 
 impl<'de> Deserialize<'de> for FsPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Text(String),
-            Hex { hex: String },
-        }
-        match Repr::deserialize(d)? {
-            Repr::Text(t) => Ok(FsPath(t.into_bytes())),
-            Repr::Hex { hex } => {
+        // A visitor rather than an untagged enum: serde buffers every value of an untagged
+        // enum before trying its variants, a copy of every path of a million-file recording.
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FsPath;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a path: a string, or {"hex": "…"}"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FsPath, E> {
+                Ok(FsPath(v.as_bytes().to_vec()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FsPath, E> {
+                Ok(FsPath(v.into_bytes()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FsPath, A::Error> {
+                let mut hex: Option<String> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "hex" || hex.is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "unexpected field {key:?} in a hex path"
+                        )));
+                    }
+                    hex = Some(map.next_value()?);
+                }
+                let hex = hex.ok_or_else(|| serde::de::Error::missing_field("hex"))?;
                 if hex.len() % 2 != 0 {
                     return Err(serde::de::Error::custom("odd-length hex path"));
                 }
                 (0..hex.len())
                     .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            .ok_or_else(|| serde::de::Error::custom("invalid hex path"))
+                    })
                     .collect::<Result<Vec<u8>, _>>()
                     .map(FsPath)
-                    .map_err(serde::de::Error::custom)
             }
         }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -171,6 +194,19 @@ pub struct PidInName {
     pub end: u32,
 }
 
+/// A directory where the workload made more distinct names with one operation than the
+/// kernel side sends one by one (`DIR_AGGREGATE_AFTER`, 64): its first names are in
+/// [`Activity::files`], the rest only here. What was done to every name directly in `dir`,
+/// successfully (failures are always recorded per name).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatedDir {
+    /// Absolute, in the workload's mount namespace, symlinks resolved, without a trailing
+    /// `/`.
+    pub dir: FsPath,
+    pub ops: BTreeSet<FileOp>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
@@ -255,6 +291,9 @@ pub struct Activity {
     /// Where a path of `files` held its accessor's own pid or tid (per-process names).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub pid_in_names: BTreeSet<PidInName>,
+    /// Directories whose names were too many to record one by one.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub aggregated_dirs: BTreeSet<AggregatedDir>,
     /// Capabilities the workload used (`chown`, `net_bind_service`, …). `None` when the
     /// kernel could not report them (no `capability:cap_capable` tracepoint before 6.14).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -122,7 +122,27 @@ fn union_into(into: &mut SyscallSet, from: &SyscallSet) {
 /// e.g. an agent checkpoint taken during the runtime's set-up) and after it: the early
 /// snapshot's calls are set-up, not the container's, so it only adds to the excluded list.
 fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
-    if into.seccomp_filter_seen != other.seccomp_filter_seen && into.id == other.id {
+    let same_id = into.id == other.id;
+    merge_cgroup_as(into, other, same_id);
+}
+
+/// The activity of every cgroup in `cgroups`, folded by [`merge_cgroup`]'s rules as if they
+/// were one cgroup seen several times (what synthesis makes one profile from), without
+/// copying the recording.
+pub(crate) fn fold_as_one(cgroups: &[CgroupRecord]) -> Activity {
+    let Some((first, rest)) = cgroups.split_first() else {
+        return Activity::default();
+    };
+    let mut one = first.clone();
+    for cg in rest {
+        merge_cgroup_as(&mut one, cg, true);
+    }
+    one.activity
+}
+
+/// [`merge_cgroup`], with `same_id` saying whether the two are one cgroup.
+fn merge_cgroup_as(into: &mut CgroupRecord, other: &CgroupRecord, same_id: bool) {
+    if into.seccomp_filter_seen != other.seccomp_filter_seen && same_id {
         let (armed, early) = if into.seccomp_filter_seen {
             (into.clone(), other)
         } else {
@@ -143,7 +163,7 @@ fn merge_cgroup(into: &mut CgroupRecord, other: &CgroupRecord) {
         *into = merged;
         return;
     }
-    if into.entrypoint_seen != other.entrypoint_seen && into.id == other.id {
+    if into.entrypoint_seen != other.entrypoint_seen && same_id {
         // Both after the filter, one before the entrypoint's exec: that one's activity is
         // the runtime's last steps (runc dropping capabilities, reading /proc/self/fd).
         if other.entrypoint_seen {
@@ -187,6 +207,7 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
     let Activity {
         files,
         pid_in_names,
+        aggregated_dirs,
         capabilities,
         sockets,
         listens,
@@ -197,9 +218,16 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
         processes,
         privilege_gained,
     } = other;
-    // One entry per (path, failed, owned), with every operation either run did.
+    // One entry per (path, failed, owned), with every operation either run did. `into`'s
+    // own entries are moved, not copied.
     let mut by_file: BTreeMap<(FsPath, bool, bool), BTreeSet<FileOp>> = BTreeMap::new();
-    for f in into.files.iter().chain(files) {
+    for f in std::mem::take(&mut into.files) {
+        by_file
+            .entry((f.path, f.failed, f.owned))
+            .or_default()
+            .extend(f.ops);
+    }
+    for f in files {
         by_file
             .entry((f.path.clone(), f.failed, f.owned))
             .or_default()
@@ -221,6 +249,7 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
             .extend(caps.iter().cloned());
     }
     into.pid_in_names.extend(pid_in_names.iter().cloned());
+    into.aggregated_dirs.extend(aggregated_dirs.iter().cloned());
     into.sockets.extend(sockets.iter().cloned());
     into.listens.extend(listens.iter().cloned());
     into.flows.extend(flows.iter().cloned());

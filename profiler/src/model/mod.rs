@@ -13,6 +13,7 @@ pub use activity::*;
 pub use args::{ArgSet, ArgValues, CallArgs};
 pub use coverage::{Coverage, SeenFlow, SeenPath};
 pub use error::ModelError;
+pub(crate) use merge::fold_as_one;
 pub use recording::*;
 
 #[cfg(test)]

@@ -322,3 +322,30 @@ fn pid_in_names_merge_and_load() {
     let old: Recording = serde_json::from_str(&text).unwrap();
     assert!(old.cgroups[0].activity.pid_in_names.is_empty());
 }
+
+#[test]
+fn paths_round_trip_as_text_or_hex() {
+    use super::FsPath;
+    for bytes in [&b"/etc/nginx.conf"[..], b"/tmp/\xff\xfe name", b""] {
+        let path = FsPath(bytes.to_vec());
+        let json = serde_json::to_string(&path).unwrap();
+        assert_eq!(
+            serde_json::from_str::<FsPath>(&json).unwrap(),
+            path,
+            "{json}"
+        );
+    }
+    assert_eq!(
+        serde_json::from_str::<FsPath>(r#"{"hex": "2f61"}"#).unwrap(),
+        FsPath(b"/a".to_vec())
+    );
+    for bad in [
+        r#"{"hex": "2f6"}"#,
+        r#"{"hex": "zz"}"#,
+        r#"{"hx": "2f"}"#,
+        "{}",
+        "7",
+    ] {
+        assert!(serde_json::from_str::<FsPath>(bad).is_err(), "{bad}");
+    }
+}

@@ -17,8 +17,8 @@ use profiler_common::{
 
 use super::facts::{self, Fact, SockAddr, AF_INET, AF_INET6, AF_UNIX, AT_FDCWD};
 use crate::model::{
-    Activity, Direction, FileAccess, FileOp, Flow, FsPath, Listen, PidInName, Process, Protocol,
-    SocketKind, UnixSocket,
+    Activity, AggregatedDir, Direction, FileAccess, FileOp, Flow, FsPath, Listen, PidInName,
+    Process, Protocol, SocketKind, UnixSocket,
 };
 use crate::paths::{self, Base, Last};
 
@@ -39,6 +39,8 @@ enum Fd {
 #[derive(Clone, Default)]
 struct PerCgroup {
     files: BTreeMap<(Vec<u8>, bool), BTreeSet<FileOp>>,
+    /// Directories the kernel side aggregated (`status::DIR_AGGREGATED`), resolved.
+    aggregated: BTreeMap<Vec<u8>, BTreeSet<FileOp>>,
     owned: BTreeSet<Vec<u8>>,
     activity: Activity,
     caps: BTreeSet<String>,
@@ -106,6 +108,16 @@ impl Collector {
                     } else {
                         Last::Follow
                     };
+                    if ev.status & status::DIR_AGGREGATED != 0 && !failed && !ops.is_empty() {
+                        match proc_view.resolve(dir_part(&path), dirfd, Last::Follow) {
+                            Some(dir) => cg
+                                .aggregated
+                                .entry(trim_dir(dir))
+                                .or_default()
+                                .extend(ops.iter().copied()),
+                            None => self.unresolved += 1,
+                        }
+                    }
                     let Some(path) = proc_view.resolve(&path, dirfd, last) else {
                         self.unresolved += 1;
                         continue;
@@ -371,6 +383,9 @@ impl Collector {
             for (key, ops) in cg.files {
                 into.files.entry(key).or_default().extend(ops);
             }
+            for (dir, ops) in cg.aggregated {
+                into.aggregated.entry(dir).or_default().extend(ops);
+            }
             into.owned.extend(cg.owned);
             into.caps.extend(cg.caps);
             let (a, b) = (&mut into.activity, cg.activity);
@@ -400,11 +415,37 @@ impl Collector {
                         failed,
                     })
                     .collect();
+                cg.activity.aggregated_dirs = cg
+                    .aggregated
+                    .into_iter()
+                    .map(|(dir, ops)| AggregatedDir {
+                        dir: FsPath(dir),
+                        ops,
+                    })
+                    .collect();
                 cg.activity.capabilities = capabilities_recorded.then_some(cg.caps);
                 (id, cg.activity)
             })
             .collect()
     }
+}
+
+/// The directory part of a path as the call named it: up to its last `/` (`.` for a bare
+/// name, the directory fd or cwd itself).
+fn dir_part(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
+        Some(end) => &path[..end],
+        None => b".",
+    }
+}
+
+/// A resolved directory without its trailing `/` (`/` stays).
+fn trim_dir(mut dir: Vec<u8>) -> Vec<u8> {
+    while dir.len() > 1 && dir.ends_with(b"/") {
+        dir.pop();
+    }
+    dir
 }
 
 /// Whether this access could have made the name: it wrote, created, renamed, linked or
@@ -884,6 +925,66 @@ mod tests {
             .map(|p| (p.path.to_str().unwrap(), p.start, p.end))
             .collect();
         assert_eq!(noted, [("/var/lib/redis/temp-11.rdb", 20, 22)]);
+    }
+
+    /// The kernel side's directory fact becomes the directory, resolved, with the call's
+    /// operations; the name it came with is recorded as any other.
+    #[test]
+    fn an_aggregated_directory_is_recorded_resolved() {
+        use profiler_common::event::nr;
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = std::fs::canonicalize(tmp.path()).unwrap().join("spool");
+        std::fs::create_dir(&spool).unwrap();
+        let name = spool.join("f64");
+        let path = name.as_os_str().as_bytes();
+        let mut ev = Event {
+            kind: kind::SYSCALL,
+            nr: nr::OPENAT,
+            pid_tgid: u64::from(std::process::id()) << 32 | u64::from(std::process::id()),
+            ret: 3,
+            // openat(AT_FDCWD, path, O_WRONLY|O_CREAT)
+            args: [AT_FDCWD as u64, 0, 0o101, 0],
+            status: status::of_phase(phase::WORKLOAD) | status::DIR_AGGREGATED,
+            path_len: path.len() as u32,
+            ..Event::ZERO
+        };
+        ev.path[..path.len()].copy_from_slice(path);
+        let mut c = Collector::default();
+        c.add(&ev);
+        let act = c
+            .finish_with(true, &BTreeMap::new(), false)
+            .remove(&0)
+            .unwrap();
+        let dirs: Vec<(&[u8], Vec<FileOp>)> = act
+            .aggregated_dirs
+            .iter()
+            .map(|d| (d.dir.as_bytes(), d.ops.iter().copied().collect()))
+            .collect();
+        assert_eq!(
+            dirs,
+            [(
+                spool.as_os_str().as_bytes(),
+                vec![FileOp::Write, FileOp::Create]
+            )]
+        );
+        assert_eq!(act.files.len(), 1, "{:?}", act.files);
+        assert_eq!(act.files[0].path.as_bytes(), path);
+    }
+
+    #[test]
+    fn directory_parts() {
+        let cases: &[(&str, &str)] = &[
+            ("/var/lib/app/f1", "/var/lib/app"),
+            ("/f1", "/"),
+            ("f1", "."),
+            ("sub/f1", "sub"),
+            ("../up/f1", "../up"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(dir_part(path.as_bytes()), want.as_bytes(), "{path}");
+        }
+        assert_eq!(trim_dir(b"/var/lib/app/".to_vec()), b"/var/lib/app");
+        assert_eq!(trim_dir(b"/".to_vec()), b"/");
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub mod spo;
 pub use error::SynthError;
 pub use seccomp::{seccomp, SeccompOptions, SeccompSummary};
 
-use crate::model::{Activity, FileOp, Recording};
+use std::borrow::Cow;
+
+use crate::model::{Activity, FileAccess, FileOp, Recording};
 
 /// Everything the recording's cgroups did, as the activity of one workload.
 ///
@@ -23,38 +25,28 @@ use crate::model::{Activity, FileOp, Recording};
 /// Directories are named as AppArmor names them, with a trailing `/`: a path that was made or
 /// removed with mkdir/rmdir is a directory even when the recording wrote it without the slash
 /// (AppArmor's `mkdir` check is on `dir/`, so `dir w,` would be denied).
-pub fn workload_activity(rec: &Recording) -> Activity {
-    let mut activity = merged_activity(rec);
+///
+/// Borrowed from the recording when it holds one cgroup whose directories already end in `/`
+/// (what the recorder writes): a recording of a million files is not copied.
+pub fn workload_activity(rec: &Recording) -> Cow<'_, Activity> {
+    let is_dir = |f: &FileAccess| f.ops.contains(&FileOp::Mkdir) || f.ops.contains(&FileOp::Rmdir);
+    let unnamed_dir = |f: &FileAccess| is_dir(f) && !f.path.0.ends_with(b"/");
+    let mut activity = match rec.cgroups.as_slice() {
+        [] => return Cow::Owned(Activity::default()),
+        [one] if !one.activity.files.iter().any(unnamed_dir) => {
+            return Cow::Borrowed(&one.activity)
+        }
+        // `Recording::merge`'s rules for one cgroup seen twice (files by path/failed/owned,
+        // "capabilities not recorded" giving way to a run that recorded them, …), every
+        // cgroup taken as the first one.
+        cgroups => crate::model::fold_as_one(cgroups),
+    };
     for f in &mut activity.files {
-        let is_dir = f.ops.contains(&FileOp::Mkdir) || f.ops.contains(&FileOp::Rmdir);
-        if is_dir && !f.path.0.ends_with(b"/") {
+        if unnamed_dir(f) {
             f.path.0.push(b'/');
         }
     }
-    activity
-}
-
-fn merged_activity(rec: &Recording) -> Activity {
-    match rec.cgroups.as_slice() {
-        [] => Activity::default(),
-        [one] => one.activity.clone(),
-        [first, ..] => {
-            // `Recording::merge` unions the entries of one cgroup seen twice, with the
-            // model's own rules (files by path/failed/owned, "capabilities not recorded"
-            // giving way to a run that recorded them, …): give every cgroup the first one's
-            // identity and let it fold them all into one.
-            let mut one = rec.clone();
-            for cg in &mut one.cgroups {
-                cg.path.clone_from(&first.path);
-                cg.id = first.id;
-            }
-            Recording::merge(std::slice::from_ref(&one))
-                .ok()
-                .and_then(|m| m.cgroups.into_iter().next())
-                .map(|cg| cg.activity)
-                .unwrap_or_default()
-        }
-    }
+    Cow::Owned(activity)
 }
 
 #[cfg(test)]
@@ -112,7 +104,8 @@ mod tests {
             uids: BTreeSet::from([33]),
             ..Default::default()
         };
-        let all = workload_activity(&rec(vec![a.clone(), b]));
+        let both = rec(vec![a.clone(), b]);
+        let all = workload_activity(&both);
         assert_eq!(all.files.len(), 1);
         assert_eq!(
             all.files[0].ops,
@@ -123,7 +116,7 @@ mod tests {
             Some(BTreeSet::from(["chown".to_string()]))
         );
         assert_eq!(all.uids, BTreeSet::from([0, 33]));
-        assert_eq!(workload_activity(&rec(vec![a.clone()])), a);
+        assert_eq!(*workload_activity(&rec(vec![a.clone()])), a);
         assert!(workload_activity(&rec(vec![])).is_empty());
     }
 

@@ -151,7 +151,7 @@ fn network_policy(args: &VerifyArgs, path: PathBuf) -> anyhow::Result<NetworkPol
         path,
         policies,
         recording,
-        activity: workload_activity(&rec),
+        activity: workload_activity(&rec).into_owned(),
         cluster,
     })
 }

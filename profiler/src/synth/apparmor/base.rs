@@ -71,8 +71,23 @@ pub(crate) fn covers(path: &[u8], perms: &Perms) -> bool {
         return false;
     }
     let mut granted = Perms::default();
-    for (pattern, letters) in BASE {
-        if glob_match(pattern.as_bytes(), path) {
+    // Brace-free patterns, each with the literal part before its first glob: that part
+    // decides most patterns without matching (a million paths times base's patterns, with a
+    // copy of the pattern per brace alternative, was most of a synthesis).
+    static EXPANDED: std::sync::OnceLock<Vec<(Vec<u8>, usize, &'static str)>> =
+        std::sync::OnceLock::new();
+    let expanded = EXPANDED.get_or_init(|| {
+        BASE.iter()
+            .flat_map(|(pattern, letters)| {
+                expand_braces(pattern.as_bytes()).into_iter().map(move |p| {
+                    let lit = p.iter().position(|b| b"*@".contains(b)).unwrap_or(p.len());
+                    (p, lit, *letters)
+                })
+            })
+            .collect()
+    });
+    for (pattern, lit, letters) in expanded {
+        if path.starts_with(&pattern[..*lit]) && glob_match(pattern, path) {
             granted.read |= letters.contains('r');
             granted.write |= letters.contains('w');
             granted.mmap |= letters.contains('m');
@@ -140,6 +155,29 @@ fn matching_brace(p: &[u8]) -> Option<usize> {
     None
 }
 
+/// Every pattern `{a,b}` alternatives spell, outermost first.
+fn expand_braces(pattern: &[u8]) -> Vec<Vec<u8>> {
+    // `@{pid}` is a variable, not alternatives.
+    let open =
+        (0..pattern.len()).find(|&i| pattern[i] == b'{' && (i == 0 || pattern[i - 1] != b'@'));
+    let Some(open) = open else {
+        return vec![pattern.to_vec()];
+    };
+    let Some(close) = matching_brace(&pattern[open..]).map(|c| open + c) else {
+        return vec![pattern.to_vec()];
+    };
+    let (head, rest) = (&pattern[..open], &pattern[close + 1..]);
+    split_alternatives(&pattern[open + 1..close])
+        .into_iter()
+        .flat_map(|alt| {
+            let mut p = head.to_vec();
+            p.extend_from_slice(alt);
+            p.extend_from_slice(rest);
+            expand_braces(&p)
+        })
+        .collect()
+}
+
 fn split_alternatives(inner: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0, 0);
@@ -161,6 +199,33 @@ fn split_alternatives(inner: &[u8]) -> Vec<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn braces_expand() {
+        let cases: &[(&str, &[&str])] = &[
+            ("/dev/null", &["/dev/null"]),
+            (
+                "{/etc,/usr/etc}/ld.so.cache",
+                &["/etc/ld.so.cache", "/usr/etc/ld.so.cache"],
+            ),
+            (
+                "/{usr/,}lib{,32}/x",
+                &["/usr/lib/x", "/usr/lib32/x", "/lib/x", "/lib32/x"],
+            ),
+            ("/a/{b,{c,d}}", &["/a/b", "/a/c", "/a/d"]),
+            (
+                "/proc/@{pid}/{maps,status}",
+                &["/proc/@{pid}/maps", "/proc/@{pid}/status"],
+            ),
+        ];
+        for (pattern, want) in cases {
+            let got: Vec<String> = expand_braces(pattern.as_bytes())
+                .into_iter()
+                .map(|p| String::from_utf8(p).unwrap())
+                .collect();
+            assert_eq!(got, *want, "{pattern}");
+        }
+    }
 
     fn perms(letters: &str) -> Perms {
         Perms::from_letters(letters)

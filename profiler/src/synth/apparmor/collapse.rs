@@ -32,7 +32,7 @@ fn parent(p: &[u8]) -> &[u8] {
     &p[..end]
 }
 
-fn depth(dir: &[u8]) -> usize {
+pub(crate) fn depth(dir: &[u8]) -> usize {
     dir.split(|&b| b == b'/').filter(|c| !c.is_empty()).count()
 }
 
@@ -53,6 +53,113 @@ fn writes_only(p: &Perms) -> bool {
     (p.write || p.append) && !(p.exec || p.link || p.lock)
 }
 
+/// A rule (`None` once collapsed into a glob) and where it is: its path when literal, else
+/// the literal part before its first glob.
+struct Entry {
+    rule: Option<Rule>,
+    at: Vec<u8>,
+    literal: bool,
+}
+
+impl Entry {
+    fn of(rule: Rule) -> Self {
+        let (at, literal) = match rule.pattern.as_literal() {
+            Some(lit) => (lit, true),
+            None => (prefix(&rule.pattern), false),
+        };
+        Entry {
+            rule: Some(rule),
+            at,
+            literal,
+        }
+    }
+}
+
+/// The rules by where they are, so the rules below a directory are one range (`dir/` up to
+/// `dir0`, `0` being the byte after `/`): each directory costs what is below it, not every
+/// rule (a million created files in a few hundred directories would otherwise be hours).
+/// The rules given are sorted once; the few globs collapsing adds are kept apart.
+struct Index {
+    entries: Vec<Entry>,
+    /// Ids of the rules given, by `at`.
+    sorted: Vec<usize>,
+    /// Ids of the rules added, by `at`.
+    added: BTreeMap<Vec<u8>, Vec<usize>>,
+}
+
+impl Index {
+    fn new(rules: Vec<Rule>) -> Self {
+        let entries: Vec<Entry> = rules.into_iter().map(Entry::of).collect();
+        let mut sorted: Vec<usize> = (0..entries.len()).collect();
+        sorted.sort_by(|&a, &b| entries[a].at.cmp(&entries[b].at));
+        Index {
+            entries,
+            sorted,
+            added: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, rule: Rule) {
+        let e = Entry::of(rule);
+        self.added
+            .entry(e.at.clone())
+            .or_default()
+            .push(self.entries.len());
+        self.entries.push(e);
+    }
+
+    /// The rules still there below `dir` (directly in it unless `recursive`).
+    fn under(&self, dir: &[u8], recursive: bool) -> Vec<usize> {
+        let mut lo = dir.to_vec();
+        lo.push(b'/');
+        let mut hi = dir.to_vec();
+        hi.push(b'0');
+        let at = |i: usize| self.entries[i].at.as_slice();
+        let from = self.sorted.partition_point(|&i| at(i) < lo.as_slice());
+        let to = self.sorted.partition_point(|&i| at(i) < hi.as_slice());
+        let wanted = |p: &[u8]| is_under(p, dir) && (recursive || parent(p) == dir);
+        let added = self
+            .added
+            .range(lo.clone()..hi)
+            .filter(|(p, _)| wanted(p))
+            .flat_map(|(_, ids)| ids.iter().copied());
+        self.sorted[from..to]
+            .iter()
+            .copied()
+            .filter(|&i| wanted(at(i)))
+            .chain(added)
+            .filter(|&i| self.entries[i].rule.is_some())
+            .collect()
+    }
+
+    fn rule(&self, i: usize) -> &Rule {
+        self.entries[i]
+            .rule
+            .as_ref()
+            .expect("a rule listed as present")
+    }
+
+    fn remove(&mut self, ids: &[usize]) {
+        for &i in ids {
+            self.entries[i].rule = None;
+        }
+    }
+}
+
+/// Whether a failed path is below `dir` (directly in it unless `recursive`).
+fn failed_under(failed: &BTreeSet<&[u8]>, dir: &[u8], recursive: bool) -> bool {
+    let mut lo = dir.to_vec();
+    lo.push(b'/');
+    let mut hi = dir.to_vec();
+    hi.push(b'0');
+    failed
+        .range::<[u8], _>((
+            std::ops::Bound::Included(lo.as_slice()),
+            std::ops::Bound::Excluded(hi.as_slice()),
+        ))
+        .any(|f| is_under(f, dir) && (recursive || parent(f) == dir))
+}
+
 pub(crate) fn collapse(
     rules: Vec<Rule>,
     failed: &[Vec<u8>],
@@ -62,68 +169,62 @@ pub(crate) fn collapse(
     if threshold == 0 {
         return rules;
     }
-    let mut rules = rules;
-    let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
-    for r in &rules {
-        if let Some(lit) = r.pattern.as_literal() {
-            let mut d = parent(&lit);
-            while depth(d) >= MIN_DEPTH {
-                dirs.insert(d.to_vec());
-                d = parent(d);
-            }
+    let mut index = Index::new(rules);
+    let failed: BTreeSet<&[u8]> = failed.iter().map(Vec::as_slice).collect();
+    let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
+    for e in index.entries.iter().filter(|e| e.literal) {
+        let mut d = parent(&e.at);
+        while depth(d) >= MIN_DEPTH && dirs.insert(d) {
+            d = parent(d);
         }
     }
-    let mut by_depth: Vec<Vec<u8>> = dirs.into_iter().collect();
-    by_depth.sort_by_key(|d| (depth(d), d.clone()));
+    let mut by_depth: Vec<Vec<u8>> = dirs.into_iter().map(<[u8]>::to_vec).collect();
+    by_depth.sort_by_cached_key(|d| (depth(d), d.clone()));
 
     for recursive in [true, false] {
         for dir in &by_depth {
-            let under: Vec<usize> = rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    let p = r.pattern.as_literal().unwrap_or_else(|| prefix(&r.pattern));
-                    is_under(&p, dir) && (recursive || parent(&p) == dir.as_slice())
-                })
-                .map(|(i, _)| i)
-                .collect();
+            let under = index.under(dir, recursive);
             let Some(&first) = under.first() else {
                 continue;
             };
-            let (perms, owner) = (rules[first].perms, rules[first].owner);
-            let same = |i: &usize| {
-                let r = &rules[*i];
-                r.pattern.as_literal().is_some() && r.perms == perms && r.owner == owner
-            };
-            let is_file = |i: &usize| {
-                rules[*i]
-                    .pattern
-                    .as_literal()
-                    .is_some_and(|p| !p.ends_with(b"/"))
-            };
-            let read_only =
-                perms.is_read_only() && under.iter().all(|i| same(i) && (recursive || is_file(i)));
-            let written = !recursive
-                && writes_only(&perms)
-                && under.iter().all(|i| {
-                    same(i) && is_file(i) && created(&rules[*i].pattern.as_literal().unwrap())
-                });
+            let (perms, owner) = (index.rule(first).perms, index.rule(first).owner);
+            let mut read_only = perms.is_read_only();
+            let mut written = !recursive && writes_only(&perms);
+            for &i in &under {
+                let e = &index.entries[i];
+                let r = index.rule(i);
+                let same = e.literal && r.perms == perms && r.owner == owner;
+                let is_file = e.literal && !e.at.ends_with(b"/");
+                if !same || (!recursive && !is_file) {
+                    read_only = false;
+                    written = false;
+                } else if written && !created(&e.at) {
+                    written = false;
+                }
+                if !read_only && !written {
+                    break;
+                }
+            }
             if !read_only && !written {
                 continue;
             }
-            let files: Vec<Vec<u8>> = under
+            let files: Vec<&[u8]> = under
                 .iter()
-                .filter_map(|&i| rules[i].pattern.as_literal())
-                .filter(|p| !p.ends_with(b"/"))
+                .map(|&i| &index.entries[i])
+                .filter(|e| e.literal && !e.at.ends_with(b"/"))
+                .map(|e| e.at.as_slice())
                 .collect();
-            let parents: BTreeSet<&[u8]> = files.iter().map(|p| parent(p)).collect();
-            if files.len() < threshold || (recursive && parents.len() < 2) {
+            if files.len() < threshold {
                 continue;
             }
-            let failed_here = failed
-                .iter()
-                .any(|f| is_under(f, dir) && (recursive || parent(f) == dir.as_slice()));
-            if failed_here {
+            if recursive {
+                let mut parents = files.iter().map(|p| parent(p));
+                let first_parent = parents.next();
+                if parents.all(|p| Some(p) == first_parent) {
+                    continue;
+                }
+            }
+            if failed_under(&failed, dir, recursive) {
                 continue;
             }
             let mut pattern = Pattern::literal(dir);
@@ -142,26 +243,19 @@ pub(crate) fn collapse(
                     files.len()
                 )
             };
-            let gone: BTreeSet<usize> = under.into_iter().collect();
-            let mut kept: Vec<Rule> = rules
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !gone.contains(i))
-                .map(|(_, r)| r)
-                .collect();
-            kept.push(Rule {
+            index.remove(&under);
+            index.add(Rule {
                 pattern,
                 perms,
                 owner,
                 notes: vec![note],
             });
-            rules = kept;
         }
     }
     // Keep the output order stable: by rendered path.
     let mut sorted: BTreeMap<String, Rule> = BTreeMap::new();
-    for r in rules {
-        sorted.insert(r.pattern.render(), r);
+    for rule in index.entries.into_iter().filter_map(|e| e.rule) {
+        sorted.insert(rule.pattern.render(), rule);
     }
     sorted.into_values().collect()
 }

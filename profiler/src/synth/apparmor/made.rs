@@ -49,11 +49,53 @@ pub(crate) struct PathFacts {
     pub pid_runs: Vec<(usize, usize)>,
 }
 
-/// What the whole activity says, indexed for [`Made::facts`].
-pub(crate) struct Made {
-    ops: BTreeMap<Vec<u8>, BTreeSet<FileOp>>,
-    dirs: BTreeSet<Vec<u8>>,
-    pid_runs: BTreeMap<Vec<u8>, Vec<(usize, usize)>>,
+/// A set of operations in one word: a `BTreeSet` per path of a million-file recording is
+/// an allocation per path.
+#[derive(Clone, Copy, Debug, Default)]
+struct OpSet(u32);
+
+impl OpSet {
+    const ALL: [FileOp; 16] = [
+        FileOp::Read,
+        FileOp::Write,
+        FileOp::Append,
+        FileOp::Create,
+        FileOp::Truncate,
+        FileOp::Exec,
+        FileOp::MmapExec,
+        FileOp::Link,
+        FileOp::Symlink,
+        FileOp::Rename,
+        FileOp::Unlink,
+        FileOp::Mkdir,
+        FileOp::Rmdir,
+        FileOp::Chmod,
+        FileOp::Chown,
+        FileOp::Lock,
+    ];
+
+    fn insert(&mut self, op: FileOp) {
+        self.0 |= 1 << op as u32;
+    }
+
+    fn contains(self, op: FileOp) -> bool {
+        self.0 & 1 << op as u32 != 0
+    }
+
+    fn ops(self) -> Vec<FileOp> {
+        Self::ALL
+            .into_iter()
+            .filter(|&op| self.contains(op))
+            .collect()
+    }
+}
+
+/// What the whole activity says, indexed for [`Made::facts`]. Borrows the activity's paths:
+/// a recording of a million files is not copied again.
+pub(crate) struct Made<'a> {
+    ops: BTreeMap<&'a [u8], OpSet>,
+    dirs: BTreeSet<&'a [u8]>,
+    pid_runs: BTreeMap<&'a [u8], Vec<(usize, usize)>>,
 }
 
 fn trim_slash(p: &[u8]) -> &[u8] {
@@ -69,7 +111,7 @@ fn components(path: &[u8]) -> Vec<&[u8]> {
 
 /// Whether the workload's own writes may make names here. `/dev/shm` is the one place under
 /// `/dev` where a workload makes names.
-fn names_may_vary(path: &[u8]) -> bool {
+pub(crate) fn names_may_vary(path: &[u8]) -> bool {
     let comps = components(path);
     match comps.get(1) {
         Some(&b"dev") => comps.get(2) == Some(&&b"shm"[..]),
@@ -97,20 +139,19 @@ pub(crate) fn reads_back(path: &[u8], perms: &Perms) -> bool {
     (perms.write || perms.append) && !perms.read && !special
 }
 
-impl Made {
-    pub fn new(activity: &Activity) -> Self {
-        let mut ops: BTreeMap<Vec<u8>, BTreeSet<FileOp>> = BTreeMap::new();
+impl<'a> Made<'a> {
+    pub fn new(activity: &'a Activity) -> Self {
+        let mut ops: BTreeMap<&[u8], OpSet> = BTreeMap::new();
         for f in activity.files.iter().filter(|f| !f.failed) {
-            ops.entry(trim_slash(f.path.as_bytes()).to_vec())
-                .or_default()
-                .extend(f.ops.iter().copied());
+            let set = ops.entry(trim_slash(f.path.as_bytes())).or_default();
+            f.ops.iter().for_each(|&op| set.insert(op));
         }
         let dirs = ops
             .iter()
-            .filter(|(_, o)| o.contains(&FileOp::Mkdir))
-            .map(|(p, _)| p.clone())
+            .filter(|(_, o)| o.contains(FileOp::Mkdir))
+            .map(|(p, _)| *p)
             .collect();
-        let mut pid_runs: BTreeMap<Vec<u8>, Vec<(usize, usize)>> = BTreeMap::new();
+        let mut pid_runs: BTreeMap<&[u8], Vec<(usize, usize)>> = BTreeMap::new();
         for p in &activity.pid_in_names {
             let path = p.path.as_bytes();
             let (start, end) = (p.start as usize, p.end as usize);
@@ -120,7 +161,7 @@ impl Made {
                 .is_some_and(|r| !r.is_empty() && r.iter().all(u8::is_ascii_digit));
             if digits {
                 pid_runs
-                    .entry(trim_slash(path).to_vec())
+                    .entry(trim_slash(path))
                     .or_default()
                     .push((start, end));
             }
@@ -140,7 +181,7 @@ impl Made {
             && self
                 .ops
                 .get(key)
-                .is_some_and(|o| o.contains(&FileOp::Create))
+                .is_some_and(|o| o.contains(FileOp::Create))
     }
 
     /// The facts for `path`; `None` when no part of its name may vary.
@@ -153,16 +194,16 @@ impl Made {
         let last = comps.len() - 1;
         let ops = self.ops.get(key);
         let wrote = ops.is_some_and(|o| {
-            let p = Perms::from_ops(o.iter());
+            let p = Perms::from_ops(o.ops().iter());
             p.write || p.append || p.link
         });
         let mut variable = BTreeMap::new();
         // The shallowest directory the workload created, at or above this path.
-        let mut prefix = Vec::new();
+        // The prefix is a slice of `key`, not a copy per component.
+        let mut end = 0;
         for (i, c) in comps.iter().enumerate().skip(1) {
-            prefix.push(b'/');
-            prefix.extend_from_slice(c);
-            if i < last && self.dirs.contains(&prefix) {
+            end += 1 + c.len();
+            if i < last && self.dirs.contains(&key[..end]) {
                 // The directory's own name is one the workload wrote; the names below it,
                 // all of them made after it, are the workload's too.
                 if i >= FIRST_VARIABLE {
@@ -184,8 +225,8 @@ impl Made {
             return None;
         }
         let temporary = ops.is_some_and(|o| {
-            (o.contains(&FileOp::Create) || o.contains(&FileOp::Link))
-                && (o.contains(&FileOp::Rename) || o.contains(&FileOp::Unlink))
+            (o.contains(FileOp::Create) || o.contains(FileOp::Link))
+                && (o.contains(FileOp::Rename) || o.contains(FileOp::Unlink))
         });
         Some(PathFacts {
             variable,
@@ -295,6 +336,17 @@ pub(crate) fn name(c: &[u8], at: usize, facts: &PathFacts, why: Why) -> Option<N
 mod tests {
     use super::*;
     use crate::model::{FileAccess, FsPath, PidInName};
+
+    #[test]
+    fn op_sets_hold_every_op() {
+        let mut set = OpSet::default();
+        for op in OpSet::ALL {
+            assert!(!set.contains(op), "{op:?}");
+            set.insert(op);
+            assert!(set.contains(op), "{op:?}");
+        }
+        assert_eq!(set.ops(), OpSet::ALL);
+    }
 
     #[test]
     fn mkstemp_suffixes() {

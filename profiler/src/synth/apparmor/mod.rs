@@ -9,6 +9,7 @@
 //! a comment), never dropped silently.
 
 // `profile_set` reads profiles back and needs what base grants and how ops become letters.
+mod aggregated;
 pub(crate) mod base;
 mod collapse;
 mod escape;
@@ -245,10 +246,12 @@ pub fn apparmor(
         .into_iter()
         .collect();
     let bounding = bounding_failures(activity, &succeeded);
+    drop(succeeded);
     let made = made::Made::new(activity);
 
-    // Merge every successful access per generalised path.
-    let mut merged: BTreeMap<Pattern, Rule> = BTreeMap::new();
+    // Merge every successful access per generalised path. The pattern is the key only: a
+    // rule per file of a million-file recording is not made twice.
+    let mut merged: BTreeMap<Pattern, (Perms, bool, Vec<String>)> = BTreeMap::new();
     for f in activity.files.iter().filter(|f| !f.failed) {
         let path = f.path.as_bytes();
         if let Some(why) = escape::unexpressible(path) {
@@ -260,25 +263,28 @@ pub fn apparmor(
             continue;
         }
         let (pattern, applied) = pattern_for(path, &made, &bounding);
-        let rule = merged.entry(pattern.clone()).or_insert(Rule {
-            pattern,
-            perms: Perms::default(),
-            owner: f.owned,
-            notes: Vec::new(),
-        });
-        rule.perms = rule.perms.union(perms);
+        let (rule_perms, owner, notes) =
+            merged
+                .entry(pattern)
+                .or_insert((Perms::default(), f.owned, Vec::new()));
+        *rule_perms = rule_perms.union(perms);
         // `owner` restricts: it holds for the merged rule only if it held for every access.
-        rule.owner &= f.owned;
+        *owner &= f.owned;
         for a in applied {
-            let a = a.to_string();
-            if !rule.notes.contains(&a) {
-                rule.notes.push(a);
+            if !notes.iter().any(|n| n == a) {
+                notes.push(a.to_string());
             }
         }
     }
 
     let mut rules = Vec::new();
-    for (_, mut rule) in merged {
+    for (pattern, (perms, owner, notes)) in merged {
+        let mut rule = Rule {
+            pattern,
+            perms,
+            owner,
+            notes,
+        };
         if made::reads_back(&rule.pattern.shape(), &rule.perms) {
             rule.perms.read = true;
             rule.notes.push(READ_BACK.to_string());
@@ -292,6 +298,9 @@ pub fn apparmor(
     let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
         made.created(p)
     });
+    let (globs, refused) = aggregated::rules(&activity.aggregated_dirs);
+    not_expressible.extend(refused);
+    let rules = aggregated::absorb(rules, globs);
 
     let mut text = String::new();
     let _ = writeln!(

@@ -1,0 +1,155 @@
+//! What a flood of distinct names costs: a workload creates N files in one directory as fast
+//! as it can under `profgen record`, then the recording is synthesized. Reports the events
+//! lost, the recorder's peak RSS, the recording's size, and the time and peak RSS of
+//! `profgen synth`.
+
+use std::{
+    ffi::CString,
+    fs,
+    os::unix::ffi::OsStrExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use profgen::model::Recording;
+
+use crate::profgen_bin;
+
+/// The workload: creates `dir` and then `dir/f0` … `dir/f<n-1>`, each opened with
+/// `O_CREAT|O_TRUNC` and closed at once. Names start at `first`, so a second run makes names
+/// the first never did.
+pub fn create_files(n: u64, first: u64, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for i in first..first + n {
+        let path = dir.join(format!("f{i}"));
+        let c = CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: a NUL-terminated path; the fd is closed at once.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
+        if fd < 0 {
+            bail!(
+                "creating {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: our own fd.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// One child process run to its end: wall time and peak RSS (of it and the descendants it
+/// waited for; the workload under `record` is a few MB, so for `record` this is the
+/// recorder's).
+struct Measured {
+    wall: Duration,
+    max_rss_kb: i64,
+}
+
+fn measure(cmd: &mut Command) -> Result<Measured> {
+    let start = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own child; out-parameters are valid.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if pid < 0 {
+        bail!("waiting for {cmd:?}: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{cmd:?} failed (wait status {status})");
+    }
+    Ok(Measured {
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+    })
+}
+
+/// `profgen-bench --loss N`.
+pub fn bench(n: u64) -> Result<()> {
+    let profgen = profgen_bin()?;
+    let bench = std::env::current_exe().context("locating the benchmark binary")?;
+    let work = tempfile::Builder::new()
+        .prefix("profgen-loss-")
+        .tempdir_in(data_dir())
+        .context("creating a scratch directory")?;
+    let files = work.path().join("var/lib/loss/spool");
+    let rec_path = work.path().join("recording.json");
+    let out = work.path().join("profiles");
+
+    let record = measure(
+        Command::new(&profgen)
+            .arg("record")
+            .arg("--out")
+            .arg(&rec_path)
+            .arg("--")
+            .arg(&bench)
+            .args(["create-files", &n.to_string(), "0"])
+            .arg(&files),
+    )?;
+    let rec = Recording::load(&rec_path).context("reading the recording")?;
+    let size = fs::metadata(&rec_path)?.len();
+    let synth = measure(
+        Command::new(&profgen)
+            .arg("synth")
+            .arg(&rec_path)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    let aggregated: usize = rec
+        .cgroups
+        .iter()
+        .map(|c| c.activity.aggregated_dirs.len())
+        .sum();
+    println!("loss: {n} distinct files created in one directory");
+    println!("  record wall        {:>10.2} s", record.wall.as_secs_f64());
+    println!(
+        "  events lost        {:>10} ({})",
+        rec.events_lost_total(),
+        lost_reasons(&rec)
+    );
+    println!(
+        "  recorder peak RSS  {:>10.1} MB",
+        record.max_rss_kb as f64 / 1024.0
+    );
+    println!("  recording size     {:>10.1} KB", size as f64 / 1024.0);
+    println!("  aggregated dirs    {aggregated:>10}");
+    println!("  synth wall         {:>10.2} s", synth.wall.as_secs_f64());
+    println!(
+        "  synth peak RSS     {:>10.1} MB",
+        synth.max_rss_kb as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn lost_reasons(rec: &Recording) -> String {
+    let nonzero: Vec<String> = rec
+        .events_lost
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    if nonzero.is_empty() {
+        "none".into()
+    } else {
+        nonzero.join(", ")
+    }
+}
+
+/// A disk-backed directory for a million files (`/tmp` may be a small tmpfs).
+fn data_dir() -> PathBuf {
+    std::env::var_os("PROFGEN_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+}
