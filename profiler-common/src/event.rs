@@ -226,6 +226,7 @@ mod tests {
         // The kernel side hashes paths a u64 at a time.
         assert_eq!(core::mem::offset_of!(Event, path) % 8, 0);
         assert_eq!(core::mem::offset_of!(Event, path2) % 8, 0);
+        assert_eq!(core::mem::offset_of!(Event, addr) % 8, 0);
         assert_eq!(core::mem::align_of::<Event>(), 8);
     }
 

@@ -476,16 +476,35 @@ fn fact_hash(ev: &Event) -> u64 {
     }
     h = hash_bytes(h, &ev.path, ev.path_len);
     h = hash_bytes(h, &ev.path2, ev.path2_len);
+    // A word at a time, like the paths: a loop per byte costs the verifier 128 iterations on
+    // every path through the program, and with the directory aggregation that was past its
+    // million instructions (the program reading arguments at exit was refused).
     let accepted = ev.nr == nr::ACCEPT || ev.nr == nr::ACCEPT4;
+    // sockaddr_in / sockaddr_in6 keep the port at bytes 2..4 (of the first word).
+    let first_word = if accepted { !0xffff_0000u64 } else { u64::MAX };
+    hash_addr(h, &ev.addr, ev.addr_len, first_word)
+}
+
+/// `hash_bytes` of an address, its first word masked with `first_word`.
+#[inline(always)]
+fn hash_addr(mut h: u64, addr: &[u8; ADDR_LEN], len: u32, first_word: u64) -> u64 {
+    h = mix(h, len as u64);
+    let words = addr.as_ptr().cast::<u64>();
+    let mut mask = first_word;
     let mut i = 0;
-    while i < ADDR_LEN {
-        if i as u32 >= ev.addr_len {
+    while i < ADDR_LEN / 8 {
+        let start = (i * 8) as u32;
+        if start >= len {
             break;
         }
-        // sockaddr_in / sockaddr_in6 keep the port at bytes 2..4.
-        if !(accepted && (i == 2 || i == 3)) {
-            h = mix(h, ev.addr[i] as u64);
+        // SAFETY: word `i` of the array; `Event` keeps `addr` 8-byte aligned.
+        let mut word = unsafe { words.add(i).read() } & mask;
+        let left = len - start;
+        if left < 8 {
+            word &= (1u64 << (left * 8)) - 1;
         }
+        h = mix(h, word);
+        mask = u64::MAX;
         i += 1;
     }
     h

@@ -333,7 +333,14 @@ fn ensure_tracefs() {
 /// staged. Returns what the entry program must stage, and the exits the kernel does not have.
 fn attach_exits(ebpf: &mut Ebpf) -> Result<(u32, Vec<String>), Error> {
     let (name, staged) = if std::env::var("PROFGEN_EXITS").as_deref() != Ok("staged")
-        && load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT_REGS).is_ok()
+        && load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT_REGS)
+            .map_err(|why| {
+                // Silent, this fallback reads paths at entry, before the kernel faulted
+                // them in: a program grown past the verifier's limit shows only as paths
+                // recorded as the working directory.
+                log::debug!("{}: {}", maps::PROG_SYS_EXIT_EVENT_REGS, last_line(&why));
+            })
+            .is_ok()
     {
         (maps::PROG_SYS_EXIT_EVENT_REGS, staging::EXECS)
     } else {
@@ -362,6 +369,11 @@ fn tracepoint_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Trac
         .ok_or_else(|| format!("program {name} missing from the object"))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())
+}
+
+/// The verifier's conclusion: the last line of its log.
+fn last_line(text: &str) -> &str {
+    text.trim_end().lines().last().unwrap_or_default()
 }
 
 fn load_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
