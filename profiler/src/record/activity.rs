@@ -93,6 +93,12 @@ impl Collector {
         for fact in facts::decode(ev) {
             match fact {
                 Fact::File { path, dirfd, ops } => {
+                    if unreadable_name(&path, ev.status) {
+                        // "" resolves to the working directory (or the dirfd's file): a
+                        // name the kernel side could not read is no fact about `/`.
+                        self.unresolved += 1;
+                        continue;
+                    }
                     let names_link = ops.iter().any(|op| {
                         matches!(
                             op,
@@ -438,6 +444,12 @@ fn dir_part(path: &[u8]) -> &[u8] {
         Some(end) => &path[..end],
         None => b".",
     }
+}
+
+/// A file fact whose name is missing because user memory could not be read. An empty name
+/// is otherwise meaningful (`fchownat(fd, "", AT_EMPTY_PATH)` acts on `fd`).
+fn unreadable_name(path: &[u8], status_bits: u32) -> bool {
+    path.is_empty() && status_bits & status::UNREADABLE != 0
 }
 
 /// A resolved directory without its trailing `/` (`/` stays).
@@ -969,6 +981,46 @@ mod tests {
         );
         assert_eq!(act.files.len(), 1, "{:?}", act.files);
         assert_eq!(act.files[0].path.as_bytes(), path);
+    }
+
+    /// An open whose name the kernel side could not read (a page not yet faulted in) names
+    /// nothing: not the working directory, `/` in a container.
+    #[test]
+    fn an_unreadable_name_is_not_the_working_directory() {
+        use profiler_common::event::nr;
+        let me = u64::from(std::process::id());
+        let ev = Event {
+            kind: kind::SYSCALL,
+            nr: nr::OPENAT,
+            pid_tgid: me << 32 | me,
+            ret: 9,
+            // openat(AT_FDCWD, <unreadable>, O_RDONLY|O_CLOEXEC)
+            args: [AT_FDCWD as u64, 0, 0o2000000, 0],
+            status: status::of_phase(phase::WORKLOAD) | status::UNREADABLE,
+            path_len: 0,
+            ..Event::ZERO
+        };
+        let mut c = Collector::default();
+        c.add(&ev);
+        assert_eq!(c.unresolved, 1);
+        let act = c
+            .finish_with(true, &BTreeMap::new(), false)
+            .remove(&0)
+            .unwrap_or_default();
+        assert!(act.files.is_empty(), "{:?}", act.files);
+    }
+
+    #[test]
+    fn unreadable_names() {
+        let cases: &[(&[u8], u32, bool)] = &[
+            (b"", status::UNREADABLE, true),
+            (b"", 0, false),
+            (b"/etc/passwd", status::UNREADABLE, false),
+            (b"/etc/passwd", 0, false),
+        ];
+        for (path, bits, want) in cases {
+            assert_eq!(unreadable_name(path, *bits), *want, "{path:?} {bits}");
+        }
     }
 
     #[test]
