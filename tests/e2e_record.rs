@@ -354,3 +354,51 @@ fn file_facts_from_saved_registers_match_those_from_staging() {
     }
     assert!(ops("/missing", true).contains(&FileOp::Read));
 }
+
+/// A process that exits right after a burst of relative names (PostgreSQL's startup process
+/// opens every file of its data directory as `./base/…` after a crash, then exits) leaves
+/// events the recorder resolves after the process is gone: they must still name their
+/// files, through the cwd the recorder saw when it drained the process's first events.
+#[test]
+fn relative_names_of_a_process_that_has_exited_are_resolved() {
+    let Some((profgen, dir, _)) = setup("relative names after exit") else {
+        return;
+    };
+    let work = dir.path().join("data");
+    let (dirs, per_dir) = (60, 40);
+    for d in 0..dirs {
+        let sub = work.join(format!("d{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..per_dir {
+            std::fs::write(sub.join(format!("f{f}")), b"x").unwrap();
+        }
+    }
+    let w = work.display().to_string();
+    let w = w.as_str();
+    // cat opens each file by the name the glob made (`d0/f0`): relative to its cwd.
+    let rec = record_shell(
+        &profgen,
+        &dir.path().join("rec.json"),
+        &format!("cd {w} && cat d*/f* > /dev/null"),
+    );
+    assert_no_events_lost(&rec);
+    let read: std::collections::BTreeSet<String> = rec
+        .cgroups
+        .iter()
+        .flat_map(|cg| &cg.activity.files)
+        .filter(|f| !f.failed && f.ops.contains(&FileOp::Read))
+        .filter_map(|f| f.path.to_str().map(str::to_owned))
+        .filter(|p| p.starts_with(&format!("{w}/d")))
+        .collect();
+    let missing: Vec<String> = (0..dirs)
+        .flat_map(|d| (0..per_dir).map(move |f| format!("{w}/d{d}/f{f}")))
+        .filter(|p| !read.contains(p))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} files read by cat are missing from the recording, e.g. {:?}",
+        missing.len(),
+        dirs * per_dir,
+        &missing[..missing.len().min(3)]
+    );
+}

@@ -4,10 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    ffi::OsStr,
     net::IpAddr,
-    os::unix::{ffi::OsStrExt, fs::MetadataExt},
-    path::{Path, PathBuf},
 };
 
 use profiler_common::{
@@ -16,11 +13,12 @@ use profiler_common::{
 };
 
 use super::facts::{self, Fact, SockAddr, AF_INET, AF_INET6, AF_UNIX, AT_FDCWD};
+use super::procfs::{LastSeen, ProcView};
 use crate::model::{
     Activity, AggregatedDir, Direction, FileAccess, FileOp, Flow, FsPath, Listen, PidInName,
     Process, Protocol, SocketKind, UnixSocket,
 };
-use crate::paths::{self, Base, Last};
+use crate::paths::Last;
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
@@ -64,11 +62,20 @@ pub struct Collector {
     /// reused within a recording in practice (pid_max is 4194304 on systemd hosts); a stale
     /// entry could only claim a digit run that is not the pid.
     ns_ids: HashMap<u64, (u32, u32)>,
+    /// What `/proc` showed of the processes of recent batches, for those gone since.
+    last_seen: LastSeen,
     /// Facts whose path or fd could not be resolved (the process was gone).
     pub unresolved: u64,
 }
 
 impl Collector {
+    /// Call with each batch of events before adding them: remembers what `/proc` shows of
+    /// the processes that made them, while they still exist.
+    pub fn note_processes(&mut self, events: &[Event]) {
+        self.last_seen
+            .note(events.iter().map(|ev| (ev.pid_tgid >> 32) as u32));
+    }
+
     pub fn add(&mut self, ev: &Event) {
         let tgid = (ev.pid_tgid >> 32) as u32;
         let uid = ev.uid_gid as u32;
@@ -86,7 +93,7 @@ impl Collector {
                 self.runtimes.insert(ev.cgroup, runtime);
             }
         }
-        let proc_view = ProcView::of(tgid);
+        let proc_view = ProcView::of(tgid, &self.last_seen);
         let cg = self.cgroups.entry((ev.cgroup, phase)).or_default();
         cg.activity.uids.insert(uid);
         cg.activity.gids.insert(gid);
@@ -114,8 +121,9 @@ impl Collector {
                     } else {
                         Last::Follow
                     };
+                    let dirfd_path = file_fd(&self.fds, tgid, dirfd);
                     if ev.status & status::DIR_AGGREGATED != 0 && !failed && !ops.is_empty() {
-                        match proc_view.resolve(dir_part(&path), dirfd, Last::Follow) {
+                        match proc_view.resolve(dir_part(&path), dirfd, dirfd_path, Last::Follow) {
                             Some(dir) => cg
                                 .aggregated
                                 .entry(trim_dir(dir))
@@ -124,7 +132,7 @@ impl Collector {
                             None => self.unresolved += 1,
                         }
                     }
-                    let Some(path) = proc_view.resolve(&path, dirfd, last) else {
+                    let Some(path) = proc_view.resolve(&path, dirfd, dirfd_path, last) else {
                         self.unresolved += 1;
                         continue;
                     };
@@ -144,7 +152,9 @@ impl Collector {
                     }
                 }
                 Fact::Exec { path, dirfd } => {
-                    let Some(path) = proc_view.resolve(&path, dirfd, Last::Follow) else {
+                    let dirfd_path = file_fd(&self.fds, tgid, dirfd);
+                    let Some(path) = proc_view.resolve(&path, dirfd, dirfd_path, Last::Follow)
+                    else {
                         self.unresolved += 1;
                         continue;
                     };
@@ -446,6 +456,18 @@ fn dir_part(path: &[u8]) -> &[u8] {
     }
 }
 
+/// The file the recording saw `tgid` open as `fd` (a directory fd of an `*at` call), for
+/// when the process is gone and `/proc` cannot say.
+fn file_fd(fds: &HashMap<(u32, i64), Fd>, tgid: u32, fd: i64) -> Option<&[u8]> {
+    if fd == AT_FDCWD {
+        return None;
+    }
+    match fds.get(&(tgid, fd))? {
+        Fd::File(path) => Some(path),
+        Fd::Socket { .. } => None,
+    }
+}
+
 /// A file fact whose name is missing because user memory could not be read. An empty name
 /// is otherwise meaningful (`fchownat(fd, "", AT_EMPTY_PATH)` acts on `fd`).
 fn unreadable_name(path: &[u8], status_bits: u32) -> bool {
@@ -610,153 +632,11 @@ fn type_name(kind: u32) -> String {
     }
 }
 
-/// A process's view of the filesystem, read from `/proc` while it is alive.
-struct ProcView {
-    tgid: u32,
-    /// `/proc/<tgid>/root`: the process's root directory, entered through the magic link
-    /// (a container's root is often not reachable by any path of ours: runc bind-mounts the
-    /// rootfs in the container's own mount namespace).
-    root: Option<PathBuf>,
-    /// What that link reads as: a host path when the root is reachable from ours (a chroot),
-    /// `/` when it is not (then `/proc` links already show paths as the process sees them).
-    root_seen: Option<PathBuf>,
-}
-
-impl ProcView {
-    fn of(tgid: u32) -> Self {
-        let link = PathBuf::from(format!("/proc/{tgid}/root"));
-        let root_seen = std::fs::read_link(&link).ok();
-        Self {
-            tgid,
-            root: root_seen.is_some().then_some(link),
-            root_seen,
-        }
-    }
-
-    /// A path as the process's `/proc` links show it, turned into the process's own view.
-    fn inside(&self, seen: &Path) -> Option<Vec<u8>> {
-        let root = self.root_seen.as_deref()?;
-        let rel = seen.strip_prefix(root).ok()?;
-        let mut out = b"/".to_vec();
-        out.extend_from_slice(rel.as_os_str().as_bytes());
-        Some(out)
-    }
-
-    /// The absolute path, in the process's mount namespace and with symlinks resolved inside
-    /// its root, that `path` (relative to `dirfd`) names; directories end with `/`. Relative
-    /// paths need the process alive to read its cwd or dirfd.
-    fn resolve(&self, path: &[u8], dirfd: i64, last: Last) -> Option<Vec<u8>> {
-        let base = if path.first() == Some(&b'/') {
-            b"/".to_vec()
-        } else {
-            let link = if dirfd == AT_FDCWD {
-                format!("/proc/{}/cwd", self.tgid)
-            } else {
-                format!("/proc/{}/fd/{dirfd}", self.tgid)
-            };
-            self.inside(&std::fs::read_link(link).ok()?)?
-        };
-        match self.root.as_deref() {
-            Some(root) => {
-                let base = if dirfd == AT_FDCWD {
-                    Base::Cwd(&base)
-                } else {
-                    Base::Dirfd(&base)
-                };
-                paths::resolve(root, base, path, last)
-                    .ok()
-                    .map(|r| r.apparmor_path().0)
-            }
-            None => {
-                let mut joined = base;
-                joined.push(b'/');
-                joined.extend_from_slice(path);
-                Some(normalize(&joined))
-            }
-        }
-    }
-
-    fn host(&self, path: &[u8]) -> Option<PathBuf> {
-        let root = self.root.as_deref()?;
-        Some(root.join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path))))
-    }
-
-    fn owner(&self, path: &[u8]) -> Option<u32> {
-        std::fs::metadata(self.host(path)?).ok().map(|m| m.uid())
-    }
-
-    fn is_setid(&self, path: &[u8]) -> bool {
-        self.host(path)
-            .and_then(|p| std::fs::metadata(p).ok())
-            .is_some_and(|m| m.mode() & 0o6000 != 0)
-    }
-
-    /// The file mapped at `start` (`/proc/<tgid>/maps`), while the process and the mapping
-    /// exist.
-    fn mapping_path(&self, start: u64) -> Option<Vec<u8>> {
-        let maps = std::fs::read(format!("/proc/{}/maps", self.tgid)).ok()?;
-        let path = mapping_at(&maps, start)?;
-        self.inside(Path::new(OsStr::from_bytes(path)))
-    }
-
-    fn fd_path(&self, fd: i64) -> Option<Vec<u8>> {
-        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", self.tgid)).ok()?;
-        self.inside(&target)
-    }
-}
-
-/// In the text of a `/proc/<pid>/maps`, the path of the file mapping that starts at `start`
-/// (`None` for anonymous mappings and deleted files).
-fn mapping_at(maps: &[u8], start: u64) -> Option<&[u8]> {
-    maps.split(|&b| b == b'\n').find_map(|line| {
-        let (range, rest) = split_field(line)?;
-        let (from, _) = std::str::from_utf8(range).ok()?.split_once('-')?;
-        if u64::from_str_radix(from, 16).ok()? != start {
-            return None;
-        }
-        // perms offset dev inode, then the path (which may hold spaces).
-        let mut rest = rest;
-        for _ in 0..4 {
-            rest = split_field(rest)?.1;
-        }
-        let path = rest.trim_ascii_start();
-        (path.first() == Some(&b'/') && !path.ends_with(b" (deleted)")).then_some(path)
-    })
-}
-
-fn split_field(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let text = text.trim_ascii_start();
-    let end = text.iter().position(|&b| b == b' ')?;
-    Some((&text[..end], &text[end..]))
-}
-
-/// Lexical normalisation: drops `.` and empty components, applies `..` (never above `/`).
-pub fn normalize(path: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for part in path.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    let mut out = Vec::with_capacity(path.len());
-    for p in &parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use profiler_common::event::kind;
+    use std::os::unix::ffi::OsStrExt;
 
     fn capability(cgroup: u64, cap: u64, phase: u32) -> Event {
         Event {
@@ -771,31 +651,6 @@ mod tests {
     /// runc's init checks mknod and sys_admin while it sets the container up, and setpcap
     /// after the filter while it drops the bounding set; nginx checks setuid after its exec.
     /// Only nginx's belong to the container, unless asked.
-    #[test]
-    fn a_mapping_is_found_by_its_start() {
-        let maps = b"\
-55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1183       /usr/bin/cat
-7f3a10028000-7f3a101bd000 r-xp 00028000 fd:01 2095       /usr/lib/x86_64-linux-gnu/libc.so.6
-7f3a10200000-7f3a10201000 rw-p 00000000 00:00 0
-7f3a10300000-7f3a10301000 r-xp 00000000 fd:01 77         /srv/my app/lib.so
-7f3a10400000-7f3a10401000 r-xp 00000000 fd:01 78         /tmp/gone.so (deleted)
-";
-        let at =
-            |start: u64| mapping_at(maps, start).map(|p| String::from_utf8_lossy(p).into_owned());
-        let cases: [(u64, Option<&str>); 6] = [
-            (0x7f3a10028000, Some("/usr/lib/x86_64-linux-gnu/libc.so.6")),
-            (0x55d0c0a00000, Some("/usr/bin/cat")),
-            (0x7f3a10300000, Some("/srv/my app/lib.so")),
-            // Anonymous, deleted, and an address inside a mapping rather than at its start.
-            (0x7f3a10200000, None),
-            (0x7f3a10400000, None),
-            (0x7f3a10029000, None),
-        ];
-        for (start, want) in cases {
-            assert_eq!(at(start).as_deref(), want, "{start:#x}");
-        }
-    }
-
     #[test]
     fn capabilities_before_the_entrypoint_are_the_runtimes() {
         use phase::*;
@@ -983,6 +838,59 @@ mod tests {
         assert_eq!(act.files[0].path.as_bytes(), path);
     }
 
+    /// A process that exits before its events are resolved (PostgreSQL's startup process
+    /// after crash recovery opens every file of the data directory by a relative name, then
+    /// exits): its relative names resolve against the cwd `/proc` showed when its batch was
+    /// drained. Without that note they cannot be resolved.
+    #[test]
+    fn relative_names_of_a_process_gone_since_its_batch_resolve() {
+        use profiler_common::event::{nr, PATH_LEN};
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+        let tgid = u64::from(child.id());
+        let name = b"base/1/1259";
+        let mut path = [0u8; PATH_LEN];
+        path[..name.len()].copy_from_slice(name);
+        // openat(AT_FDCWD, "base/1/1259", O_RDWR)
+        let ev = Event {
+            kind: kind::SYSCALL,
+            nr: nr::OPENAT,
+            pid_tgid: tgid << 32 | tgid,
+            ret: 7,
+            args: [AT_FDCWD as u64, 0, 0o2, 0],
+            status: status::of_phase(phase::WORKLOAD),
+            path_len: name.len() as u32,
+            path,
+            ..Event::ZERO
+        };
+        let mut noted = Collector::default();
+        noted.note_processes(std::slice::from_ref(&ev));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut unnoted = Collector::default();
+        for c in [&mut noted, &mut unnoted] {
+            c.add(&ev);
+        }
+        assert_eq!(unnoted.unresolved, 1);
+        assert_eq!(noted.unresolved, 0);
+        let act = noted
+            .finish_with(true, &BTreeMap::new(), false)
+            .remove(&0)
+            .unwrap();
+        let want = dir.join("base/1/1259");
+        let file = act
+            .files
+            .iter()
+            .find(|f| f.path.as_bytes() == want.as_os_str().as_encoded_bytes())
+            .unwrap_or_else(|| panic!("{want:?} not in {:?}", act.files));
+        assert!(file.ops.contains(&FileOp::Write), "{file:?}");
+    }
+
     /// An open whose name the kernel side could not read (a page not yet faulted in) names
     /// nothing: not the working directory, `/` in a container.
     #[test]
@@ -1037,19 +945,5 @@ mod tests {
         }
         assert_eq!(trim_dir(b"/var/lib/app/".to_vec()), b"/var/lib/app");
         assert_eq!(trim_dir(b"/".to_vec()), b"/");
-    }
-
-    #[test]
-    fn normalizes_lexically() {
-        let cases: &[(&str, &str)] = &[
-            ("/a/b/../c", "/a/c"),
-            ("/../../etc", "/etc"),
-            ("/a/./b//c/", "/a/b/c"),
-            ("/", "/"),
-            ("/..", "/"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(normalize(input.as_bytes()), want.as_bytes(), "{input}");
-        }
     }
 }

@@ -140,9 +140,11 @@ impl LiveRecorder {
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
-        for ev in ring.get_mut().drain() {
+        let events = ring.get_mut().drain();
+        self.collector.note_processes(&events);
+        for ev in &events {
             self.events += 1;
-            self.collector.add(&ev);
+            self.collector.add(ev);
         }
     }
 

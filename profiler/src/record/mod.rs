@@ -2,7 +2,8 @@
 //!
 //! * [`kernel`] loads the eBPF programs and reads their maps;
 //! * [`facts`] decodes kernel events and [`activity`] resolves them (paths in the workload's
-//!   mount namespace, fds, listening ports) into each cgroup's activity;
+//!   mount namespace, fds, listening ports) into each cgroup's activity, reading what it
+//!   needs of each process through `procfs`;
 //! * [`live`] is the recorder every front end drives: targets added while it runs, events
 //!   drained as they arrive, cgroup names learnt, a [`snapshot::Snapshot`] so far or at the
 //!   end, which [`snapshot`] turns into a [`crate::model::Recording`];
@@ -16,6 +17,7 @@ pub mod btf;
 pub mod facts;
 pub mod kernel;
 pub mod live;
+mod procfs;
 pub mod progress;
 pub mod session;
 pub mod snapshot;
