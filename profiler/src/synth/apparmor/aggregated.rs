@@ -99,8 +99,40 @@ fn covers(wide: &Perms, narrow: &Perms) -> bool {
         && imp(wide.exec, narrow.exec)
 }
 
-/// `rules` with the `dir/*` rules added, dropping the literal rules directly in those
-/// directories that they allow anyway; sorted by rendered path like [`super::collapse`].
+/// The directory every path `pattern` matches is directly in, when it matches only names
+/// there: the directory part literal, the name part without `/` and without a glob that can
+/// cross one (`**`). `/d/f1` and `/d/f.[0-9]*` are in `/d`; `/d/[0-9]*/f`, `/d/**` and `/d/`
+/// are not one name in `/d`.
+fn directory_of_one_name(pattern: &Pattern) -> Option<Vec<u8>> {
+    let mut text = Vec::new();
+    // Where the last `/` is, and whether a glob came before it.
+    let mut last_slash = None;
+    let mut glob_seen = false;
+    for piece in &pattern.0 {
+        match piece {
+            Piece::Lit(bytes) => {
+                if let Some(i) = bytes.iter().rposition(|&b| b == b'/') {
+                    if glob_seen {
+                        return None;
+                    }
+                    last_slash = Some(text.len() + i);
+                }
+                text.extend_from_slice(bytes);
+            }
+            Piece::Glob(g) if g.contains('/') || g.contains("**") => return None,
+            Piece::Glob(_) => glob_seen = true,
+        }
+    }
+    let end = last_slash?;
+    if end + 1 == text.len() {
+        return None;
+    }
+    text.truncate(end);
+    Some(text)
+}
+
+/// `rules` with the `dir/*` rules added, dropping the rules for names directly in those
+/// directories (literal or generalised) that they allow anyway; sorted by rendered path like [`super::collapse`].
 pub(crate) fn absorb(rules: Vec<Rule>, globs: Vec<Rule>) -> Vec<Rule> {
     if globs.is_empty() {
         return rules;
@@ -114,15 +146,9 @@ pub(crate) fn absorb(rules: Vec<Rule>, globs: Vec<Rule>) -> Vec<Rule> {
         .collect();
     let mut sorted: BTreeMap<String, Rule> = BTreeMap::new();
     for r in rules {
-        let absorbed = match r.pattern.0.as_slice() {
-            [Piece::Lit(path)] if !path.ends_with(b"/") => {
-                let end = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
-                by_dir
-                    .get(&path[..end])
-                    .is_some_and(|wide| covers(wide, &r.perms))
-            }
-            _ => false,
-        };
+        let absorbed = directory_of_one_name(&r.pattern)
+            .and_then(|dir| by_dir.get(&dir))
+            .is_some_and(|wide| covers(wide, &r.perms));
         if !absorbed {
             sorted.insert(r.pattern.render(), r);
         }
@@ -200,10 +226,20 @@ mod tests {
             exec: true,
             ..Perms::default()
         };
+        let numbered = Rule {
+            pattern: Pattern(vec![
+                Piece::Lit(b"/var/lib/app/spool/seg.".to_vec()),
+                Piece::Glob("[0-9]*"),
+            ]),
+            perms: w,
+            owner: true,
+            notes: vec!["number-in-name".into()],
+        };
         let (globs, _) = rules(&[dir("/var/lib/app/spool", &[FileOp::Create])]);
         let kept = absorb(
             vec![
                 lit("/var/lib/app/spool/f1", w),
+                numbered,
                 lit("/var/lib/app/spool/run", rx),
                 lit("/var/lib/app/spool/sub/f2", w),
                 lit("/var/lib/app/other", w),
@@ -220,5 +256,31 @@ mod tests {
                 "/var/lib/app/spool/sub/f2",
             ]
         );
+    }
+
+    #[test]
+    fn one_name_in_a_directory() {
+        let lit = |b: &str| Piece::Lit(b.as_bytes().to_vec());
+        let cases: Vec<(Vec<Piece>, Option<&str>)> = vec![
+            (vec![lit("/d/f1")], Some("/d")),
+            (vec![lit("/d/e/f."), Piece::Glob("[0-9]*")], Some("/d/e")),
+            (
+                vec![lit("/d/"), Piece::Glob("[0-9]*"), lit(".tmp")],
+                Some("/d"),
+            ),
+            (vec![lit("/d/"), Piece::Glob("[0-9]*"), lit("/f")], None),
+            (vec![lit("/d/"), Piece::Glob("**")], None),
+            (vec![lit("/d"), Piece::Glob("/*")], None),
+            (vec![lit("/d/")], None),
+        ];
+        for (pieces, want) in cases {
+            let pattern = Pattern(pieces);
+            assert_eq!(
+                directory_of_one_name(&pattern).as_deref(),
+                want.map(str::as_bytes),
+                "{}",
+                pattern.render()
+            );
+        }
     }
 }
