@@ -314,11 +314,16 @@ pub fn bench(sizes: &[usize]) -> Result<()> {
         let rec = work.path().join(format!("rec-{n}.json"));
         write_recordings(n, &rec, true)?;
         let size = fs::metadata(&rec)?.len();
-        let synth = run_synth(
-            &profgen,
-            &[rec.clone()],
-            &work.path().join(format!("out-{n}")),
-        )?;
+        let out = work.path().join(format!("out-{n}"));
+        let synth = run_synth(&profgen, std::slice::from_ref(&rec), &out)?;
+        let parser = measure(
+            Command::new("apparmor_parser")
+                .args(["-Q", "-K", "--quiet"])
+                .arg(out.join("apparmor.profile"))
+                .stderr(std::process::Stdio::null()),
+        )
+        .map(|m| format!("{:.2}", m.wall.as_secs_f64()))
+        .unwrap_or_else(|_| "-".into());
         let merge = run_synth(
             &profgen,
             &[rec.with_extension("a.json"), rec.with_extension("b.json")],
