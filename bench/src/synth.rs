@@ -406,7 +406,7 @@ mod tests {
             assert_eq!(paths.len(), n, "distinct");
             assert!(f.windows(2).all(|w| w[0] < w[1]), "sorted");
         }
-        let f = files(5000);
+        let f = files(50_000);
         let dirs: BTreeSet<&[u8]> = f
             .iter()
             .map(|f| {
@@ -414,7 +414,7 @@ mod tests {
                 &p[..p.iter().rposition(|b| *b == b'/').unwrap()]
             })
             .collect();
-        assert!(dirs.len() > 100, "{}", dirs.len());
+        assert!(dirs.len() > 200, "{}", dirs.len());
         assert!(f.iter().any(|f| f.owned) && f.iter().any(|f| f.failed));
         assert!(f.iter().any(|f| f.ops.contains(&FileOp::Unlink)));
         assert_eq!(files(300), files(300), "deterministic");
