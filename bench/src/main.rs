@@ -7,6 +7,8 @@
 //! * nginx requests/s under wrk, with and without recording;
 //! * `--loss N`: N distinct files created in one directory under `profgen record` (events
 //!   lost, the recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS).
+//! * `--synth N,…`: `profgen synth` of a recording holding N distinct files, and of its two
+//!   halves merged (time and peak RSS; no root needed).
 //!
 //! Configurations are interleaved over several rounds and the median is kept, so drift on a
 //! shared machine hits them alike.
@@ -18,6 +20,7 @@ use clap::{Parser, Subcommand};
 
 mod loss;
 mod nginx;
+mod synth;
 mod syscall;
 
 #[derive(Parser)]
@@ -43,6 +46,9 @@ struct Cli {
     /// possible under `profgen record`.
     #[arg(long, value_name = "N")]
     loss: Option<u64>,
+    /// Only the synthesis benchmark: `profgen synth` of recordings of N distinct files.
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    synth: Vec<usize>,
 }
 
 #[derive(Subcommand)]
@@ -57,6 +63,10 @@ enum Mode {
     /// (internal) The loss workload: creates DIR/f<FIRST> … DIR/f<FIRST+N-1>.
     #[command(hide = true)]
     CreateFiles { n: u64, first: u64, dir: PathBuf },
+    /// (internal) Writes the synthesis benchmark's recording of N files to OUT (and its
+    /// halves beside it).
+    #[command(hide = true)]
+    SynthRecording { n: usize, out: PathBuf },
 }
 
 fn main() -> Result<()> {
@@ -64,7 +74,11 @@ fn main() -> Result<()> {
     match cli.mode {
         Some(Mode::Loop { call, calls, out }) => return syscall::run_loop(call, calls, &out),
         Some(Mode::CreateFiles { n, first, dir }) => return loss::create_files(n, first, &dir),
+        Some(Mode::SynthRecording { n, out }) => return synth::write_recordings(n, &out, true),
         None => {}
+    }
+    if !cli.synth.is_empty() {
+        return synth::bench(&cli.synth);
     }
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");

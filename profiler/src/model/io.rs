@@ -32,18 +32,28 @@ impl Recording {
 
     /// Parses a recording; `path` only names it in errors.
     pub fn from_json(path: &Path, text: &str) -> Result<Recording, ModelError> {
-        let probe: VersionProbe = serde_json::from_str(text).map_err(|e| corrupt(path, &e))?;
-        match probe.schema_version {
-            None => return Err(ModelError::NoVersion { path: path.into() }),
-            Some(v) if v.as_u64() == Some(SCHEMA_VERSION.into()) => {}
-            Some(v) => {
-                return Err(ModelError::UnsupportedVersion {
-                    path: path.into(),
-                    found: v.to_string(),
-                })
+        // The document is parsed once when it is a recording; only one that is not is read
+        // again for its version, so a recording from another profgen gets a version message
+        // rather than a confusing "unknown field" (a second pass over a recording of a
+        // million files costs a good part of loading it).
+        let parsed: Result<Recording, _> = serde_json::from_str(text);
+        let version = match &parsed {
+            Ok(rec) => serde_json::Value::from(rec.schema_version),
+            Err(_) => {
+                let probe: VersionProbe =
+                    serde_json::from_str(text).map_err(|e| corrupt(path, &e))?;
+                probe
+                    .schema_version
+                    .ok_or_else(|| ModelError::NoVersion { path: path.into() })?
             }
+        };
+        if version.as_u64() != Some(SCHEMA_VERSION.into()) {
+            return Err(ModelError::UnsupportedVersion {
+                path: path.into(),
+                found: version.to_string(),
+            });
         }
-        serde_json::from_str(text).map_err(|e| corrupt(path, &e))
+        parsed.map_err(|e| corrupt(path, &e))
     }
 
     /// The recording as written to disk: pretty JSON, cgroups sorted by path then id (maps

@@ -183,11 +183,16 @@ pub fn build(rec: &Recording, opts: &BuildOptions) -> Result<BuiltSet, BuildErro
         m.add(Artifact::Seccomp, json.clone());
         m.set.seccomp = Some(summary.clone());
     }
-    if rec.syscalls_only {
+    // The recording beside what was made from it, so the set can be made again (and checked
+    // to be made again byte for byte) without recording. Serializing a recording of many
+    // files takes a while: it is done while the AppArmor profile compiles.
+    let rec_json = || rec.to_json().map_err(BuildError::from);
+    let rec_json = if rec.syscalls_only {
         m.set.problems.push(SYSCALLS_ONLY.to_owned());
+        rec_json()
     } else {
-        activity_artifacts(&mut m, rec, &synth::workload_activity(rec), opts)?;
-    }
+        activity_artifacts(&mut m, rec, &synth::workload_activity(rec), opts, rec_json)?
+    };
 
     let container = ContainerPatch {
         name: names.container.clone(),
@@ -230,24 +235,43 @@ pub fn build(rec: &Recording, opts: &BuildOptions) -> Result<BuiltSet, BuildErro
         }
     }
 
-    // The recording beside what was made from it, so the set can be made again (and checked
-    // to be made again byte for byte) without recording.
-    if let Some(json) = m.attempt(Artifact::Recording, rec.to_json().map_err(BuildError::from))? {
+    if let Some(json) = m.attempt(Artifact::Recording, rec_json)? {
         m.add(Artifact::Recording, json);
     }
     m.set.files.sort_by_key(|f| f.artifact);
     Ok(m.set)
 }
 
-/// AppArmor, NetworkPolicy and securityContext: what needs the recorded activity.
-fn activity_artifacts(
+/// AppArmor, NetworkPolicy and securityContext: what needs the recorded activity. Returns
+/// what `meanwhile` made.
+///
+/// `apparmor_parser` takes seconds on the profile of a recording of many files: it compiles
+/// the profile on another thread while the other artifacts and `meanwhile` are made. They are
+/// added to the set in the same order, with the same failures, as one after the other.
+fn activity_artifacts<T: Send>(
     m: &mut Making,
     rec: &Recording,
     activity: &Activity,
     opts: &BuildOptions,
-) -> Result<(), BuildError> {
+    meanwhile: impl FnOnce() -> T + Send,
+) -> Result<T, BuildError> {
     let name = &opts.names.apparmor;
-    let made = apparmor_profile(name, activity, opts.apparmor_check);
+    let check = opts.apparmor_check;
+    let (made, policy, suggestion, after) = std::thread::scope(|s| {
+        let checking = apparmor::apparmor(name, activity, &AppArmorOptions::default())
+            .map(|profile| s.spawn(move || checked(name, profile, check)));
+        let policy =
+            (!opts.labels.is_empty() || opts.pod.is_some()).then(|| network_policy(activity, opts));
+        let suggestion = sc::security_context(activity, &sc::Options::with_volumes(&opts.volumes));
+        let after = meanwhile();
+        let made = match checking {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            Err(e) => Err(SynthError::from(e).into()),
+        };
+        (made, policy, suggestion, after)
+    });
     if let Some(aa) = m.attempt(Artifact::AppArmor, made)? {
         m.add(Artifact::AppArmor, aa.profile.text.clone());
         let p = &aa.profile;
@@ -257,19 +281,19 @@ fn activity_artifacts(
     }
     m.set.notes.extend(rec.late_join_warnings());
 
-    if opts.labels.is_empty() && opts.pod.is_none() {
-        m.set.problems.push(NO_LABELS.to_owned());
-    } else if let Some((s, yaml)) =
-        m.attempt(Artifact::NetworkPolicy, network_policy(activity, opts))?
-    {
-        m.set
-            .notes
-            .extend(s.notes.iter().map(|n| format!("networkpolicy: {n}")));
-        m.add(Artifact::NetworkPolicy, yaml);
-        m.set.policy = Some(s.policy);
+    match policy {
+        None => m.set.problems.push(NO_LABELS.to_owned()),
+        Some(policy) => {
+            if let Some((s, yaml)) = m.attempt(Artifact::NetworkPolicy, policy)? {
+                m.set
+                    .notes
+                    .extend(s.notes.iter().map(|n| format!("networkpolicy: {n}")));
+                m.add(Artifact::NetworkPolicy, yaml);
+                m.set.policy = Some(s.policy);
+            }
+        }
     }
 
-    let suggestion = sc::security_context(activity, &sc::Options::with_volumes(&opts.volumes));
     if let Some(yaml) = m.attempt(
         Artifact::SecurityContext,
         render::security_context(&suggestion),
@@ -277,7 +301,7 @@ fn activity_artifacts(
         m.add(Artifact::SecurityContext, yaml);
         m.set.suggestion = Some(suggestion);
     }
-    Ok(())
+    Ok(after)
 }
 
 /// The set as it is being made, and what a failure does to it.
@@ -339,13 +363,11 @@ fn seccomp(rec: &Recording, opts: &SeccompOptions) -> Result<Seccomp, BuildError
 
 /// The profile `name`, compiled by the check (the real parser when it is installed): a
 /// profile the parser refuses is a bug in profgen, never something to load.
-fn apparmor_profile(
+fn checked(
     name: &str,
-    activity: &Activity,
+    profile: apparmor::Profile,
     check: AppArmorCheck,
 ) -> Result<AppArmorMade, BuildError> {
-    let profile = apparmor::apparmor(name, activity, &AppArmorOptions::default())
-        .map_err(SynthError::from)?;
     let parser = match check(&profile.text) {
         Ok(()) => ParserVerdict::Compiled,
         Err(ParserError::Absent(why)) => ParserVerdict::NotValidated(why),

@@ -72,10 +72,12 @@ pub(crate) fn rules<'a>(
         }
         let mut pattern = Pattern::literal(dir);
         pattern.0.push(Piece::Glob("/*"));
-        let mut notes = vec!["aggregated-dir: too many names to record one by one".to_string()];
+        let mut notes = vec![std::borrow::Cow::Borrowed(
+            "aggregated-dir: too many names to record one by one",
+        )];
         if made::reads_back(&pattern.shape(), &perms) {
             perms.read = true;
-            notes.push(super::READ_BACK.to_string());
+            notes.push(super::READ_BACK.into());
         }
         out.push(Rule {
             pattern,

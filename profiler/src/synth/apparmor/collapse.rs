@@ -53,24 +53,39 @@ fn writes_only(p: &Perms) -> bool {
     (p.write || p.append) && !(p.exec || p.link || p.lock)
 }
 
-/// A rule (`None` once collapsed into a glob) and where it is: its path when literal, else
-/// the literal part before its first glob.
+/// A rule (`removed` once collapsed into a glob) and where it is: its path when literal, else
+/// the literal part before its first glob. The path of a literal rule is borrowed from its
+/// pattern: a million-file recording's paths are not copied once more.
 struct Entry {
-    rule: Option<Rule>,
-    at: Vec<u8>,
+    rule: Rule,
+    removed: bool,
+    /// Where it is, when that is not the pattern's one literal piece.
+    owned_at: Option<Box<[u8]>>,
     literal: bool,
 }
 
 impl Entry {
     fn of(rule: Rule) -> Self {
-        let (at, literal) = match rule.pattern.as_literal() {
-            Some(lit) => (lit, true),
-            None => (prefix(&rule.pattern), false),
+        let (owned_at, literal) = match rule.pattern.0.as_slice() {
+            [Piece::Lit(_)] => (None, true),
+            _ => match rule.pattern.as_literal() {
+                Some(lit) => (Some(lit.into()), true),
+                None => (Some(prefix(&rule.pattern).into()), false),
+            },
         };
         Entry {
-            rule: Some(rule),
-            at,
+            rule,
+            removed: false,
+            owned_at,
             literal,
+        }
+    }
+
+    fn at(&self) -> &[u8] {
+        match (&self.owned_at, self.rule.pattern.0.as_slice()) {
+            (Some(at), _) => at,
+            (None, [Piece::Lit(lit)]) => lit,
+            (None, _) => unreachable!("a pattern of one literal piece keeps it"),
         }
     }
 }
@@ -88,10 +103,10 @@ struct Index {
 }
 
 impl Index {
-    fn new(rules: Vec<Rule>) -> Self {
+    fn new(rules: impl IntoIterator<Item = Rule>) -> Self {
         let entries: Vec<Entry> = rules.into_iter().map(Entry::of).collect();
         let mut sorted: Vec<usize> = (0..entries.len()).collect();
-        sorted.sort_by(|&a, &b| entries[a].at.cmp(&entries[b].at));
+        sorted.sort_by(|&a, &b| entries[a].at().cmp(entries[b].at()));
         Index {
             entries,
             sorted,
@@ -102,7 +117,7 @@ impl Index {
     fn add(&mut self, rule: Rule) {
         let e = Entry::of(rule);
         self.added
-            .entry(e.at.clone())
+            .entry(e.at().to_vec())
             .or_default()
             .push(self.entries.len());
         self.entries.push(e);
@@ -114,7 +129,7 @@ impl Index {
         lo.push(b'/');
         let mut hi = dir.to_vec();
         hi.push(b'0');
-        let at = |i: usize| self.entries[i].at.as_slice();
+        let at = |i: usize| self.entries[i].at();
         let from = self.sorted.partition_point(|&i| at(i) < lo.as_slice());
         let to = self.sorted.partition_point(|&i| at(i) < hi.as_slice());
         let wanted = |p: &[u8]| is_under(p, dir) && (recursive || parent(p) == dir);
@@ -128,20 +143,17 @@ impl Index {
             .copied()
             .filter(|&i| wanted(at(i)))
             .chain(added)
-            .filter(|&i| self.entries[i].rule.is_some())
+            .filter(|&i| !self.entries[i].removed)
             .collect()
     }
 
     fn rule(&self, i: usize) -> &Rule {
-        self.entries[i]
-            .rule
-            .as_ref()
-            .expect("a rule listed as present")
+        &self.entries[i].rule
     }
 
     fn remove(&mut self, ids: &[usize]) {
         for &i in ids {
-            self.entries[i].rule = None;
+            self.entries[i].removed = true;
         }
     }
 }
@@ -161,19 +173,19 @@ fn failed_under(failed: &BTreeSet<&[u8]>, dir: &[u8], recursive: bool) -> bool {
 }
 
 pub(crate) fn collapse(
-    rules: Vec<Rule>,
+    rules: impl IntoIterator<Item = Rule>,
     failed: &[Vec<u8>],
     threshold: usize,
     created: &dyn Fn(&[u8]) -> bool,
 ) -> Vec<Rule> {
     if threshold == 0 {
-        return rules;
+        return rules.into_iter().collect();
     }
     let mut index = Index::new(rules);
     let failed: BTreeSet<&[u8]> = failed.iter().map(Vec::as_slice).collect();
     let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
     for e in index.entries.iter().filter(|e| e.literal) {
-        let mut d = parent(&e.at);
+        let mut d = parent(e.at());
         while depth(d) >= MIN_DEPTH && dirs.insert(d) {
             d = parent(d);
         }
@@ -194,11 +206,11 @@ pub(crate) fn collapse(
                 let e = &index.entries[i];
                 let r = index.rule(i);
                 let same = e.literal && r.perms == perms && r.owner == owner;
-                let is_file = e.literal && !e.at.ends_with(b"/");
+                let is_file = e.literal && !e.at().ends_with(b"/");
                 if !same || (!recursive && !is_file) {
                     read_only = false;
                     written = false;
-                } else if written && !created(&e.at) {
+                } else if written && !created(e.at()) {
                     written = false;
                 }
                 if !read_only && !written {
@@ -211,8 +223,8 @@ pub(crate) fn collapse(
             let files: Vec<&[u8]> = under
                 .iter()
                 .map(|&i| &index.entries[i])
-                .filter(|e| e.literal && !e.at.ends_with(b"/"))
-                .map(|e| e.at.as_slice())
+                .filter(|e| e.literal && !e.at().ends_with(b"/"))
+                .map(Entry::at)
                 .collect();
             if files.len() < threshold {
                 continue;
@@ -248,14 +260,53 @@ pub(crate) fn collapse(
                 pattern,
                 perms,
                 owner,
-                notes: vec![note],
+                notes: vec![note.into()],
             });
         }
     }
     // Keep the output order stable: by rendered path.
     let mut sorted: BTreeMap<String, Rule> = BTreeMap::new();
-    for rule in index.entries.into_iter().filter_map(|e| e.rule) {
+    for rule in index
+        .entries
+        .into_iter()
+        .filter_map(|e| (!e.removed).then_some(e.rule))
+    {
         sorted.insert(rule.pattern.render(), rule);
     }
     sorted.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(pieces: Vec<Piece>) -> Rule {
+        Rule {
+            pattern: Pattern(pieces),
+            perms: Perms::default(),
+            owner: false,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_where_its_literal_part_is() {
+        let lit = |s: &str| Piece::Lit(s.as_bytes().to_vec());
+        let cases: Vec<(Vec<Piece>, &str, bool)> = vec![
+            (vec![lit("/srv/a/f1")], "/srv/a/f1", true),
+            (vec![lit("/srv/a/"), lit("f1")], "/srv/a/f1", true),
+            (
+                vec![lit("/srv/a/"), Piece::Glob("[0-9]*")],
+                "/srv/a/",
+                false,
+            ),
+            (vec![Piece::Glob("@{pid}"), lit("/x")], "", false),
+            (vec![], "", true),
+        ];
+        for (pieces, at, literal) in cases {
+            let e = Entry::of(rule(pieces.clone()));
+            assert_eq!(e.at(), at.as_bytes(), "{pieces:?}");
+            assert_eq!(e.literal, literal, "{pieces:?}");
+        }
+    }
 }

@@ -26,6 +26,7 @@ mod tests;
 mod tests_next_run;
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
 };
@@ -110,8 +111,9 @@ pub(crate) struct Rule {
     pattern: Pattern,
     perms: Perms,
     owner: bool,
-    /// Generalisation rules that shaped this one.
-    notes: Vec<String>,
+    /// Generalisation rules that shaped this one. Mostly the rules' own names: a rule per file
+    /// of a million-file recording does not allocate its notes.
+    notes: Vec<Cow<'static, str>>,
 }
 
 /// Capability names the AppArmor 3.0 parser knows: the kernel's, as recordings spell them.
@@ -251,7 +253,7 @@ pub fn apparmor(
 
     // Merge every successful access per generalised path. The pattern is the key only: a
     // rule per file of a million-file recording is not made twice.
-    let mut merged: BTreeMap<Pattern, (Perms, bool, Vec<String>)> = BTreeMap::new();
+    let mut merged: BTreeMap<Pattern, (Perms, bool, Vec<Cow<'static, str>>)> = BTreeMap::new();
     for f in activity.files.iter().filter(|f| !f.failed) {
         let path = f.path.as_bytes();
         if let Some(why) = escape::unexpressible(path) {
@@ -272,28 +274,35 @@ pub fn apparmor(
         *owner &= f.owned;
         for a in applied {
             if !notes.iter().any(|n| n == a) {
-                notes.push(a.to_string());
+                notes.push(Cow::Borrowed(a));
             }
         }
     }
 
-    let mut rules = Vec::new();
-    for (pattern, (perms, owner, notes)) in merged {
-        let mut rule = Rule {
-            pattern,
-            perms,
-            owner,
-            notes,
-        };
-        if made::reads_back(&rule.pattern.shape(), &rule.perms) {
-            rule.perms.read = true;
-            rule.notes.push(READ_BACK.to_string());
-        }
-        match rule.pattern.base_text() {
-            Some(lit) if base::covers(&lit, &rule.perms) => summary.covered_by_base += 1,
-            _ => rules.push(rule),
-        }
-    }
+    // Handed to the collapse one by one rather than as a list: a million rules are not held
+    // twice.
+    let covered_by_base = &mut summary.covered_by_base;
+    let rules = merged
+        .into_iter()
+        .filter_map(|(pattern, (perms, owner, notes))| {
+            let mut rule = Rule {
+                pattern,
+                perms,
+                owner,
+                notes,
+            };
+            if made::reads_back(&rule.pattern.shape(), &rule.perms) {
+                rule.perms.read = true;
+                rule.notes.push(Cow::Borrowed(READ_BACK));
+            }
+            match rule.pattern.base_text() {
+                Some(lit) if base::covers(&lit, &rule.perms) => {
+                    *covered_by_base += 1;
+                    None
+                }
+                _ => Some(rule),
+            }
+        });
 
     let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
         made.created(p)
