@@ -138,16 +138,102 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Machine: {}, {} cores, {:.1} GiB, Linux {}, {}. The machine was shared with other \
-         work (another build): load average {} before the run, {} after it.\n",
-        m.cpu, m.cores, m.memory_gib, m.kernel, m.os, m.load_before, m.load_after
+        "Machine: {}, {} cores, {:.1} GiB, Linux {}, {}. Load average (1, 5, 15 min) {} \
+         before the run, {} after it. {}\n",
+        m.cpu,
+        m.cores,
+        m.memory_gib,
+        m.kernel,
+        m.os,
+        m.load_before,
+        m.load_after,
+        load_note(&m.load_before, m.cores)
     );
+    s += &at_a_glance(r);
     s += &syscalls_section(r.syscalls.as_ref());
     s += &nginx_section(r.nginx.as_ref());
     s += &loss_section(r.loss.as_ref());
     s += &synth_section(&r.synth);
     s += &containers_section(r.containers.as_ref());
     s
+}
+
+/// Whether the machine was busy: other work's runnable tasks preempt the measured ones.
+pub fn load_note(load: &str, cores: usize) -> String {
+    let Some(one_minute) = load
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+    else {
+        return String::new();
+    };
+    if one_minute > cores as f64 / 2.0 {
+        format!(
+            "The machine was shared with other work (another build): {one_minute:.1} runnable \
+             tasks on average for {cores} cores, so absolute figures carry its preemption and \
+             vary between rounds; the ratios within a round are the figures to compare."
+        )
+    } else {
+        "The machine was otherwise quiet.".into()
+    }
+}
+
+/// One line per table: each configuration's median ratio to the table's baseline.
+fn at_a_glance(r: &Report) -> String {
+    let mut lines = Vec::new();
+    let tables = r
+        .syscalls
+        .iter()
+        .flat_map(|sec| sec.tables.iter().map(|t| (t, "× untraced")))
+        .chain(
+            r.nginx
+                .iter()
+                .map(|sec| (&sec.table, "of untraced requests/s")),
+        );
+    for (table, unit) in tables {
+        let Some(Outcome::Measured(base)) = table.rows.first().map(|r| &r.outcome) else {
+            continue;
+        };
+        let parts: Vec<String> = table.rows[1..]
+            .iter()
+            .filter_map(|row| match &row.outcome {
+                Outcome::Measured(v) => {
+                    Spread::of(&ratios(v, base)).map(|s| format!("{} {:.2}", row.name, s.median))
+                }
+                Outcome::NotRun(_) => Some(format!("{} not measured", row.name)),
+            })
+            .collect();
+        let name = table.title.split(" (").next().unwrap_or(&table.title);
+        lines.push(format!("* {name} ({unit}, medians): {}", parts.join("; ")));
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("At a glance:\n\n{}\n\n", lines.join("\n"))
+}
+
+/// Whether the baseline's own rounds were steady enough to tell `resolution` apart.
+pub fn resolution_note(baseline: Spread, resolution: f64) -> String {
+    let width = baseline.relative_width();
+    if width > resolution {
+        format!(
+            "The untraced rounds alone span {:.1}% of their median: this run cannot tell a \
+             {:.0}% difference apart. That needs rounds spreading less than {:.0}% — a quiet \
+             machine (the method stays: interleaved rounds, ratios within a round), or many \
+             more rounds.",
+            width * 100.0,
+            resolution * 100.0,
+            resolution * 100.0
+        )
+    } else {
+        format!(
+            "The untraced rounds span {:.1}% of their median, under {:.0}%: a {:.0}% \
+             difference shows as per-round ratios that do not straddle 1.0.",
+            width * 100.0,
+            resolution * 100.0,
+            resolution * 100.0
+        )
+    }
 }
 
 fn fmt_spread(s: Spread, digits: usize) -> String {
@@ -244,6 +330,12 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
     );
     s += &throughput_table(&sec.table);
     s.push('\n');
+    if let Some(Outcome::Measured(base)) = sec.table.rows.first().map(|r| &r.outcome) {
+        if let Some(spread) = Spread::of(base) {
+            s += &resolution_note(spread, 0.02);
+            s += "\n\n";
+        }
+    }
     s
 }
 
@@ -515,6 +607,54 @@ mod tests {
     }
 
     #[test]
+    fn resolution_depends_on_the_baseline_spread() {
+        let noisy = Spread::of(&[18690.0, 21056.0, 23712.0]).unwrap();
+        assert!(resolution_note(noisy, 0.02).contains("cannot tell a 2% difference apart"));
+        let steady = Spread::of(&[20000.0, 20100.0, 20200.0]).unwrap();
+        let note = resolution_note(steady, 0.02);
+        assert!(
+            note.contains("span 1.0% of their median, under 2%"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn load_note_by_runnable_tasks_per_core() {
+        assert!(
+            load_note("7.71 7.29 5.86", 2).contains("7.7 runnable tasks on average for 2 cores")
+        );
+        assert_eq!(
+            load_note("0.40 0.30 0.20", 2),
+            "The machine was otherwise quiet."
+        );
+        assert_eq!(load_note("", 2), "");
+    }
+
+    #[test]
+    fn glance_lists_ratios_per_table() {
+        let r = Report {
+            syscalls: Some(SyscallSection {
+                calls: 1,
+                slow_calls: 1,
+                rounds: 2,
+                tables: vec![Table {
+                    title: "getppid loop (detail)".into(),
+                    rows: vec![
+                        Row::new("untraced", "-", Outcome::Measured(vec![100.0, 200.0])),
+                        Row::new("profgen", "-", Outcome::Measured(vec![150.0, 300.0])),
+                        Row::new("perf", "-", Outcome::NotRun("x".into())),
+                    ],
+                }],
+            }),
+            ..Report::default()
+        };
+        assert_eq!(
+            at_a_glance(&r),
+            "At a glance:\n\n* getppid loop (× untraced, medians): profgen 1.50; perf not measured\n\n"
+        );
+    }
+
+    #[test]
     fn synth_hook_points_to_the_option_until_fed() {
         assert!(synth_section(&[]).contains("see `profgen-bench --synth N`"));
         let fed = synth_section(&[SynthRow {
@@ -532,7 +672,7 @@ mod tests {
             machine: Machine {
                 cpu: "Test CPU".into(),
                 cores: 2,
-                load_before: "1.00 0.50 0.25".into(),
+                load_before: "3.00 0.50 0.25".into(),
                 ..Machine::default()
             },
             command: "cargo xtask bench".into(),
@@ -542,7 +682,8 @@ mod tests {
         for needle in [
             "Generated by `cargo xtask bench`",
             "Test CPU, 2 cores",
-            "load average 1.00 0.50 0.25 before",
+            "Load average (1, 5, 15 min) 3.00 0.50 0.25 before the run",
+            "The machine was shared with other work",
             "## a)",
             "## b)",
             "## c)",

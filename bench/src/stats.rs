@@ -52,9 +52,12 @@ pub fn differences(values: &[f64], base: &[f64]) -> Vec<f64> {
 mod tests {
     use super::*;
 
+    /// A sample and its (median, min, max).
+    type Case = (&'static [f64], Option<(f64, f64, f64)>);
+
     #[test]
     fn spread_of_samples() {
-        let cases: &[(&[f64], Option<(f64, f64, f64)>)] = &[
+        let cases: &[Case] = &[
             (&[], None),
             (&[3.0], Some((3.0, 3.0, 3.0))),
             (&[5.0, 1.0, 3.0], Some((3.0, 1.0, 5.0))),
