@@ -1,7 +1,7 @@
 //! What a flood of distinct names costs: a workload creates N files in one directory as fast
-//! as it can under `profgen record`, then the recording is synthesized. Reports the events
-//! lost, the recorder's peak RSS, the recording's size, and the time and peak RSS of
-//! `profgen synth`.
+//! as it can, untraced and then under `profgen record`, then the recording is synthesized.
+//! Reports the workload's slowdown, the events lost, the recorder's peak RSS, the recording's
+//! size, and the time and peak RSS of `profgen synth`.
 
 use std::{
     ffi::CString,
@@ -15,7 +15,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use profgen::model::Recording;
 
-use crate::profgen_bin;
+use crate::{profgen_bin, report::LossSection};
 
 /// The workload: creates `dir` and then `dir/f0` … `dir/f<n-1>`, each opened with
 /// `O_CREAT|O_TRUNC` and closed at once. Names start at `first`, so a second run makes names
@@ -75,18 +75,32 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     })
 }
 
-/// `profgen-bench --loss N`.
-pub fn bench(n: u64) -> Result<()> {
+/// `profgen-bench --loss N`: the workload untraced (the baseline), then recorded, then the
+/// recording synthesized.
+pub fn bench(n: u64) -> Result<LossSection> {
     let profgen = profgen_bin()?;
     let bench = std::env::current_exe().context("locating the benchmark binary")?;
     let work = tempfile::Builder::new()
         .prefix("profgen-loss-")
         .tempdir_in(data_dir())
         .context("creating a scratch directory")?;
-    let files = work.path().join("var/lib/loss/spool");
     let rec_path = work.path().join("recording.json");
     let out = work.path().join("profiles");
+    eprintln!("==> loss: {n} distinct files created in one directory, untraced then recorded");
 
+    let untraced = measure(
+        Command::new(&bench)
+            .args(["create-files", &n.to_string(), "0"])
+            .arg(work.path().join("untraced/spool")),
+    )?;
+    // The recorder's own start (loading the programs) and stop, with nothing to record.
+    let idle = measure(
+        Command::new(&profgen)
+            .arg("record")
+            .arg("--out")
+            .arg(work.path().join("idle.json"))
+            .args(["--", "true"]),
+    )?;
     let record = measure(
         Command::new(&profgen)
             .arg("record")
@@ -94,8 +108,8 @@ pub fn bench(n: u64) -> Result<()> {
             .arg(&rec_path)
             .arg("--")
             .arg(&bench)
-            .args(["create-files", &n.to_string(), "0"])
-            .arg(&files),
+            .args(["create-files", &n.to_string(), &n.to_string()])
+            .arg(work.path().join("var/lib/loss/spool")),
     )?;
     let rec = Recording::load(&rec_path).context("reading the recording")?;
     let size = fs::metadata(&rec_path)?.len();
@@ -112,25 +126,21 @@ pub fn bench(n: u64) -> Result<()> {
         .iter()
         .map(|c| c.activity.aggregated_dirs.len())
         .sum();
-    println!("loss: {n} distinct files created in one directory");
-    println!("  record wall        {:>10.2} s", record.wall.as_secs_f64());
-    println!(
-        "  events lost        {:>10} ({})",
-        rec.events_lost_total(),
-        lost_reasons(&rec)
-    );
-    println!(
-        "  recorder peak RSS  {:>10.1} MB",
-        record.max_rss_kb as f64 / 1024.0
-    );
-    println!("  recording size     {:>10.1} KB", size as f64 / 1024.0);
-    println!("  aggregated dirs    {aggregated:>10}");
-    println!("  synth wall         {:>10.2} s", synth.wall.as_secs_f64());
-    println!(
-        "  synth peak RSS     {:>10.1} MB",
-        synth.max_rss_kb as f64 / 1024.0
-    );
-    Ok(())
+    let section = LossSection {
+        files: n,
+        untraced_wall_s: untraced.wall.as_secs_f64(),
+        record_wall_s: record.wall.as_secs_f64(),
+        recorder_alone_wall_s: idle.wall.as_secs_f64(),
+        events_lost: rec.events_lost_total(),
+        lost_reasons: lost_reasons(&rec),
+        recorder_rss_mb: record.max_rss_kb as f64 / 1024.0,
+        recording_kb: size as f64 / 1024.0,
+        aggregated_dirs: aggregated,
+        synth_wall_s: synth.wall.as_secs_f64(),
+        synth_rss_mb: synth.max_rss_kb as f64 / 1024.0,
+    };
+    eprintln!("    {section:?}");
+    Ok(section)
 }
 
 fn lost_reasons(rec: &Recording) -> String {

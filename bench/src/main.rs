@@ -1,25 +1,34 @@
-//! `cargo xtask bench`: what recording costs, measured against baselines in the same run.
+//! `cargo xtask bench`: what recording costs, measured against baselines in the same run, and
+//! written to BENCHMARKS.md.
 //!
-//! * syscall cost: a `getppid` loop untraced, under an empty raw tracepoint on `sys_enter`
-//!   (the floor any syscall-entry hook pays), recorded by profgen, and running outside a
-//!   cgroup profgen records (what every other workload on the node pays); then an `fcntl`
-//!   loop, whose argument the recording keeps, untraced, under the floor and recorded;
-//! * nginx requests/s under wrk, with and without recording;
-//! * `--loss N`: N distinct files created in one directory under `profgen record` (events
-//!   lost, the recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS).
-//! * `--synth N,…`: `profgen synth` of a recording holding N distinct files, and of its two
-//!   halves merged (time and peak RSS; no root needed).
+//! * a) per-call cost of a `getppid`, an `fcntl` and an `openat`+`close` loop: untraced, under
+//!   an empty raw tracepoint (the floor any syscall-entry hook pays), recorded by profgen
+//!   (everything, `--syscalls-only`), outside the recorded cgroup, and under the peers a user
+//!   would pick instead (bpftrace, strace, perf trace) — `cost`, `peers`, `syscall`;
+//! * b) nginx requests/s under wrk, with and without recording — `nginx`;
+//! * c) N distinct files created in one directory, untraced and recorded (events lost, the
+//!   recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS) — `loss`;
+//! * d) `profgen synth` time and peak RSS on recordings of 10k / 100k / 1M distinct files, and
+//!   of their two halves merged (no root needed; `--synth N,…` alone) — `synth`;
+//! * e) the recorder's CPU and RSS while short containers come and go — `containers`.
 //!
-//! Configurations are interleaved over several rounds and the median is kept, so drift on a
-//! shared machine hits them alike.
+//! Configurations are interleaved over several rounds and each figure is reported as median
+//! and min–max, with ratios taken within each round, so drift on a shared machine hits a
+//! configuration and its baseline alike. `report` renders the markdown (pure).
 
-use std::{path::PathBuf, process::Command};
+use std::{path::PathBuf, process::Command, time::Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
+mod containers;
+mod cost;
 mod loss;
+mod machine;
 mod nginx;
+mod peers;
+mod report;
+mod stats;
 mod synth;
 mod syscall;
 
@@ -27,20 +36,39 @@ mod syscall;
 struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
-    /// Calls per measurement.
-    #[arg(long, default_value_t = 10_000_000)]
+    /// Loop iterations per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
     calls: u64,
-    /// Rounds per configuration.
-    #[arg(long, default_value_t = 3)]
+    /// Loop iterations per measurement under tracers that stop the process at every call
+    /// (strace, perf trace).
+    #[arg(long, default_value_t = 50_000)]
+    slow_calls: u64,
+    /// Rounds of the per-call cost benchmark.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Rounds of the nginx benchmark.
+    #[arg(long, default_value_t = 7)]
+    nginx_rounds: usize,
     /// Seconds of load per nginx measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u32,
-    /// Skip the nginx benchmark.
-    #[arg(long, conflicts_with = "nginx_only")]
+    /// Files of the loss test in the full run (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    loss_files: u64,
+    /// Containers per batch of the recorder CPU/RSS benchmark (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    containers: usize,
+    /// Rounds of the container benchmark.
+    #[arg(long, default_value_t = 3)]
+    container_rounds: usize,
+    /// Only these parts (comma-separated), e.g. `--only nginx,containers`.
+    #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+    only: Vec<Part>,
+    /// Only the per-call cost benchmark (`--only cost`).
+    #[arg(long, conflicts_with_all = ["nginx_only", "only"])]
     syscalls_only: bool,
-    /// Skip the getppid benchmark.
-    #[arg(long)]
+    /// Only the nginx benchmark (`--only nginx`).
+    #[arg(long, conflicts_with = "only")]
     nginx_only: bool,
     /// Only the loss benchmark: N distinct files created in one directory as fast as
     /// possible under `profgen record`.
@@ -49,6 +77,30 @@ struct Cli {
     /// Only the synthesis benchmark: `profgen synth` of recordings of N distinct files.
     #[arg(long, value_name = "N,…", value_delimiter = ',')]
     synth: Vec<usize>,
+    /// Write the report here (markdown); without it the report goes to stdout.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// The command to name in the report as the one that produced it.
+    #[arg(long, default_value = "cargo xtask bench", hide = true)]
+    command_line: String,
+}
+
+/// Recording sizes of the synthesis part of a full run.
+const SYNTH_SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
+
+/// The parts of a full run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// a) per-call cost against the floor and the peers
+    Cost,
+    /// b) nginx requests/s
+    Nginx,
+    /// c) the loss test (--loss-files)
+    Loss,
+    /// d) synthesis by recording size
+    Synth,
+    /// e) the recorder over short-lived containers
+    Containers,
 }
 
 #[derive(Subcommand)]
@@ -78,21 +130,75 @@ fn main() -> Result<()> {
         None => {}
     }
     if !cli.synth.is_empty() {
-        return synth::bench(&cli.synth);
+        synth::bench(&cli.synth)?;
+        return Ok(());
     }
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");
     }
-    if let Some(n) = cli.loss {
-        return loss::bench(n);
+    if cli.rounds == 0 || cli.nginx_rounds == 0 || cli.container_rounds == 0 {
+        bail!("rounds must be at least 1 (--rounds, --nginx-rounds, --container-rounds)");
     }
-    if !cli.nginx_only {
-        syscall::bench(cli.calls, cli.rounds)?;
+    let start = Instant::now();
+    let mut report = report::Report {
+        machine: machine::describe(),
+        command: cli.command_line.clone(),
+        ..report::Report::default()
+    };
+    let parts = parts(&cli);
+    if parts.contains(&Part::Cost) {
+        report.syscalls = Some(cost::bench(cli.calls, cli.slow_calls, cli.rounds)?);
     }
-    if !cli.syscalls_only {
-        nginx::bench(cli.seconds, cli.rounds)?;
+    if parts.contains(&Part::Nginx) {
+        report.nginx = Some(nginx::bench(cli.seconds, cli.nginx_rounds)?);
+    }
+    if let Some(n) = cli
+        .loss
+        .or(parts.contains(&Part::Loss).then_some(cli.loss_files))
+    {
+        if n > 0 {
+            report.loss = Some(loss::bench(n)?);
+        }
+    }
+    if parts.contains(&Part::Synth) {
+        report.synth = synth::bench(&SYNTH_SIZES)?;
+    }
+    if parts.contains(&Part::Containers) && cli.containers > 0 {
+        report.containers = Some(containers::bench(cli.containers, cli.container_rounds)?);
+    }
+    containers::remove_v1_leftovers("/profgen-bench");
+    report.machine.load_after = machine::load();
+    report.machine.wall_minutes = start.elapsed().as_secs_f64() / 60.0;
+    let md = report::render(&report);
+    match &cli.markdown {
+        Some(path) => {
+            std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("==> wrote {}", path.display());
+        }
+        None => print!("{md}"),
     }
     Ok(())
+}
+
+/// The parts this invocation runs: all of them unless narrowed.
+fn parts(cli: &Cli) -> Vec<Part> {
+    if cli.loss.is_some() {
+        Vec::new()
+    } else if cli.syscalls_only {
+        vec![Part::Cost]
+    } else if cli.nginx_only {
+        vec![Part::Nginx]
+    } else if !cli.only.is_empty() {
+        cli.only.clone()
+    } else {
+        vec![
+            Part::Cost,
+            Part::Nginx,
+            Part::Loss,
+            Part::Synth,
+            Part::Containers,
+        ]
+    }
 }
 
 fn is_root() -> bool {
@@ -111,11 +217,6 @@ pub fn profgen_bin() -> Result<PathBuf> {
         );
     }
     Ok(bin)
-}
-
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs a command to completion, failing with its stderr.

@@ -17,14 +17,18 @@ use profgen::{
 };
 use profgen_demo::{build_bundle, seccomp, BundleOptions};
 
-use crate::{median, profgen_bin, run};
+use crate::{
+    profgen_bin,
+    report::{NginxSection, Outcome, Row, Table},
+    run,
+};
 
 /// One nginx container serves every configuration, so only the hook differs between them:
 /// none, an empty one (what any syscall-entry hook costs nginx), profgen recording everything,
-/// profgen recording syscalls only. The configurations take turns within each round, each
-/// measured after a warm-up; a configuration's figure is the median over the rounds of its
-/// ratio to the untraced run of the same round, so slow drift of the machine cancels out.
-pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
+/// profgen recording syscalls only. The configurations take turns within each round (in an
+/// order rotated by one each round), each measured after a warm-up; a configuration's ratio
+/// is taken to the untraced run of the same round, so slow drift of the machine cancels out.
+pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
     let work = tempfile::tempdir()?;
     let parent = Cgroup::root()?.path().join("profgen-bench");
     fs::create_dir_all(&parent)?;
@@ -45,53 +49,63 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<()> {
         "==> nginx: wrk for {seconds} s per run (after 1 s of warm-up), {rounds} rounds, interleaved"
     );
     let names = [
-        "untraced",
-        "empty raw tracepoint (floor)",
-        "recorded by profgen",
-        "recorded, --syscalls-only",
+        ("untraced", "nginx alone"),
+        (
+            "empty raw tracepoint (floor)",
+            "an empty BPF program on raw_syscalls:sys_enter",
+        ),
+        (
+            "profgen record",
+            "`profgen record --cgroup PARENT` (everything)",
+        ),
+        (
+            "profgen record --syscalls-only",
+            "`profgen record --cgroup PARENT --syscalls-only`",
+        ),
     ];
     let mut rps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    for round in 1..=rounds {
-        rps[0].push(load(bundle.addr, seconds)?);
-        {
-            let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
-            rps[1].push(load(bundle.addr, seconds)?);
+    let measure = |i: usize| -> Result<f64> {
+        match i {
+            0 => load(bundle.addr, seconds),
+            1 => {
+                let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
+                load(bundle.addr, seconds)
+            }
+            _ => {
+                let recorder = Recorder::start(&parent, work.path(), i == 3)?;
+                let rps = load(bundle.addr, seconds);
+                recorder.stop()?;
+                rps
+            }
         }
-        for (i, syscalls_only) in [(2, false), (3, true)] {
-            let recorder = Recorder::start(&parent, work.path(), syscalls_only)?;
-            rps[i].push(load(bundle.addr, seconds)?);
-            recorder.stop()?;
+    };
+    for round in 1..=rounds {
+        // Each round starts one configuration later, so none always runs first.
+        for k in 0..names.len() {
+            let i = (k + round - 1) % names.len();
+            rps[i].push(measure(i)?);
         }
         let row: Vec<String> = names
             .iter()
             .zip(&rps)
-            .map(|(n, v)| format!("{n} {:.0}", v[round - 1]))
+            .map(|((n, _), v)| format!("{n} {:.0}", v[round - 1]))
             .collect();
         eprintln!("    round {round}: {}", row.join(", "));
     }
     container.stop(Duration::from_secs(5))?;
     let _ = fs::remove_dir(&parent);
-    let ratio = |i: usize, of: usize| {
-        median(
-            rps[i]
+    Ok(NginxSection {
+        seconds,
+        rounds,
+        table: Table {
+            title: "nginx".into(),
+            rows: names
                 .iter()
-                .zip(&rps[of])
-                .map(|(value, base)| value / base)
+                .zip(rps)
+                .map(|((name, how), v)| Row::new(name, how, Outcome::Measured(v)))
                 .collect(),
-        )
-    };
-    println!(
-        "nginx requests/s (wrk, 1 thread, 16 connections; medians of {rounds} rounds, ratios taken within each round)"
-    );
-    for (i, name) in names.iter().enumerate() {
-        println!(
-            "  {name:<30} {:9.0} req/s  {:.3} of untraced  {:.3} of the floor",
-            median(rps[i].clone()),
-            ratio(i, 0),
-            ratio(i, 1)
-        );
-    }
-    Ok(())
+        },
+    })
 }
 
 /// Requests/s wrk gets from `addr` in `seconds`, after a second of warm-up.

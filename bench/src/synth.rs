@@ -18,7 +18,7 @@ use profgen::model::{
     Listen, Process, Protocol, Recording, Runtime, SocketKind, Target, SCHEMA_VERSION,
 };
 
-use crate::profgen_bin;
+use crate::{profgen_bin, report::SynthRow};
 
 /// What nginx-like workloads call (the demo recording's set), plus the calls of the file
 /// operations generated here.
@@ -297,8 +297,8 @@ pub fn write_recordings(n: usize, out: &Path, halves: bool) -> Result<()> {
     Ok(())
 }
 
-/// `profgen-bench --synth N,…`.
-pub fn bench(sizes: &[usize]) -> Result<()> {
+/// `profgen-bench --synth N,…`: prints the table, returns the rows of BENCHMARKS.md.
+pub fn bench(sizes: &[usize]) -> Result<Vec<SynthRow>> {
     let profgen = profgen_bin()?;
     let work = tempfile::Builder::new()
         .prefix("profgen-synth-")
@@ -310,6 +310,7 @@ pub fn bench(sizes: &[usize]) -> Result<()> {
         "  {:>9}  {:>9}  {:>9}  {:>10}  {:>10}  {:>10}  {:>9}",
         "files", "MB", "synth s", "synth MB", "merge s", "merge MB", "parser s"
     );
+    let mut rows = Vec::new();
     for &n in sizes {
         let rec = work.path().join(format!("rec-{n}.json"));
         write_recordings(n, &rec, true)?;
@@ -337,6 +338,11 @@ pub fn bench(sizes: &[usize]) -> Result<()> {
             merge.wall.as_secs_f64(),
             merge.max_rss_kb as f64 / 1024.0,
         );
+        rows.push(SynthRow {
+            events: n as u64,
+            wall_s: synth.wall.as_secs_f64(),
+            peak_rss_mb: synth.max_rss_kb as f64 / 1024.0,
+        });
         for f in fs::read_dir(work.path())? {
             let f = f?.path();
             if f.is_file() {
@@ -344,7 +350,7 @@ pub fn bench(sizes: &[usize]) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 fn run_synth(profgen: &Path, recordings: &[PathBuf], out: &Path) -> Result<Measured> {

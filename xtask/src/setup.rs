@@ -67,15 +67,31 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// What only `cargo xtask bench` needs: the peers it measures profgen against (wrk and
+/// busybox-static, which it also uses, are in [`PACKAGES`]).
+const BENCH_PACKAGES: &[(&str, &str)] = &[
+    (
+        "bpftrace",
+        "a peer of the benchmark: per-cgroup syscall sets and file opens",
+    ),
+    ("strace", "a peer of the benchmark: ptrace-based tracing"),
+    ("linux-perf", "a peer of the benchmark: `perf trace`"),
+];
+
 pub fn run() -> Result<()> {
-    debian_packages()?;
+    debian_packages(PACKAGES)?;
     rust_src()?;
     bpf_linker()?;
     Ok(())
 }
 
-fn debian_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+/// The benchmark's peers, on top of [`run`]'s set-up.
+pub fn bench() -> Result<()> {
+    debian_packages(BENCH_PACKAGES)
+}
+
+fn debian_packages(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .map(|(name, _)| *name)
         .filter(|name| !installed(name))
@@ -84,7 +100,7 @@ fn debian_packages() -> Result<()> {
         step("Debian packages: all present");
         return Ok(());
     }
-    for (name, why) in PACKAGES.iter().filter(|(n, _)| missing.contains(n)) {
+    for (name, why) in packages.iter().filter(|(n, _)| missing.contains(n)) {
         step(&format!("Debian package {name}: missing ({why})"));
     }
     if !is_root() {
