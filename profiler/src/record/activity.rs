@@ -132,10 +132,16 @@ impl Collector {
                             None => self.unresolved += 1,
                         }
                     }
-                    let Some(path) = proc_view.resolve(&path, dirfd, dirfd_path, last) else {
+                    let Some(mut path) = proc_view.resolve(&path, dirfd, dirfd_path, last) else {
                         self.unresolved += 1;
                         continue;
                     };
+                    if !failed && names_a_directory(&ops) && !path.ends_with(b"/") {
+                        // Resolution marks directories that still exist; one removed (or
+                        // made and removed) before its event was read is one all the same,
+                        // and AppArmor matches directories by their trailing `/`.
+                        path.push(b'/');
+                    }
                     if !failed && !ops.is_empty() {
                         // Open-like calls return the new fd.
                         self.fds.insert((tgid, ev.ret), Fd::File(path.clone()));
@@ -454,6 +460,12 @@ fn dir_part(path: &[u8]) -> &[u8] {
         Some(end) => &path[..end],
         None => b".",
     }
+}
+
+/// Whether a successful call with `ops` shows its path is a directory.
+fn names_a_directory(ops: &[FileOp]) -> bool {
+    ops.iter()
+        .any(|op| matches!(op, FileOp::Mkdir | FileOp::Rmdir))
 }
 
 /// The file the recording saw `tgid` open as `fd` (a directory fd of an `*at` call), for
@@ -836,6 +848,44 @@ mod tests {
         );
         assert_eq!(act.files.len(), 1, "{:?}", act.files);
         assert_eq!(act.files[0].path.as_bytes(), path);
+    }
+
+    /// A directory made and removed before its events are read is still named as one:
+    /// AppArmor matches `rmdir` of a directory against `dir/`.
+    #[test]
+    fn a_removed_directory_keeps_its_trailing_slash() {
+        use profiler_common::event::{nr, PATH_LEN};
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().canonicalize().unwrap().join("gone");
+        let name = gone.as_os_str().as_bytes();
+        let mut path = [0u8; PATH_LEN];
+        path[..name.len()].copy_from_slice(name);
+        let me = u64::from(std::process::id());
+        let event = |nr: u32| Event {
+            kind: kind::SYSCALL,
+            nr,
+            pid_tgid: me << 32 | me,
+            ret: 0,
+            args: [0, 0o755, 0, 0],
+            status: status::of_phase(phase::WORKLOAD),
+            path_len: name.len() as u32,
+            path,
+            ..Event::ZERO
+        };
+        let mut c = Collector::default();
+        c.add(&event(nr::MKDIR));
+        c.add(&event(nr::RMDIR));
+        let act = c
+            .finish_with(true, &BTreeMap::new(), false)
+            .remove(&0)
+            .unwrap();
+        let names: Vec<&[u8]> = act.files.iter().map(|f| f.path.as_bytes()).collect();
+        let mut want = name.to_vec();
+        want.push(b'/');
+        assert_eq!(names, [want.as_slice()], "{:?}", act.files);
+        assert!(
+            act.files[0].ops.contains(&FileOp::Mkdir) && act.files[0].ops.contains(&FileOp::Rmdir)
+        );
     }
 
     /// A process that exits before its events are resolved (PostgreSQL's startup process
