@@ -101,45 +101,41 @@ impl LastSeen {
     }
 }
 
-/// A process's view of the filesystem, read from `/proc` while it is alive, else as
-/// [`LastSeen`] remembers it.
+/// A process's view of the filesystem: read from `/proc`, and from what [`LastSeen`] noted
+/// once `/proc` can no longer say.
 pub(super) struct ProcView {
     tgid: u32,
-    /// `/proc/<tgid>/root`: the process's root directory, entered through the magic link
-    /// (a container's root is often not reachable by any path of ours: runc bind-mounts the
-    /// rootfs in the container's own mount namespace).
+    /// The process's root directory, entered through a magic link (`/proc/self/fd/<n>` of
+    /// the noted root, or `/proc/<tgid>/root`): a container's root is often not reachable by
+    /// any path of ours (runc bind-mounts the rootfs in the container's own mount namespace).
     root: Option<PathBuf>,
     /// What that link reads as: a host path when the root is reachable from ours (a chroot),
     /// `/` when it is not (then `/proc` links already show paths as the process sees them).
     root_seen: Option<PathBuf>,
-    /// The working directory as last seen, for a process that has exited since (as the
-    /// `cwd` link read then; a live process's is read when needed).
+    /// The working directory as noted with the root, for when the `cwd` link can no longer
+    /// be read (the process exited).
     cwd_seen: Option<PathBuf>,
 }
 
 impl ProcView {
-    /// The view of `tgid` now, or as `last` remembers it once the process has exited.
+    /// The view of `tgid`: its root as noted when its batch was drained (held open, so it
+    /// stays usable if the process exits while the batch is resolved), else as `/proc` shows
+    /// it now; its cwd is read when needed, with the noted one as the fallback.
     pub(super) fn of(tgid: u32, last: &LastSeen) -> Self {
-        let link = PathBuf::from(format!("/proc/{tgid}/root"));
-        match (std::fs::read_link(&link), last.procs.get(&tgid)) {
-            (Ok(seen), _) => Self {
-                tgid,
-                root: Some(link),
-                root_seen: Some(seen),
-                cwd_seen: None,
-            },
-            (Err(_), Some(r)) => Self {
-                tgid,
-                root: Some(r.root.path.clone()),
-                root_seen: Some(r.root_seen.clone()),
-                cwd_seen: r.cwd.clone(),
-            },
-            (Err(_), None) => Self {
-                tgid,
-                root: None,
-                root_seen: None,
-                cwd_seen: None,
-            },
+        let noted = last.procs.get(&tgid);
+        let (root, root_seen) = match noted {
+            Some(r) => (Some(r.root.path.clone()), Some(r.root_seen.clone())),
+            None => {
+                let link = PathBuf::from(format!("/proc/{tgid}/root"));
+                let seen = std::fs::read_link(&link).ok();
+                (seen.is_some().then_some(link), seen)
+            }
+        };
+        Self {
+            tgid,
+            root,
+            root_seen,
+            cwd_seen: noted.and_then(|r| r.cwd.clone()),
         }
     }
 
