@@ -447,3 +447,24 @@ pub fn allowed_names(
         .flat_map(|r| r.names().iter().cloned())
         .collect()
 }
+
+/// A file fact: its path, its operations, whether it failed.
+pub type FileFact = (
+    String,
+    std::collections::BTreeSet<profgen::model::activity::FileOp>,
+    bool,
+);
+
+/// The file facts of every cgroup of `rec` whose path starts with `prefix`: what two ways of
+/// recording the same workload must agree on.
+pub fn file_facts(rec: &Recording, prefix: &str) -> std::collections::BTreeSet<FileFact> {
+    rec.cgroups
+        .iter()
+        .flat_map(|cg| &cg.activity.files)
+        .filter_map(|file| {
+            let path = file.path.to_str().unwrap_or_default();
+            path.starts_with(prefix)
+                .then(|| (path.to_owned(), file.ops.clone(), file.failed))
+        })
+        .collect()
+}
