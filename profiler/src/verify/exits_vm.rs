@@ -26,6 +26,9 @@ const REC: &str = "PROFGEN-REC-";
 pub struct ExitsVm {
     /// profgen, whose recorder runs in the guest's kernel.
     pub recorder: PathBuf,
+    /// A busybox `sh` script run before each recording, not recorded (what the workload
+    /// finds in place).
+    pub setup: String,
     /// A busybox `sh` script, recorded with `profgen record -- sh -c SCRIPT`.
     pub script: String,
     /// The hooks to record it with, in order (each forced with `PROFGEN_EXITS`).
@@ -66,13 +69,14 @@ impl ExitsVmReport {
 }
 
 /// The init script after the preamble.
-fn script(script: &str, exits: &[EventExits]) -> String {
+fn script(setup: &str, script: &str, exits: &[EventExits]) -> String {
     let names: Vec<&str> = exits.iter().map(|e| e.as_str()).collect();
     format!(
         r#"echo "PROFGEN jit $(cat /proc/sys/net/core/bpf_jit_enable 2>/dev/null)"
 echo "PROFGEN btf $(test -e /sys/kernel/btf/vmlinux && echo 1 || echo 0)"
 for exits in {names}; do
   dmesg -c > /dev/null 2>&1
+  {BUSYBOX} sh -c {setup}
   PROFGEN_EXITS=$exits PROFGEN_DEBUG=1 {PROFGEN} record -o /tmp/rec-$exits.json -- {BUSYBOX} sh -c {quoted} > /tmp/rec.log 2>&1
   echo "PROFGEN rc $exits $?"
   tail -n 20 /tmp/rec.log | cut -c 1-400 | sed "s/^/PROFGEN line $exits profgen: /"
@@ -84,6 +88,7 @@ poweroff -f
 "#,
         names = names.join(" "),
         quoted = guest_quote(script),
+        setup = guest_quote(setup),
     )
 }
 
@@ -164,7 +169,7 @@ pub fn run(c: &ExitsVm) -> Result<ExitsVmReport, MeasureError> {
     let mut img = Image::default();
     img.copy_to(&busybox, BUSYBOX, 0o755)?;
     img.system_program(&c.recorder, PROFGEN)?;
-    let init = format!("{}{}", preamble(), script(&c.script, &c.exits));
+    let init = format!("{}{}", preamble(), script(&c.setup, &c.script, &c.exits));
     img.write(INIT, 0o755, init.as_bytes());
     let size_mb = img.size() / (1 << 20);
     let dir = tempfile::tempdir().map_err(io("creating a temp dir"))?;
@@ -206,12 +211,18 @@ mod tests {
 
     #[test]
     fn the_script_forces_each_hook_in_turn() {
-        let s = script("mkdir /tmp/w", &[EventExits::Fexit, EventExits::Tracepoint]);
+        let s = script(
+            "mkdir -p /tmp/w",
+            "mkdir /tmp/w/d",
+            &[EventExits::Fexit, EventExits::Tracepoint],
+        );
         assert!(s.contains("for exits in fexit tracepoint; do"), "{s}");
         assert!(s.contains(
-            "PROFGEN_EXITS=$exits PROFGEN_DEBUG=1 /usr/bin/profgen record -o /tmp/rec-$exits.json -- /.profgen/bin/busybox sh -c 'mkdir /tmp/w'"
+            "PROFGEN_EXITS=$exits PROFGEN_DEBUG=1 /usr/bin/profgen record -o /tmp/rec-$exits.json -- /.profgen/bin/busybox sh -c 'mkdir /tmp/w/d'"
         ), "{s}");
         assert!(s.contains("PROFGEN-REC-$exits "), "{s}");
+        let setup = s.find("sh -c 'mkdir -p /tmp/w'").expect("the setup");
+        assert!(setup < s.find("record -o").unwrap(), "{s}");
     }
 
     #[test]
