@@ -355,8 +355,6 @@ fn without_trampolines_events_come_from_the_exit_tracepoints() {
     let Some((profgen, dir, _)) = setup("fexit fallback") else {
         return;
     };
-    // No directory made and removed: it would be named `dir/` or `dir` depending on when the
-    // recorder drained its mkdir (see `fexit_vm.rs`).
     let work = dir.path().join("files");
     std::fs::create_dir(&work).unwrap();
     let w = work.display();
