@@ -1,7 +1,8 @@
 //! `fexit` exits and the tracepoint exits give the same facts: Debian's kernel under qemu
 //! (where BPF trampolines run, unlike on hosts that refuse them) records one file workload
-//! twice, once with `PROFGEN_EXITS=fexit`, once with `PROFGEN_EXITS=tracepoint`. Correctness
-//! only: timings under software emulation mean nothing.
+//! with `PROFGEN_EXITS=fexit`, then `tracepoint`, then `staged`, and each recording must say
+//! it used the hook asked for. Correctness only: timings under software emulation mean
+//! nothing.
 //!
 //! Needs qemu-system-x86_64, /boot/vmlinuz-* and busybox (static); not root. Skips with a
 //! reason when one is absent, unless CI=true. `PROFGEN_BIN` names the profgen to record with
@@ -92,7 +93,7 @@ fn fexit_and_tracepoint_exits_record_the_same_file_facts_on_debian() {
             "mkdir {w}/new && echo x > {w}/a && mv {w}/a {w}/b && ln {w}/b {w}/c && chmod 600 {w}/c \
              && cat {w}/c > /dev/null && rm {w}/b {w}/c && rmdir {w}/gone; cat {w}/missing 2> /dev/null; true"
         ),
-        exits: vec![EventExits::Fexit, EventExits::Tracepoint],
+        exits: vec![EventExits::Fexit, EventExits::Tracepoint, EventExits::Staged],
         vm: VmOptions {
             timeout: Duration::from_secs(900),
             memory_mb: 1024,
@@ -119,6 +120,11 @@ fn fexit_and_tracepoint_exits_record_the_same_file_facts_on_debian() {
     let by_tracepoint = facts(EventExits::Tracepoint);
     println!("{} file facts by fexit: {by_fexit:#?}", by_fexit.len());
     assert_eq!(by_fexit, by_tracepoint, "fexit and the tracepoint disagree");
+    assert_eq!(
+        by_fexit,
+        facts(EventExits::Staged),
+        "fexit and the staged tracepoint disagree"
+    );
 
     let ops = |path: &str, failed: bool| {
         by_fexit

@@ -223,8 +223,11 @@ fn complete_from(
     let (phase, _) = task_phase(unsafe { &*entry });
     let regs = regs(task);
     let ev = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled, and a
-    // preemptible kernel's `fexit` program is not entered again on its CPU while it runs.
+    // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled. `fexit`
+    // programs only with migration disabled: on a fully preemptible kernel (CONFIG_PREEMPT)
+    // another event syscall's exit on this CPU could overwrite the event while this one is
+    // preempted (a wrong fact, never a fault); kernels with voluntary preemption (Debian's,
+    // Ubuntu's generic, RHEL's) do not preempt a running program.
     let ev = unsafe { &mut *ev };
     fill(ev, nr, cgroup, phase, &Args::read(&BtfRegs(regs)))?;
     if per_process(nr) {
