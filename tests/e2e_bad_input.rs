@@ -33,6 +33,7 @@ fn valid_recording() -> Recording {
         host: Host {
             kernel_release: "6.18.0".into(),
             machine: "x86_64".into(),
+            event_exits: None,
         },
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: "2026-01-01T00:00:01Z".into(),

@@ -16,7 +16,7 @@ use std::{
     time::Instant,
 };
 
-use profgen::model::{activity::FileOp, Recording, Target};
+use profgen::model::{activity::FileOp, EventExits, Recording, Target};
 use support::*;
 
 /// `sysprobe [fork] SYSCALL [join CGROUP_PROCS]`
@@ -311,18 +311,9 @@ fn file_facts_from_saved_registers_match_those_from_staging() {
     let facts = |env: &[(&str, &str)], name: &str| {
         let rec = record_shell_with(&profgen, &dir.path().join(name), &script, env);
         assert_no_events_lost(&rec);
-        let mut facts = std::collections::BTreeSet::new();
-        for cg in &rec.cgroups {
-            for file in &cg.activity.files {
-                let path = file.path.to_str().unwrap_or_default();
-                if path.starts_with(&format!("{w}")) {
-                    facts.insert((path.to_owned(), file.ops.clone(), file.failed));
-                }
-            }
-        }
-        facts
+        file_facts(&rec, &w.to_string())
     };
-    let from_registers = facts(&[], "registers.json");
+    let from_registers = facts(&[("PROFGEN_EXITS", "tracepoint")], "registers.json");
     let from_staging = facts(&[("PROFGEN_EXITS", "staged")], "staged.json");
     assert_eq!(
         from_registers, from_staging,
@@ -354,6 +345,75 @@ fn file_facts_from_saved_registers_match_those_from_staging() {
         assert!(c.contains(&op), "{w}/c lacks {op:?}: {c:?}");
     }
     assert!(ops("/missing", true).contains(&FileOp::Read));
+}
+
+/// Where the kernel refuses BPF trampolines (this host's does), the recorder falls back to the
+/// exit tracepoints, says so in the recording, and records the same facts; forcing `fexit`
+/// there is a one-line error. Where the kernel accepts them, the recording says `fexit` and
+/// the guest test (`fexit_vm.rs`) compares the two.
+#[test]
+fn without_trampolines_events_come_from_the_exit_tracepoints() {
+    let Some((profgen, dir, _)) = setup("fexit fallback") else {
+        return;
+    };
+    let work = dir.path().join("files");
+    std::fs::create_dir(&work).unwrap();
+    let w = work.display();
+    let script = format!(
+        "echo x > {w}/a && mv {w}/a {w}/b && chmod 600 {w}/b && cat {w}/b > /dev/null \\
+         && rm {w}/b; cat {w}/missing 2> /dev/null; true"
+    );
+    let forced = output(
+        Command::new(&profgen)
+            .env("PROFGEN_EXITS", "fexit")
+            .arg("record")
+            .arg("--out")
+            .arg(dir.path().join("forced.json"))
+            .args(["--", "true"]),
+    );
+    let fexit_refused = !forced.status.success();
+    let rec = record_shell(&profgen, &dir.path().join("default.json"), &script);
+    assert_no_events_lost(&rec);
+    let facts = file_facts(&rec, &w.to_string());
+    assert!(
+        facts.iter().any(|(p, ops, failed)| p == &format!("{w}/b")
+            && !failed
+            && ops.contains(&FileOp::Unlink))
+            && facts
+                .iter()
+                .any(|(p, _, failed)| p == &format!("{w}/missing") && *failed),
+        "{facts:#?}"
+    );
+    if !fexit_refused {
+        assert_eq!(rec.host.event_exits, Some(EventExits::Fexit));
+        return eprintln!(
+            "this kernel ({}) accepts fexit: no fallback to test",
+            rec.host.kernel_release
+        );
+    }
+    assert_error(
+        "PROFGEN_EXITS=fexit on a kernel refusing trampolines",
+        &forced,
+        EXIT_NO_PERMISSION,
+        &[
+            "PROFGEN_EXITS=fexit",
+            "refused fexit",
+            "unset PROFGEN_EXITS",
+        ],
+    );
+    assert_eq!(
+        rec.host.event_exits,
+        Some(EventExits::Tracepoint),
+        "fexit refused: the recorder should have fallen back to the tracepoints reading the saved registers"
+    );
+    let tracepoint = record_shell_with(
+        &profgen,
+        &dir.path().join("tracepoint.json"),
+        &script,
+        &[("PROFGEN_EXITS", "tracepoint")],
+    );
+    assert_eq!(tracepoint.host.event_exits, Some(EventExits::Tracepoint));
+    assert_eq!(file_facts(&tracepoint, &w.to_string()), facts);
 }
 
 /// A process that exits right after a burst of relative names (PostgreSQL's startup process

@@ -6,9 +6,11 @@
 //! (`bpf_task_pt_regs`, Linux 5.15+), the exit program reads the arguments there itself: the
 //! entry program stages nothing but execs, whose arguments are gone once the new program
 //! runs. Otherwise the entry program stages every event syscall in `PENDING` (see
-//! `event::staging`).
+//! `event::staging`). Where the kernel runs BPF trampolines, `fexit` programs on the syscall
+//! handlers take the tracepoint's place (`fexit.rs`): the same events, built here.
 
 use aya_ebpf::{
+    bindings::task_struct,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_user,
         bpf_probe_read_user_str_bytes, generated,
@@ -184,8 +186,33 @@ fn complete_staged(exit_nr: i32, ret: i64) -> Option<()> {
     Some(())
 }
 
+/// Completes the event of syscall `nr` at the return of its handler (`fexit` on
+/// `__x64_sys_<name>`, see `fexit.rs`), from the saved registers the handler was given;
+/// execs from what the entry program staged, as at the tracepoint.
+#[inline(always)]
+pub fn exit_handler(nr: u32, regs: *const u8, ret: i64) {
+    let _ = if nr::is_exec(nr as u64) {
+        complete_staged(nr as i32, ret)
+    } else {
+        complete_from(nr, ret, |_| regs)
+    };
+}
+
 #[inline(always)]
 fn complete_from_regs(nr: u32, ret: i64) -> Option<()> {
+    // SAFETY: the current task, as `complete_from` got it; the result is typed by BTF.
+    complete_from(nr, ret, |task| unsafe { generated::bpf_task_pt_regs(task) }
+        as *const u8)
+}
+
+/// Fills, completes and sends the event of syscall `nr` of the current task, if its cgroup
+/// is recorded, reading the arguments from the saved registers `regs` gives.
+#[inline(always)]
+fn complete_from(
+    nr: u32,
+    ret: i64,
+    regs: impl FnOnce(*mut task_struct) -> *const u8,
+) -> Option<()> {
     // SAFETY: helper without preconditions.
     let task = unsafe { generated::bpf_get_current_task_btf() };
     // Every process's event syscalls come here: the registers are asked for only once the
@@ -194,10 +221,13 @@ fn complete_from_regs(nr: u32, ret: i64) -> Option<()> {
     let entry = recorded(cgroup)?;
     // SAFETY: map value of a recorded cgroup.
     let (phase, _) = task_phase(unsafe { &*entry });
-    // SAFETY: the current task, as the helper above gave it; the result is typed by BTF.
-    let regs = unsafe { generated::bpf_task_pt_regs(task) } as *const u8;
+    let regs = regs(task);
     let ev = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled.
+    // SAFETY: per-CPU scratch; tracepoint programs run with preemption disabled. `fexit`
+    // programs only with migration disabled: on a fully preemptible kernel (CONFIG_PREEMPT)
+    // another event syscall's exit on this CPU could overwrite the event while this one is
+    // preempted (a wrong fact, never a fault); kernels with voluntary preemption (Debian's,
+    // Ubuntu's generic, RHEL's) do not preempt a running program.
     let ev = unsafe { &mut *ev };
     fill(ev, nr, cgroup, phase, &Args::read(&BtfRegs(regs)))?;
     if per_process(nr) {

@@ -12,6 +12,7 @@
 mod arg_values;
 mod current_cgroup;
 mod events;
+mod fexit;
 mod maps;
 mod syscalls;
 mod tracepoint;

@@ -85,6 +85,10 @@ impl Recording {
             host: super::Host {
                 kernel_release: kernels.into_iter().collect::<Vec<_>>().join(", "),
                 machine: first.host.machine.clone(),
+                event_exits: first
+                    .host
+                    .event_exits
+                    .filter(|exits| rest.iter().all(|r| r.host.event_exits == Some(*exits))),
             },
             started_at: recordings
                 .iter()

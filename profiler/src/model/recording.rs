@@ -58,6 +58,44 @@ pub struct Host {
     pub kernel_release: String,
     /// `uname -m`.
     pub machine: String,
+    /// How file, exec and socket events were completed at their syscall's exit; absent in
+    /// recordings made before it was recorded, and when merged recordings disagree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_exits: Option<EventExits>,
+}
+
+/// The kernel hook that completes file, exec and socket events at their syscall's exit. Each
+/// gives the same facts; they differ in cost and in what the kernel must allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventExits {
+    /// `fexit` programs on the syscall handlers (BPF trampolines), reading the arguments from
+    /// the registers the handler was given.
+    Fexit,
+    /// `syscalls:sys_exit_*` tracepoints reading the arguments from the task's saved
+    /// registers (Linux 5.15+).
+    Tracepoint,
+    /// The tracepoints completing what the entry program staged for every event syscall.
+    Staged,
+}
+
+impl EventExits {
+    /// The name `PROFGEN_EXITS` takes and the recording shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fexit => "fexit",
+            Self::Tracepoint => "tracepoint",
+            Self::Staged => "staged",
+        }
+    }
+
+    pub const ALL: [Self; 3] = [Self::Fexit, Self::Tracepoint, Self::Staged];
+}
+
+impl std::fmt::Display for EventExits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The container runtime seen installing a seccomp filter, if it could be named.

@@ -160,7 +160,7 @@ fn allowed_syscalls_is_the_union_over_cgroups() {
 
 #[test]
 fn merge_unions_syscalls_and_sums_losses() {
-    let a = sample();
+    let mut a = sample();
     let mut b = recording(vec![
         cgroup(
             9,
@@ -175,6 +175,8 @@ fn merge_unions_syscalls_and_sums_losses() {
         ),
     ]);
     b.host.kernel_release = "6.12.0".into();
+    a.host.event_exits = Some(EventExits::Fexit);
+    b.host.event_exits = Some(EventExits::Tracepoint);
     b.started_at = "2025-12-31T23:00:00Z".into();
     b.events_lost.insert("ringbuf_full".into(), 2);
     b.events_lost.insert("cgroup_map_full".into(), 1);
@@ -185,6 +187,10 @@ fn merge_unions_syscalls_and_sums_losses() {
     assert_eq!(merged.events_lost["ringbuf_full"], 5);
     assert_eq!(merged.events_lost["cgroup_map_full"], 1);
     assert_eq!(merged.host.kernel_release, "6.12.0, 6.18.0");
+    // Merged recordings made with different exit hooks name none; the same, that one.
+    assert_eq!(merged.host.event_exits, None);
+    let same = Recording::merge(&[a.clone(), a.clone()]).unwrap();
+    assert_eq!(same.host.event_exits, Some(EventExits::Fexit));
     assert_eq!(merged.started_at, "2025-12-31T23:00:00Z");
     assert_eq!(merged.ended_at, a.ended_at);
     assert_eq!(merged.target, a.target);

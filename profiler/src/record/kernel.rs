@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FExit, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use profiler_common::{
@@ -17,6 +17,7 @@ use profiler_common::{
 };
 
 use super::Error;
+use crate::model::EventExits;
 
 /// The eBPF object built by `build.rs`; empty when built without the eBPF toolchain.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
@@ -64,6 +65,8 @@ pub struct Kernel {
     /// Whether the entry program stages every event syscall for the exit program (kernels
     /// before 5.15, or `PROFGEN_EXITS=staged`) rather than only execs.
     pub stages_every_event: bool,
+    /// The hook that completes events at syscall exit (`None`: this hook makes no events).
+    pub event_exits: Option<EventExits>,
     ebpf: Ebpf,
     levels: Vec<u32>,
     events: Option<EventRing>,
@@ -132,16 +135,22 @@ impl Kernel {
         let mut events = None;
         let mut remembers_cgroups = false;
         let mut stages_every_event = false;
+        let mut event_exits = None;
         if hook != Hook::Empty {
             ensure_tracefs();
             limits.late_joins = attach_joined(&mut ebpf).err();
             remembers_cgroups = limits.late_joins.is_none() && remember_cgroups(&mut ebpf)?;
         }
         if hook == Hook::Record {
-            let (staged, absent) = attach_exits(&mut ebpf)?;
+            let (exits, absent) = attach_exits(&mut ebpf, forced_exits()?)?;
+            let staged = match exits {
+                EventExits::Staged => staging::ALL,
+                EventExits::Fexit | EventExits::Tracepoint => staging::EXECS,
+            };
             set_first(&mut ebpf, maps::EVENTS_ENABLED, staged)?;
             limits.missing_exits = absent;
             stages_every_event = staged == staging::ALL;
+            event_exits = Some(exits);
             limits.capabilities = attach_capable(&mut ebpf).err();
             events = Some(EventRing(
                 RingBuf::try_from(
@@ -155,6 +164,7 @@ impl Kernel {
             cgroup_id_by,
             remembers_cgroups,
             stages_every_event,
+            event_exits,
             ebpf,
             levels: Vec::new(),
             events,
@@ -327,26 +337,69 @@ fn ensure_tracefs() {
     );
 }
 
-/// Attaches the event-making program to every `syscalls:sys_exit_*` it needs: the one that
-/// reads the arguments from the task's saved registers where the kernel allows it (and
-/// `PROFGEN_EXITS` is not `staged`), else the one that completes what the entry program
-/// staged. Returns what the entry program must stage, and the exits the kernel does not have.
-fn attach_exits(ebpf: &mut Ebpf) -> Result<(u32, Vec<String>), Error> {
-    let (name, staged) = if std::env::var("PROFGEN_EXITS").as_deref() != Ok("staged")
-        && load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT_REGS)
-            .map_err(|why| {
-                // Silent, this fallback reads paths at entry, before the kernel faulted
-                // them in: a program grown past the verifier's limit shows only as paths
-                // recorded as the working directory.
-                log::debug!("{}: {}", maps::PROG_SYS_EXIT_EVENT_REGS, last_line(&why));
-            })
-            .is_ok()
-    {
-        (maps::PROG_SYS_EXIT_EVENT_REGS, staging::EXECS)
+/// The exit hook `PROFGEN_EXITS` forces (`fexit`, `tracepoint` or `staged`), if any.
+fn forced_exits() -> Result<Option<EventExits>, Error> {
+    parse_exits(std::env::var("PROFGEN_EXITS").ok().as_deref()).map_err(Error::Target)
+}
+
+fn parse_exits(value: Option<&str>) -> Result<Option<EventExits>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => EventExits::ALL
+            .into_iter()
+            .find(|e| e.as_str() == v)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("PROFGEN_EXITS={v}: expected fexit, tracepoint or staged (or unset it to let profgen choose)")
+            }),
+    }
+}
+
+/// Attaches what completes events at syscall exit, the cheapest way the kernel accepts
+/// unless `forced`: `fexit` programs on the syscall handlers (BPF trampolines), else the
+/// tracepoint program reading the arguments from the task's saved registers, else the one
+/// completing what the entry program staged. Returns the hook used and the exits the kernel
+/// does not have.
+fn attach_exits(
+    ebpf: &mut Ebpf,
+    forced: Option<EventExits>,
+) -> Result<(EventExits, Vec<String>), Error> {
+    if matches!(forced, None | Some(EventExits::Fexit)) {
+        match attach_fexits(ebpf) {
+            Ok(()) => return Ok((EventExits::Fexit, Vec::new())),
+            Err(why) if forced.is_some() => {
+                return Err(Error::OldKernel(format!(
+                    "PROFGEN_EXITS=fexit: the kernel ({}) refused fexit programs on the syscall handlers ({why}); unset PROFGEN_EXITS to use the tracepoints",
+                    kernel_release()
+                )))
+            }
+            Err(why) => eprintln!("profgen: syscall exits through tracepoints: fexit refused ({why})"),
+        }
+    }
+    let regs = if forced == Some(EventExits::Staged) {
+        Err("PROFGEN_EXITS=staged".to_owned())
     } else {
-        load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT)
-            .map_err(|why| classify_load_error(&why))?;
-        (maps::PROG_SYS_EXIT_EVENT, staging::ALL)
+        load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT_REGS)
+            .map_err(|why| last_line(&why).to_owned())
+    };
+    let (name, exits) = match regs {
+        Ok(()) => (maps::PROG_SYS_EXIT_EVENT_REGS, EventExits::Tracepoint),
+        Err(why) if forced == Some(EventExits::Tracepoint) => {
+            return Err(Error::OldKernel(format!(
+                "PROFGEN_EXITS=tracepoint: the kernel ({}) refused {}: {why}",
+                kernel_release(),
+                maps::PROG_SYS_EXIT_EVENT_REGS
+            )))
+        }
+        Err(why) => {
+            // Silent, this fallback reads paths at entry, before the kernel faulted them
+            // in: a program grown past the verifier's limit shows only as paths recorded
+            // as the working directory.
+            log::debug!("{}: {why}", maps::PROG_SYS_EXIT_EVENT_REGS);
+            load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT)
+                .map_err(|why| classify_load_error(&why))?;
+            (maps::PROG_SYS_EXIT_EVENT, EventExits::Staged)
+        }
     };
     let program = tracepoint_program(ebpf, name).map_err(Error::Kernel)?;
     let mut missing = Vec::new();
@@ -361,7 +414,56 @@ fn attach_exits(ebpf: &mut Ebpf) -> Result<(u32, Vec<String>), Error> {
             "no syscalls:sys_exit_* tracepoint could be attached (is tracefs mounted at /sys/kernel/tracing?)".into(),
         ));
     }
-    Ok((staged, missing))
+    Ok((exits, missing))
+}
+
+/// Why the kernel refused a program, in one line: the verifier's reason when it gave one,
+/// else the error without aya's empty verifier log.
+fn refusal(text: &str) -> &str {
+    verifier_reason(text).unwrap_or_else(|| {
+        let line = first_line(text);
+        line.split(". Verifier output:").next().unwrap_or(line)
+    })
+}
+
+/// The `fexit` program of event syscall `name`, and the kernel function it goes on.
+fn fexit_names(name: &str) -> (String, String) {
+    (format!("fexit_{name}"), format!("__x64_sys_{name}"))
+}
+
+/// Loads and attaches the `fexit` program of every event syscall, or none: on the first
+/// refusal (no BTF, no trampolines, a handler missing, the verifier) what was attached is
+/// detached and unloaded, and the refusal returned.
+fn attach_fexits(ebpf: &mut Ebpf) -> Result<(), String> {
+    let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+    let mut loaded = Vec::new();
+    let attached = nr::ALL.iter().try_for_each(|(_, name)| {
+        let (program, function) = fexit_names(name);
+        let fexit: &mut FExit = ebpf
+            .program_mut(&program)
+            .ok_or_else(|| format!("program {program} missing from the object"))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        fexit
+            .load(&function, &btf)
+            .map_err(|e| format!("{function}: {}", refusal(&verbose(&e))))?;
+        loaded.push(program);
+        fexit
+            .attach()
+            .map(drop)
+            .map_err(|e| format!("{function}: {}", refusal(&verbose(&e))))
+    });
+    if attached.is_err() {
+        for program in &loaded {
+            let fexit: Option<&mut FExit> =
+                ebpf.program_mut(program).and_then(|p| p.try_into().ok());
+            if let Some(fexit) = fexit {
+                // Detaches its link too.
+                let _ = fexit.unload();
+            }
+        }
+    }
+    attached
 }
 
 fn tracepoint_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, String> {
@@ -573,6 +675,65 @@ fn raise_memlock() {
 #[cfg(test)]
 mod load_error_tests {
     use super::*;
+
+    #[test]
+    fn profgen_exits_names_a_hook_or_is_refused_in_one_line() {
+        let cases = [
+            (None, Ok(None)),
+            (Some(""), Ok(None)),
+            (Some("fexit"), Ok(Some(EventExits::Fexit))),
+            (Some("tracepoint"), Ok(Some(EventExits::Tracepoint))),
+            (Some(" staged "), Ok(Some(EventExits::Staged))),
+        ];
+        for (value, want) in cases {
+            assert_eq!(parse_exits(value), want, "{value:?}");
+        }
+        let err = parse_exits(Some("kprobe")).unwrap_err();
+        assert!(
+            err.contains("PROFGEN_EXITS=kprobe") && err.contains("fexit, tracepoint or staged"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn a_refusal_is_one_line() {
+        assert_eq!(
+            refusal("the BPF_PROG_LOAD syscall returned Operation not permitted (os error 1). Verifier output: : Operation not permitted (os error 1)"),
+            "the BPF_PROG_LOAD syscall returned Operation not permitted (os error 1)"
+        );
+        assert_eq!(
+            refusal("the BPF_PROG_LOAD syscall failed. Verifier output: 0: (bf) r6 = r1\nR2 min value is negative\nprocessed 10 insns (limit 1000000)\n: Permission denied (os error 13)"),
+            "R2 min value is negative"
+        );
+        assert_eq!(
+            refusal("attach failed: unknown error 524"),
+            "attach failed: unknown error 524"
+        );
+    }
+
+    #[test]
+    fn every_event_syscall_has_its_fexit_program_on_its_handler() {
+        assert_eq!(
+            fexit_names("renameat2"),
+            (
+                "fexit_renameat2".to_owned(),
+                "__x64_sys_renameat2".to_owned()
+            )
+        );
+        if OBJECT.is_empty() {
+            return;
+        }
+        // The object's symbol names, NUL-terminated: a program missing from the list in
+        // `profiler-ebpf/src/fexit.rs` would only show as a fallback to the tracepoints.
+        for (_, name) in nr::ALL {
+            let symbol = format!("{}\0", fexit_names(name).0);
+            assert!(
+                OBJECT.windows(symbol.len()).any(|w| w == symbol.as_bytes()),
+                "no program {symbol:?} in the eBPF object"
+            );
+        }
+    }
 
     #[test]
     fn a_verifier_log_is_not_a_permission_problem() {

@@ -274,6 +274,7 @@ impl LiveRecorder {
             started_at: self.started_at,
             ended_at: SystemTime::now(),
             syscalls_only: self.opts.syscalls_only,
+            event_exits: self.kernel.event_exits,
         })
     }
 }

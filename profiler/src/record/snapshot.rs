@@ -11,8 +11,8 @@ use profiler_common::bitmap::{phase, Abi as KernelAbi, CgroupSyscalls};
 use super::kernel::{kernel_release, Limits};
 use crate::{
     model::{
-        Abi, ArgSet, ArgValues, CallArgs, CgroupRecord, Host, Recording, Runtime, SyscallSet,
-        Target, SCHEMA_VERSION,
+        Abi, ArgSet, ArgValues, CallArgs, CgroupRecord, EventExits, Host, Recording, Runtime,
+        SyscallSet, Target, SCHEMA_VERSION,
     },
     syscalls,
 };
@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub started_at: SystemTime,
     pub ended_at: SystemTime,
     pub syscalls_only: bool,
+    /// How the kernel completed events at syscall exit (`None`: no events recorded).
+    pub event_exits: Option<EventExits>,
 }
 
 impl Snapshot {
@@ -44,7 +46,7 @@ impl Snapshot {
         Recording {
             schema_version: SCHEMA_VERSION,
             profgen_version: env!("CARGO_PKG_VERSION").to_owned(),
-            host: host(),
+            host: host(self.event_exits),
             started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
             ended_at: humantime::format_rfc3339_seconds(self.ended_at).to_string(),
             target,
@@ -180,9 +182,10 @@ fn model_abi(abi: KernelAbi) -> Abi {
     }
 }
 
-fn host() -> Host {
+fn host(event_exits: Option<EventExits>) -> Host {
     let uts = nix::sys::utsname::uname().ok();
     Host {
+        event_exits,
         kernel_release: kernel_release(),
         machine: uts
             .map(|u| u.machine().to_string_lossy().into_owned())
@@ -371,6 +374,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(60),
             ended_at: SystemTime::UNIX_EPOCH + Duration::from_secs(125),
             syscalls_only: true,
+            event_exits: Some(EventExits::Tracepoint),
         }
     }
 
@@ -399,6 +403,7 @@ mod tests {
         assert!(rec.syscalls_only);
         assert_eq!(rec.events_lost_total(), 2);
         assert_eq!(rec.host.kernel_release, kernel_release());
+        assert_eq!(rec.host.event_exits, Some(EventExits::Tracepoint));
 
         let other = snap.recording(
             Target::Cgroup {

@@ -15,6 +15,7 @@ pub mod apparmor;
 mod bundle;
 mod cgroups;
 pub mod crun_vm;
+pub mod exits_vm;
 pub mod netpol;
 pub mod probe;
 pub mod process;
