@@ -133,8 +133,8 @@ fn fexit_and_tracepoint_exits_record_the_same_file_facts_on_debian() {
             .map(|(_, ops, _)| ops.clone())
             .unwrap_or_else(|| panic!("no fact for {w}{path} (failed: {failed}): {by_fexit:#?}"))
     };
-    assert!(ops("/new", false).contains(&FileOp::Mkdir));
-    assert!(ops("/gone", false).contains(&FileOp::Rmdir));
+    assert!(ops("/new/", false).contains(&FileOp::Mkdir));
+    assert!(ops("/gone/", false).contains(&FileOp::Rmdir));
     let a = ops("/a", false);
     assert!(
         a.contains(&FileOp::Create) && a.contains(&FileOp::Rename),

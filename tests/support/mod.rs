@@ -456,27 +456,16 @@ pub type FileFact = (
 );
 
 /// The file facts of every cgroup of `rec` whose path starts with `prefix`: what two ways of
-/// recording the same workload must agree on. A directory is named `dir/` when the recorder
-/// resolved its name while the process that made it still lived, `dir` otherwise: that is
-/// when the event was drained, not what the kernel side saw, so the two are one fact here.
+/// recording the same workload must agree on. Exact: a directory is `dir/` however late its
+/// event was read.
 pub fn file_facts(rec: &Recording, prefix: &str) -> std::collections::BTreeSet<FileFact> {
-    let mut facts: std::collections::BTreeMap<(String, bool), std::collections::BTreeSet<_>> =
-        Default::default();
-    for file in rec.cgroups.iter().flat_map(|cg| &cg.activity.files) {
-        let path = file.path.to_str().unwrap_or_default();
-        if path.starts_with(prefix) {
-            let path = match path.strip_suffix('/') {
-                Some(dir) if !dir.is_empty() => dir,
-                _ => path,
-            };
-            facts
-                .entry((path.to_owned(), file.failed))
-                .or_default()
-                .extend(file.ops.iter().copied());
-        }
-    }
-    facts
-        .into_iter()
-        .map(|((path, failed), ops)| (path, ops, failed))
+    rec.cgroups
+        .iter()
+        .flat_map(|cg| &cg.activity.files)
+        .filter_map(|file| {
+            let path = file.path.to_str()?;
+            path.starts_with(prefix)
+                .then(|| (path.to_owned(), file.ops.clone(), file.failed))
+        })
         .collect()
 }
