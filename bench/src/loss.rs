@@ -3,19 +3,16 @@
 //! Reports the workload's slowdown, the events lost, the recorder's peak RSS, the recording's
 //! size, and the time and peak RSS of `profgen synth`.
 
-use std::{
-    ffi::CString,
-    fs,
-    os::unix::ffi::OsStrExt as _,
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{ffi::CString, fs, os::unix::ffi::OsStrExt as _, path::Path, process::Command};
 
 use anyhow::{bail, Context as _, Result};
 use profgen::model::Recording;
 
-use crate::{profgen_bin, report::LossSection};
+use crate::{
+    child::{data_dir, measure},
+    profgen_bin,
+    report::LossSection,
+};
 
 /// The workload: creates `dir` and then `dir/f0` … `dir/f<n-1>`, each opened with
 /// `O_CREAT|O_TRUNC` and closed at once. Names start at `first`, so a second run makes names
@@ -44,35 +41,6 @@ pub fn create_files(n: u64, first: u64, dir: &Path) -> Result<()> {
         unsafe { libc::close(fd) };
     }
     Ok(())
-}
-
-/// One child process run to its end: wall time and peak RSS (of it and the descendants it
-/// waited for; the workload under `record` is a few MB, so for `record` this is the
-/// recorder's).
-struct Measured {
-    wall: Duration,
-    max_rss_kb: i64,
-}
-
-fn measure(cmd: &mut Command) -> Result<Measured> {
-    let start = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let mut status = 0;
-    // SAFETY: all-zero is a valid rusage.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: our own child; out-parameters are valid.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    if pid < 0 {
-        bail!("waiting for {cmd:?}: {}", std::io::Error::last_os_error());
-    }
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("{cmd:?} failed (wait status {status})");
-    }
-    Ok(Measured {
-        wall,
-        max_rss_kb: usage.ru_maxrss,
-    })
 }
 
 /// `profgen-bench --loss N`: the workload untraced (the baseline), then recorded, then the
@@ -155,11 +123,4 @@ fn lost_reasons(rec: &Recording) -> String {
     } else {
         nonzero.join(", ")
     }
-}
-
-/// A disk-backed directory for a million files (`/tmp` may be a small tmpfs).
-fn data_dir() -> PathBuf {
-    std::env::var_os("PROFGEN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
 }

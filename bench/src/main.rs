@@ -21,6 +21,7 @@ use std::{path::PathBuf, process::Command, time::Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
+mod child;
 mod containers;
 mod cost;
 mod loss;

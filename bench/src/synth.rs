@@ -9,16 +9,19 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use profgen::model::{
     Abi, Activity, CgroupRecord, Coverage, Direction, FileAccess, FileOp, Flow, FsPath, Host,
     Listen, Process, Protocol, Recording, Runtime, SocketKind, Target, SCHEMA_VERSION,
 };
 
-use crate::{profgen_bin, report::SynthRow};
+use crate::{
+    child::{data_dir, measure, Measured},
+    profgen_bin,
+    report::SynthRow,
+};
 
 /// What nginx-like workloads call (the demo recording's set), plus the calls of the file
 /// operations generated here.
@@ -248,6 +251,7 @@ fn recording(files: Vec<FileAccess>) -> Recording {
         host: Host {
             kernel_release: "6.18.0".into(),
             machine: "x86_64".into(),
+            event_exits: None,
         },
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: "2026-01-01T00:10:00Z".into(),
@@ -363,40 +367,6 @@ fn run_synth(profgen: &Path, recordings: &[PathBuf], out: &Path) -> Result<Measu
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()),
     )
-}
-
-/// One child process run to its end: wall time and peak RSS.
-struct Measured {
-    wall: Duration,
-    max_rss_kb: i64,
-}
-
-fn measure(cmd: &mut Command) -> Result<Measured> {
-    let start = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let mut status = 0;
-    // SAFETY: all-zero is a valid rusage.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: our own child; out-parameters are valid.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    if pid < 0 {
-        bail!("waiting for {cmd:?}: {}", std::io::Error::last_os_error());
-    }
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("{cmd:?} failed (wait status {status})");
-    }
-    Ok(Measured {
-        wall,
-        max_rss_kb: usage.ru_maxrss,
-    })
-}
-
-/// A disk-backed directory for recordings of a million files (`/tmp` may be a small tmpfs).
-fn data_dir() -> PathBuf {
-    std::env::var_os("PROFGEN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
 }
 
 #[cfg(test)]
