@@ -18,8 +18,7 @@ mod support;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     time::Duration,
 };
 
@@ -34,33 +33,11 @@ use profgen::{
 };
 use profgen_demo::{build_bundle, seccomp::recording, BundleOptions, PROBE_PATH};
 
+use support::{stripped_profgen, which};
+
 const PORT: u16 = 8080;
 /// Calls outside nginx's profile, which the probe makes in the container (`crun exec`).
 const PROBED: [&str; 3] = ["unshare", "ptrace", "personality"];
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// profgen without its debug information: the guest holds it in memory.
-fn stripped_profgen(dir: &Path) -> PathBuf {
-    let bin = support::profgen_binary();
-    let out = dir.join("profgen");
-    let stripped = Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(&bin)
-        .arg(&out)
-        .status()
-        .is_ok_and(|s| s.success());
-    if stripped {
-        out
-    } else {
-        bin
-    }
-}
 
 fn show(what: &str, r: &CrunVmReport) {
     println!(

@@ -11,11 +11,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::time::Duration;
 
 use profgen::{
     model::{activity::FileOp, EventExits, Recording},
@@ -25,31 +21,9 @@ use profgen::{
     },
 };
 
+use support::{stripped_profgen, which};
+
 const WORK: &str = "/tmp/w";
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/bin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// profgen without its debug information: the guest holds it in memory.
-fn stripped_profgen(dir: &Path) -> PathBuf {
-    let bin = support::profgen_binary();
-    let out = dir.join("profgen");
-    let stripped = Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(&bin)
-        .arg(&out)
-        .status()
-        .is_ok_and(|s| s.success());
-    if stripped {
-        out
-    } else {
-        bin
-    }
-}
 
 /// The run's recording, which must say it was made with `exits`.
 fn recording(run: &ExitsRun, exits: EventExits, console: &str) -> Recording {

@@ -28,14 +28,9 @@ use profgen::{
     },
 };
 
-const RUNS: usize = 3;
+use support::which;
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
+const RUNS: usize = 3;
 
 /// Every measured call is in the runtime's list; the measurement saw the runtime's exec.
 fn assert_listed(name: &str, runs: &[Run]) {

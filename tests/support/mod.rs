@@ -469,3 +469,33 @@ pub fn file_facts(rec: &Recording, prefix: &str) -> std::collections::BTreeSet<F
         })
         .collect()
 }
+
+/// A program on `PATH` or in the system directories root's `PATH` may lack.
+pub fn which(name: &str) -> Option<PathBuf> {
+    env::split_paths(&env::var_os("PATH")?)
+        .chain([
+            "/usr/sbin".into(),
+            "/usr/bin".into(),
+            "/sbin".into(),
+            "/bin".into(),
+        ])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// profgen without its debug information, in `dir`: a qemu guest holds it in memory.
+pub fn stripped_profgen(dir: &Path) -> PathBuf {
+    let bin = profgen_binary();
+    let out = dir.join("profgen");
+    let stripped = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&bin)
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    if stripped {
+        out
+    } else {
+        bin
+    }
+}

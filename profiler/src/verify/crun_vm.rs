@@ -17,9 +17,9 @@ use std::{
 use oci_spec::runtime::{LinuxSeccomp, Spec};
 
 use super::{
-    apparmor::{guest_quote, image::Image, qemu, tool, VmOptions},
+    apparmor::{guest_quote, image::Image, tool, VmOptions},
     runtime_calls::{
-        guest::{preamble, GuestFacts, BUSYBOX, CRUN, INIT},
+        guest::{boot_pure_v2, preamble, GuestFacts, BUSYBOX, CRUN, DONE, INIT},
         MeasureError,
     },
 };
@@ -31,7 +31,6 @@ const RECORDING: &str = "/tmp/recording.json";
 /// The cgroup the recorder watches; the container's is below it.
 const RECORDED: &str = "profgen";
 const CONTAINER: &str = "demo";
-const DONE: &str = "PROFGEN done";
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -248,7 +247,6 @@ fn parse(console: &str) -> CrunVmReport {
 /// Boots the guest and runs the bundle under crun. Errors only when the guest could not be
 /// built or did not finish; what failed in it is in [`CrunVmReport::failures`].
 pub fn run(c: &CrunVm) -> Result<CrunVmReport, MeasureError> {
-    let (kernel, qemu_bin) = qemu::kernel_and_qemu(&c.vm)?;
     let busybox = tool("busybox", "busybox-static")?;
     let Some((suite_program, suite_args)) = c.suite.split_first() else {
         return Err(MeasureError::Guest("a suite".into(), String::new()));
@@ -291,35 +289,7 @@ pub fn run(c: &CrunVm) -> Result<CrunVmReport, MeasureError> {
         )
     );
     img.write(INIT, 0o755, init.as_bytes());
-    let size_mb = img.size() / (1 << 20);
-    let dir = tempfile::tempdir().map_err(super::runtime_calls::io("creating a temp dir"))?;
-    let initrd = dir.path().join("initramfs.cpio.gz");
-    let mut f = std::fs::File::create(&initrd)
-        .map_err(super::runtime_calls::io("creating the initramfs"))?;
-    img.finish(&mut f)
-        .map_err(super::runtime_calls::io("writing the initramfs"))?;
-    drop(f);
-    let append = format!(
-        "console=ttyS0 quiet panic=-1 rdinit={INIT} {} {}",
-        super::runtime_calls::guest::CGROUP_V2_ONLY,
-        c.vm.extra_kernel_args
-    );
-    let boot = qemu::boot(&qemu::BootArgs {
-        qemu: &qemu_bin,
-        kernel: &kernel,
-        initrd: &initrd,
-        memory_mb: c.vm.memory_mb.max(512 + 3 * size_mb as u32),
-        append: &append,
-        timeout: c.vm.timeout,
-        first_marker: "PROFGEN booted",
-    })?;
-    if !boot.console.contains(DONE) {
-        let lines: Vec<&str> = boot.console.lines().collect();
-        return Err(MeasureError::Guest(
-            DONE.into(),
-            lines[lines.len().saturating_sub(40)..].join("\n"),
-        ));
-    }
+    let boot = boot_pure_v2(img, &c.vm)?;
     let mut report = parse(&boot.console);
     report.filter_expected = c.seccomp.is_some();
     report.console = boot.console;

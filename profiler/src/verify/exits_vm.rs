@@ -9,16 +9,15 @@
 use std::path::PathBuf;
 
 use super::{
-    apparmor::{guest_quote, image::Image, qemu, tool, VmOptions},
+    apparmor::{guest_quote, image::Image, tool, VmOptions},
     runtime_calls::{
-        guest::{preamble, GuestFacts, BUSYBOX, INIT},
-        io, MeasureError,
+        guest::{boot_pure_v2, preamble, GuestFacts, BUSYBOX, DONE, INIT},
+        MeasureError,
     },
 };
 use crate::model::EventExits;
 
 const PROFGEN: &str = "/usr/bin/profgen";
-const DONE: &str = "PROFGEN done";
 const REC: &str = "PROFGEN-REC-";
 
 /// What to run.
@@ -164,40 +163,13 @@ fn parse(console: &str) -> ExitsVmReport {
 /// Boots the guest and records the script once per hook. Errors only when the guest could
 /// not be built or did not finish; each run's outcome is in the report.
 pub fn run(c: &ExitsVm) -> Result<ExitsVmReport, MeasureError> {
-    let (kernel, qemu_bin) = qemu::kernel_and_qemu(&c.vm)?;
     let busybox = tool("busybox", "busybox-static")?;
     let mut img = Image::default();
     img.copy_to(&busybox, BUSYBOX, 0o755)?;
     img.system_program(&c.recorder, PROFGEN)?;
     let init = format!("{}{}", preamble(), script(&c.setup, &c.script, &c.exits));
     img.write(INIT, 0o755, init.as_bytes());
-    let size_mb = img.size() / (1 << 20);
-    let dir = tempfile::tempdir().map_err(io("creating a temp dir"))?;
-    let initrd = dir.path().join("initramfs.cpio.gz");
-    let mut f = std::fs::File::create(&initrd).map_err(io("creating the initramfs"))?;
-    img.finish(&mut f).map_err(io("writing the initramfs"))?;
-    drop(f);
-    let append = format!(
-        "console=ttyS0 quiet panic=-1 rdinit={INIT} {} {}",
-        super::runtime_calls::guest::CGROUP_V2_ONLY,
-        c.vm.extra_kernel_args
-    );
-    let boot = qemu::boot(&qemu::BootArgs {
-        qemu: &qemu_bin,
-        kernel: &kernel,
-        initrd: &initrd,
-        memory_mb: c.vm.memory_mb.max(512 + 3 * size_mb as u32),
-        append: &append,
-        timeout: c.vm.timeout,
-        first_marker: "PROFGEN booted",
-    })?;
-    if !boot.console.contains(DONE) {
-        let lines: Vec<&str> = boot.console.lines().collect();
-        return Err(MeasureError::Guest(
-            DONE.into(),
-            lines[lines.len().saturating_sub(40)..].join("\n"),
-        ));
-    }
+    let boot = boot_pure_v2(img, &c.vm)?;
     let mut report = parse(&boot.console);
     report.console = boot.console;
     report.boot_secs = boot.boot_secs;

@@ -20,7 +20,8 @@ pub(crate) const BUSYBOX: &str = "/.profgen/bin/busybox";
 const ROOTFS: &str = "/.profgen/rootfs";
 const BUNDLES: &str = "/.profgen/bundles";
 pub(crate) const CRUN: &str = "/usr/bin/crun";
-const DONE: &str = "PROFGEN done";
+/// The guest's last console line: every guest script ends with it.
+pub const DONE: &str = "PROFGEN done";
 
 /// The kernel command line's part that makes the hierarchy pure cgroup v2.
 pub const CGROUP_V2_ONLY: &str = "cgroup_no_v1=all";
@@ -213,7 +214,6 @@ pub fn measure(
     runs: usize,
     vm: &VmOptions,
 ) -> Result<(GuestFacts, Vec<Run>), MeasureError> {
-    let (kernel, qemu_bin) = qemu::kernel_and_qemu(vm)?;
     let busybox = tool("busybox", "busybox-static")?;
     let mut img = Image::default();
     img.copy_to(&busybox, BUSYBOX, 0o755)?;
@@ -232,6 +232,17 @@ pub fn measure(
         );
     }
     img.write(INIT, 0o755, init_script(runs).as_bytes());
+    let boot = boot_pure_v2(img, vm)?;
+    runs_of(&boot.console, runs)
+}
+
+/// Boots Debian's kernel with `img` as its initramfs (its init at [`INIT`]) on a pure
+/// cgroup v2 hierarchy, with room for the image in memory, and waits for the guest's last
+/// line ([`DONE`]): the boot, or the console's last lines when the guest did not finish.
+/// The guests that run crun or profgen's recorder (`crun_vm`, `exits_vm`) share it.
+pub(crate) fn boot_pure_v2(img: Image, vm: &VmOptions) -> Result<qemu::Boot, MeasureError> {
+    let (kernel, qemu_bin) = qemu::kernel_and_qemu(vm)?;
+    let size_mb = img.size() / (1 << 20);
     let dir = tempfile::tempdir().map_err(io("creating a temp dir"))?;
     let initrd = dir.path().join("initramfs.cpio.gz");
     let mut f = std::fs::File::create(&initrd).map_err(io("creating the initramfs"))?;
@@ -245,12 +256,19 @@ pub fn measure(
         qemu: &qemu_bin,
         kernel: &kernel,
         initrd: &initrd,
-        memory_mb: vm.memory_mb,
+        memory_mb: vm.memory_mb.max(512 + 3 * size_mb as u32),
         append: &append,
         timeout: vm.timeout,
         first_marker: "PROFGEN booted",
     })?;
-    runs_of(&boot.console, runs)
+    if !boot.console.contains(DONE) {
+        let lines: Vec<&str> = boot.console.lines().collect();
+        return Err(MeasureError::Guest(
+            DONE.into(),
+            lines[lines.len().saturating_sub(40)..].join("\n"),
+        ));
+    }
+    Ok(boot)
 }
 
 /// The facts and runs of a finished guest's console; every run must have exec'd.
