@@ -2,8 +2,9 @@
 //! large benchmarks keep their files.
 
 use std::{
-    path::PathBuf,
-    process::Command,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    thread,
     time::{Duration, Instant},
 };
 
@@ -44,4 +45,19 @@ pub fn data_dir() -> PathBuf {
     std::env::var_os("PROFGEN_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+}
+
+/// Waits until the recorder `child` (started with `--ready-file ready`) has attached its
+/// programs; a recorder that exits or takes more than 30 s is killed and reported.
+pub fn wait_ready(child: &mut Child, ready: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        if Instant::now() > deadline || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the recorder did not start");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }

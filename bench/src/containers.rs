@@ -5,7 +5,6 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
@@ -215,15 +214,7 @@ impl Recorder {
             .arg(&ready)
             .stderr(Stdio::null())
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready.exists() {
-            if Instant::now() > deadline || child.try_wait()?.is_some() {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the recorder did not start");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        crate::child::wait_ready(&mut child, &ready)?;
         Ok(Self(child))
     }
 

@@ -6,8 +6,6 @@ use std::{
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command},
-    thread,
-    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -279,15 +277,7 @@ impl Bystander {
             cmd.arg("--syscalls-only");
         }
         let mut child = cmd.args(["--", "sleep", "3600"]).spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready.exists() {
-            if Instant::now() > deadline || child.try_wait()?.is_some() {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the recorder did not start");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        crate::child::wait_ready(&mut child, &ready)?;
         Ok(Self(child))
     }
 

@@ -5,8 +5,7 @@ use std::{
     net::{SocketAddr, TcpListener},
     path::Path,
     process::{Child, Command},
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -143,14 +142,7 @@ impl Recorder {
             cmd.arg("--syscalls-only");
         }
         let mut child = cmd.spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready.exists() {
-            if Instant::now() > deadline || child.try_wait()?.is_some() {
-                let _ = child.kill();
-                bail!("the recorder did not start");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        crate::child::wait_ready(&mut child, &ready)?;
         Ok(Self(child))
     }
 

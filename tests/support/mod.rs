@@ -472,15 +472,7 @@ pub fn file_facts(rec: &Recording, prefix: &str) -> std::collections::BTreeSet<F
 
 /// A program on `PATH` or in the system directories root's `PATH` may lack.
 pub fn which(name: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .chain([
-            "/usr/sbin".into(),
-            "/usr/bin".into(),
-            "/sbin".into(),
-            "/bin".into(),
-        ])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    profgen::verify::apparmor::which(Path::new(name))
 }
 
 /// profgen without its debug information, in `dir`: a qemu guest holds it in memory.

@@ -850,28 +850,33 @@ mod tests {
         assert_eq!(act.files[0].path.as_bytes(), path);
     }
 
-    /// A directory made and removed before its events are read is still named as one:
-    /// AppArmor matches `rmdir` of a directory against `dir/`.
-    #[test]
-    fn a_removed_directory_keeps_its_trailing_slash() {
-        use profiler_common::event::{nr, PATH_LEN};
-        let dir = tempfile::tempdir().unwrap();
-        let gone = dir.path().canonicalize().unwrap().join("gone");
-        let name = gone.as_os_str().as_bytes();
-        let mut path = [0u8; PATH_LEN];
+    /// A workload's file event of syscall `nr` by process `tgid`, naming `name`.
+    fn path_event(nr: u32, tgid: u32, name: &[u8], ret: i64, args: [u64; 4]) -> Event {
+        let mut path = [0u8; profiler_common::event::PATH_LEN];
         path[..name.len()].copy_from_slice(name);
-        let me = u64::from(std::process::id());
-        let event = |nr: u32| Event {
+        let tgid = u64::from(tgid);
+        Event {
             kind: kind::SYSCALL,
             nr,
-            pid_tgid: me << 32 | me,
-            ret: 0,
-            args: [0, 0o755, 0, 0],
+            pid_tgid: tgid << 32 | tgid,
+            ret,
+            args,
             status: status::of_phase(phase::WORKLOAD),
             path_len: name.len() as u32,
             path,
             ..Event::ZERO
-        };
+        }
+    }
+
+    /// A directory made and removed before its events are read is still named as one:
+    /// AppArmor matches `rmdir` of a directory against `dir/`.
+    #[test]
+    fn a_removed_directory_keeps_its_trailing_slash() {
+        use profiler_common::event::nr;
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().canonicalize().unwrap().join("gone");
+        let name = gone.as_os_str().as_bytes();
+        let event = |nr| path_event(nr, std::process::id(), name, 0, [0, 0o755, 0, 0]);
         let mut c = Collector::default();
         c.add(&event(nr::MKDIR));
         c.add(&event(nr::RMDIR));
@@ -894,7 +899,7 @@ mod tests {
     /// drained. Without that note they cannot be resolved.
     #[test]
     fn relative_names_of_a_process_gone_since_its_batch_resolve() {
-        use profiler_common::event::{nr, PATH_LEN};
+        use profiler_common::event::nr;
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().canonicalize().unwrap();
         let mut child = std::process::Command::new("sleep")
@@ -902,22 +907,14 @@ mod tests {
             .current_dir(&dir)
             .spawn()
             .unwrap();
-        let tgid = u64::from(child.id());
-        let name = b"base/1/1259";
-        let mut path = [0u8; PATH_LEN];
-        path[..name.len()].copy_from_slice(name);
         // openat(AT_FDCWD, "base/1/1259", O_RDWR)
-        let ev = Event {
-            kind: kind::SYSCALL,
-            nr: nr::OPENAT,
-            pid_tgid: tgid << 32 | tgid,
-            ret: 7,
-            args: [AT_FDCWD as u64, 0, 0o2, 0],
-            status: status::of_phase(phase::WORKLOAD),
-            path_len: name.len() as u32,
-            path,
-            ..Event::ZERO
-        };
+        let ev = path_event(
+            nr::OPENAT,
+            child.id(),
+            b"base/1/1259",
+            7,
+            [AT_FDCWD as u64, 0, 0o2, 0],
+        );
         let mut noted = Collector::default();
         noted.note_processes(std::slice::from_ref(&ev));
         child.kill().unwrap();
@@ -946,18 +943,15 @@ mod tests {
     #[test]
     fn an_unreadable_name_is_not_the_working_directory() {
         use profiler_common::event::nr;
-        let me = u64::from(std::process::id());
-        let ev = Event {
-            kind: kind::SYSCALL,
-            nr: nr::OPENAT,
-            pid_tgid: me << 32 | me,
-            ret: 9,
-            // openat(AT_FDCWD, <unreadable>, O_RDONLY|O_CLOEXEC)
-            args: [AT_FDCWD as u64, 0, 0o2000000, 0],
-            status: status::of_phase(phase::WORKLOAD) | status::UNREADABLE,
-            path_len: 0,
-            ..Event::ZERO
-        };
+        // openat(AT_FDCWD, <unreadable>, O_RDONLY|O_CLOEXEC)
+        let mut ev = path_event(
+            nr::OPENAT,
+            std::process::id(),
+            b"",
+            9,
+            [AT_FDCWD as u64, 0, 0o2000000, 0],
+        );
+        ev.status |= status::UNREADABLE;
         let mut c = Collector::default();
         c.add(&ev);
         assert_eq!(c.unresolved, 1);

@@ -54,39 +54,30 @@ fn writes_only(p: &Perms) -> bool {
 }
 
 /// A rule (`removed` once collapsed into a glob) and where it is: its path when literal, else
-/// the literal part before its first glob. The path of a literal rule is borrowed from its
-/// pattern: a million-file recording's paths are not copied once more.
+/// the literal part before its first glob.
 struct Entry {
     rule: Rule,
     removed: bool,
-    /// Where it is, when that is not the pattern's one literal piece.
-    owned_at: Option<Box<[u8]>>,
+    at: Vec<u8>,
     literal: bool,
 }
 
 impl Entry {
     fn of(rule: Rule) -> Self {
-        let (owned_at, literal) = match rule.pattern.0.as_slice() {
-            [Piece::Lit(_)] => (None, true),
-            _ => match rule.pattern.as_literal() {
-                Some(lit) => (Some(lit.into()), true),
-                None => (Some(prefix(&rule.pattern).into()), false),
-            },
+        let (at, literal) = match rule.pattern.as_literal() {
+            Some(lit) => (lit, true),
+            None => (prefix(&rule.pattern), false),
         };
         Entry {
             rule,
             removed: false,
-            owned_at,
+            at,
             literal,
         }
     }
 
     fn at(&self) -> &[u8] {
-        match (&self.owned_at, self.rule.pattern.0.as_slice()) {
-            (Some(at), _) => at,
-            (None, [Piece::Lit(lit)]) => lit,
-            (None, _) => unreachable!("a pattern of one literal piece keeps it"),
-        }
+        &self.at
     }
 }
 

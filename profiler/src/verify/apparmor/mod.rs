@@ -109,7 +109,8 @@ pub fn find_kernel() -> Option<PathBuf> {
     ks.pop()
 }
 
-pub(crate) fn which(name: &Path) -> Option<PathBuf> {
+/// A program by path, or on `PATH` and the system directories root's `PATH` may lack.
+pub fn which(name: &Path) -> Option<PathBuf> {
     if name.is_absolute() {
         return name.is_file().then(|| name.to_path_buf());
     }
