@@ -114,28 +114,34 @@ impl Index {
         self.entries.push(e);
     }
 
-    /// The rules still there below `dir` (directly in it unless `recursive`).
-    fn under(&self, dir: &[u8], recursive: bool) -> Vec<usize> {
-        let mut lo = dir.to_vec();
-        lo.push(b'/');
-        let mut hi = dir.to_vec();
-        hi.push(b'0');
-        let at = |i: usize| self.entries[i].at();
-        let from = self.sorted.partition_point(|&i| at(i) < lo.as_slice());
-        let to = self.sorted.partition_point(|&i| at(i) < hi.as_slice());
-        let wanted = |p: &[u8]| is_under(p, dir) && (recursive || parent(p) == dir);
+    /// The rules still there below `dir` (directly in it unless `recursive`), lazily: the
+    /// checks stop at the first rule that rules a glob out, and the rules directly in a
+    /// directory are found without walking its subdirectories (a shard directory over a
+    /// million files would otherwise walk them all, once per level).
+    fn under<'s>(&'s self, dir: &'s [u8], recursive: bool) -> impl Iterator<Item = usize> + 's {
+        let lo = [dir, b"/"].concat();
+        let hi = [dir, b"0"].concat();
+        let from = self.partition(&lo);
+        let to = self.partition(&hi);
         let added = self
             .added
-            .range(lo.clone()..hi)
-            .filter(|(p, _)| wanted(p))
+            .range(lo..hi)
+            .filter(move |(p, _)| is_under(p, dir) && (recursive || parent(p) == dir))
             .flat_map(|(_, ids)| ids.iter().copied());
-        self.sorted[from..to]
-            .iter()
-            .copied()
-            .filter(|&i| wanted(at(i)))
-            .chain(added)
-            .filter(|&i| !self.entries[i].removed)
-            .collect()
+        Given {
+            index: self,
+            dir,
+            recursive,
+            next: from,
+            to,
+        }
+        .chain(added)
+        .filter(|&i| !self.entries[i].removed)
+    }
+
+    /// Where the first given rule at or after `at` is in `sorted`.
+    fn partition(&self, at: &[u8]) -> usize {
+        self.sorted.partition_point(|&i| self.entries[i].at() < at)
     }
 
     fn rule(&self, i: usize) -> &Rule {
@@ -146,6 +152,44 @@ impl Index {
         for &i in ids {
             self.entries[i].removed = true;
         }
+    }
+}
+
+/// The given rules below a directory, in order of place: [`Index::under`].
+struct Given<'s> {
+    index: &'s Index,
+    dir: &'s [u8],
+    recursive: bool,
+    /// Into `index.sorted`.
+    next: usize,
+    to: usize,
+}
+
+impl Iterator for Given<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.next < self.to {
+            let i = self.index.sorted[self.next];
+            let at = self.index.entries[i].at();
+            if !is_under(at, self.dir) {
+                self.next += 1;
+                continue;
+            }
+            if self.recursive || parent(at) == self.dir {
+                self.next += 1;
+                return Some(i);
+            }
+            // In a subdirectory: skip past all of it (`sub/` up to `sub0`).
+            let name = &at[self.dir.len() + 1..];
+            let Some(slash) = name.iter().position(|&b| b == b'/') else {
+                self.next += 1;
+                continue;
+            };
+            let end = [&at[..self.dir.len() + 1 + slash], b"0"].concat();
+            self.next = self.index.partition(&end).max(self.next + 1);
+        }
+        None
     }
 }
 
@@ -186,14 +230,13 @@ pub(crate) fn collapse(
 
     for recursive in [true, false] {
         for dir in &by_depth {
-            let under = index.under(dir, recursive);
-            let Some(&first) = under.first() else {
+            let Some(first) = index.under(dir, recursive).next() else {
                 continue;
             };
             let (perms, owner) = (index.rule(first).perms, index.rule(first).owner);
             let mut read_only = perms.is_read_only();
             let mut written = !recursive && writes_only(&perms);
-            for &i in &under {
+            for i in index.under(dir, recursive) {
                 let e = &index.entries[i];
                 let r = index.rule(i);
                 let same = e.literal && r.perms == perms && r.owner == owner;
@@ -211,6 +254,7 @@ pub(crate) fn collapse(
             if !read_only && !written {
                 continue;
             }
+            let under: Vec<usize> = index.under(dir, recursive).collect();
             let files: Vec<&[u8]> = under
                 .iter()
                 .map(|&i| &index.entries[i])

@@ -78,6 +78,10 @@ impl OpSet {
         self.0 |= 1 << op as u32;
     }
 
+    fn extend(&mut self, other: OpSet) {
+        self.0 |= other.0;
+    }
+
     fn contains(self, op: FileOp) -> bool {
         self.0 & 1 << op as u32 != 0
     }
@@ -93,7 +97,9 @@ impl OpSet {
 /// What the whole activity says, indexed for [`Made::facts`]. Borrows the activity's paths:
 /// a recording of a million files is not copied again.
 pub(crate) struct Made<'a> {
-    ops: BTreeMap<&'a [u8], OpSet>,
+    /// Sorted by path, one entry per path: a recording's paths come sorted, so this is made
+    /// without a search per path as a map would need.
+    ops: Vec<(&'a [u8], OpSet)>,
     dirs: BTreeSet<&'a [u8]>,
     pid_runs: BTreeMap<&'a [u8], Vec<(usize, usize)>>,
 }
@@ -141,11 +147,24 @@ pub(crate) fn reads_back(path: &[u8], perms: &Perms) -> bool {
 
 impl<'a> Made<'a> {
     pub fn new(activity: &'a Activity) -> Self {
-        let mut ops: BTreeMap<&[u8], OpSet> = BTreeMap::new();
-        for f in activity.files.iter().filter(|f| !f.failed) {
-            let set = ops.entry(trim_slash(f.path.as_bytes())).or_default();
-            f.ops.iter().for_each(|&op| set.insert(op));
-        }
+        let mut ops: Vec<(&[u8], OpSet)> = activity
+            .files
+            .iter()
+            .filter(|f| !f.failed)
+            .map(|f| {
+                let mut set = OpSet::default();
+                f.ops.iter().for_each(|&op| set.insert(op));
+                (trim_slash(f.path.as_bytes()), set)
+            })
+            .collect();
+        ops.sort_by(|a, b| a.0.cmp(b.0));
+        ops.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1.extend(next.1);
+            }
+            same
+        });
         let dirs = ops
             .iter()
             .filter(|(_, o)| o.contains(FileOp::Mkdir))
@@ -173,15 +192,16 @@ impl<'a> Made<'a> {
         }
     }
 
+    fn ops(&self, key: &[u8]) -> Option<OpSet> {
+        let i = self.ops.binary_search_by(|(p, _)| (*p).cmp(key)).ok()?;
+        Some(self.ops[i].1)
+    }
+
     /// Whether the workload created the file at `path` while recording, where its own
     /// writes may make names (`collapse dir/* (created)`).
     pub fn created(&self, path: &[u8]) -> bool {
         let key = trim_slash(path);
-        names_may_vary(key)
-            && self
-                .ops
-                .get(key)
-                .is_some_and(|o| o.contains(FileOp::Create))
+        names_may_vary(key) && self.ops(key).is_some_and(|o| o.contains(FileOp::Create))
     }
 
     /// The facts for `path`; `None` when no part of its name may vary.
@@ -192,7 +212,7 @@ impl<'a> Made<'a> {
         }
         let comps = components(key);
         let last = comps.len() - 1;
-        let ops = self.ops.get(key);
+        let ops = self.ops(key);
         let wrote = ops.is_some_and(|o| {
             let p = Perms::from_ops(o.ops().iter());
             p.write || p.append || p.link

@@ -251,9 +251,10 @@ pub fn apparmor(
     drop(succeeded);
     let made = made::Made::new(activity);
 
-    // Merge every successful access per generalised path. The pattern is the key only: a
-    // rule per file of a million-file recording is not made twice.
-    let mut merged: BTreeMap<Pattern, (Perms, bool, Vec<Cow<'static, str>>)> = BTreeMap::new();
+    // Every successful access's rule, then merged per generalised path: sorted in a list
+    // rather than gathered in a map, as the recording's paths come sorted and mostly stay
+    // so (a map of a million rules costs a search per access, and more memory).
+    let mut merged: Vec<Rule> = Vec::new();
     for f in activity.files.iter().filter(|f| !f.failed) {
         let path = f.path.as_bytes();
         if let Some(why) = escape::unexpressible(path) {
@@ -265,44 +266,45 @@ pub fn apparmor(
             continue;
         }
         let (pattern, applied) = pattern_for(path, &made, &bounding);
-        let (rule_perms, owner, notes) =
-            merged
-                .entry(pattern)
-                .or_insert((Perms::default(), f.owned, Vec::new()));
-        *rule_perms = rule_perms.union(perms);
+        merged.push(Rule {
+            pattern,
+            perms,
+            owner: f.owned,
+            notes: applied.into_iter().map(Cow::Borrowed).collect(),
+        });
+    }
+    // Stable: a merged rule's notes come in the order of the accesses.
+    merged.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+    merged.dedup_by(|next, kept| {
+        if next.pattern != kept.pattern {
+            return false;
+        }
+        kept.perms = kept.perms.union(next.perms);
         // `owner` restricts: it holds for the merged rule only if it held for every access.
-        *owner &= f.owned;
-        for a in applied {
-            if !notes.iter().any(|n| n == a) {
-                notes.push(Cow::Borrowed(a));
+        kept.owner &= next.owner;
+        for n in next.notes.drain(..) {
+            if !kept.notes.contains(&n) {
+                kept.notes.push(n);
             }
         }
-    }
+        true
+    });
 
-    // Handed to the collapse one by one rather than as a list: a million rules are not held
-    // twice.
+    // Read-back and what base covers, on the way into the collapse.
     let covered_by_base = &mut summary.covered_by_base;
-    let rules = merged
-        .into_iter()
-        .filter_map(|(pattern, (perms, owner, notes))| {
-            let mut rule = Rule {
-                pattern,
-                perms,
-                owner,
-                notes,
-            };
-            if made::reads_back(&rule.pattern.shape(), &rule.perms) {
-                rule.perms.read = true;
-                rule.notes.push(Cow::Borrowed(READ_BACK));
+    let rules = merged.into_iter().filter_map(|mut rule| {
+        if made::reads_back(&rule.pattern.shape(), &rule.perms) {
+            rule.perms.read = true;
+            rule.notes.push(Cow::Borrowed(READ_BACK));
+        }
+        match rule.pattern.base_text() {
+            Some(lit) if base::covers(&lit, &rule.perms) => {
+                *covered_by_base += 1;
+                None
             }
-            match rule.pattern.base_text() {
-                Some(lit) if base::covers(&lit, &rule.perms) => {
-                    *covered_by_base += 1;
-                    None
-                }
-                _ => Some(rule),
-            }
-        });
+            _ => Some(rule),
+        }
+    });
 
     let rules = collapse::collapse(rules, &failed, opts.collapse_threshold, &|p| {
         made.created(p)
