@@ -10,6 +10,7 @@ pub mod check;
 pub mod cluster;
 pub mod diff;
 pub mod k8s;
+pub mod memory;
 pub mod model;
 pub mod naming;
 pub mod output;

@@ -263,6 +263,7 @@ fn activity_artifacts<T: Send>(
         let policy =
             (!opts.labels.is_empty() || opts.pod.is_some()).then(|| network_policy(activity, opts));
         let suggestion = sc::security_context(activity, &sc::Options::with_volumes(&opts.volumes));
+        crate::memory::release_freed();
         let after = meanwhile();
         let made = match checking {
             Ok(thread) => thread

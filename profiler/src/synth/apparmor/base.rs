@@ -71,22 +71,7 @@ pub(crate) fn covers(path: &[u8], perms: &Perms) -> bool {
         return false;
     }
     let mut granted = Perms::default();
-    // Brace-free patterns, each with the literal part before its first glob: that part
-    // decides most patterns without matching (a million paths times base's patterns, with a
-    // copy of the pattern per brace alternative, was most of a synthesis).
-    static EXPANDED: std::sync::OnceLock<Vec<(Vec<u8>, usize, &'static str)>> =
-        std::sync::OnceLock::new();
-    let expanded = EXPANDED.get_or_init(|| {
-        BASE.iter()
-            .flat_map(|(pattern, letters)| {
-                expand_braces(pattern.as_bytes()).into_iter().map(move |p| {
-                    let lit = p.iter().position(|b| b"*@".contains(b)).unwrap_or(p.len());
-                    (p, lit, *letters)
-                })
-            })
-            .collect()
-    });
-    for (pattern, lit, letters) in expanded {
+    for (pattern, lit, letters) in Expanded::get().for_path(path) {
         if path.starts_with(&pattern[..*lit]) && glob_match(pattern, path) {
             granted.read |= letters.contains('r');
             granted.write |= letters.contains('w');
@@ -96,6 +81,55 @@ pub(crate) fn covers(path: &[u8], perms: &Perms) -> bool {
     (!perms.read || granted.read)
         && (!(perms.write || perms.append) || granted.write)
         && (!perms.mmap || granted.mmap)
+}
+
+/// A brace-free pattern of base, the length of its literal part before its first glob, and
+/// the letters it grants.
+type Entry = (Vec<u8>, usize, &'static str);
+
+/// Base's patterns without braces, by the top directory their literal part names: that part
+/// decides most patterns without matching, and a path under a directory base says nothing of
+/// (`/srv`, `/var/lib`) is decided without looking at any (a million paths times base's
+/// patterns, with a copy of the pattern per brace alternative, was most of a synthesis).
+struct Expanded {
+    by_top: std::collections::BTreeMap<Vec<u8>, Vec<Entry>>,
+    /// Patterns whose literal part does not name a whole top directory.
+    any: Vec<Entry>,
+}
+
+impl Expanded {
+    fn get() -> &'static Expanded {
+        static EXPANDED: std::sync::OnceLock<Expanded> = std::sync::OnceLock::new();
+        EXPANDED.get_or_init(|| {
+            let mut out = Expanded {
+                by_top: Default::default(),
+                any: Vec::new(),
+            };
+            for (pattern, letters) in BASE {
+                for p in expand_braces(pattern.as_bytes()) {
+                    let lit = p.iter().position(|b| b"*@".contains(b)).unwrap_or(p.len());
+                    match top(&p[..lit]) {
+                        Some(t) => out.by_top.entry(t.to_vec()).or_default(),
+                        None => &mut out.any,
+                    }
+                    .push((p, lit, *letters));
+                }
+            }
+            out
+        })
+    }
+
+    fn for_path(&self, path: &[u8]) -> impl Iterator<Item = &Entry> {
+        let by_top = top(path).and_then(|t| self.by_top.get(t));
+        by_top.into_iter().flatten().chain(&self.any)
+    }
+}
+
+/// `dev` of `/dev/null`: the first component, when a `/` follows it.
+fn top(path: &[u8]) -> Option<&[u8]> {
+    let rest = path.strip_prefix(b"/")?;
+    let end = rest.iter().position(|&b| b == b'/')?;
+    Some(&rest[..end])
 }
 
 /// AppArmor globbing over bytes: `*` (no `/`), `**` (anything), `{a,b}`, and `@{pid}`

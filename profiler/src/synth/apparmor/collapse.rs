@@ -40,45 +40,24 @@ fn is_under(path: &[u8], dir: &[u8]) -> bool {
     path.len() > dir.len() + 1 && path.starts_with(dir) && path[dir.len()] == b'/'
 }
 
-/// The literal prefix of a pattern (everything before its first glob).
-fn prefix(p: &Pattern) -> Vec<u8> {
-    match p.0.first() {
-        Some(Piece::Lit(b)) => b.clone(),
-        _ => Vec::new(),
-    }
-}
-
 /// Whether a rule's letters may be merged into a `dir/*` of created files.
 fn writes_only(p: &Perms) -> bool {
     (p.write || p.append) && !(p.exec || p.link || p.lock)
 }
 
-/// A rule (`removed` once collapsed into a glob) and where it is: its path when literal, else
-/// the literal part before its first glob.
-struct Entry {
-    rule: Rule,
-    removed: bool,
-    at: Vec<u8>,
-    literal: bool,
+/// Where a rule is: its path when literal, else the literal part before its first glob.
+/// Borrowed from the rule, whose pattern [`Index`] keeps with its literals joined: a copy per
+/// rule of a million-file recording is a hundred megabytes.
+fn at(rule: &Rule) -> &[u8] {
+    match rule.pattern.0.first() {
+        Some(Piece::Lit(b)) => b,
+        _ => b"",
+    }
 }
 
-impl Entry {
-    fn of(rule: Rule) -> Self {
-        let (at, literal) = match rule.pattern.as_literal() {
-            Some(lit) => (lit, true),
-            None => (prefix(&rule.pattern), false),
-        };
-        Entry {
-            rule,
-            removed: false,
-            at,
-            literal,
-        }
-    }
-
-    fn at(&self) -> &[u8] {
-        &self.at
-    }
+/// Whether a rule (its pattern's literals joined) names one path.
+fn is_literal(rule: &Rule) -> bool {
+    matches!(rule.pattern.0.as_slice(), [] | [Piece::Lit(_)])
 }
 
 /// The rules by where they are, so the rules below a directory are one range (`dir/` up to
@@ -86,7 +65,9 @@ impl Entry {
 /// rule (a million created files in a few hundred directories would otherwise be hours).
 /// The rules given are sorted once; the few globs collapsing adds are kept apart.
 struct Index {
-    entries: Vec<Entry>,
+    rules: Vec<Rule>,
+    /// By rule: collapsed into a glob.
+    removed: Vec<bool>,
     /// Ids of the rules given, by `at`.
     sorted: Vec<usize>,
     /// Ids of the rules added, by `at`.
@@ -95,23 +76,34 @@ struct Index {
 
 impl Index {
     fn new(rules: impl IntoIterator<Item = Rule>) -> Self {
-        let entries: Vec<Entry> = rules.into_iter().map(Entry::of).collect();
-        let mut sorted: Vec<usize> = (0..entries.len()).collect();
-        sorted.sort_by(|&a, &b| entries[a].at().cmp(entries[b].at()));
+        let mut rules: Vec<Rule> = rules.into_iter().collect();
+        rules.iter_mut().for_each(|r| r.pattern.join_literals());
+        let mut sorted: Vec<usize> = (0..rules.len()).collect();
+        sorted.sort_by(|&a, &b| at(&rules[a]).cmp(at(&rules[b])));
         Index {
-            entries,
+            removed: vec![false; rules.len()],
+            rules,
             sorted,
             added: BTreeMap::new(),
         }
     }
 
-    fn add(&mut self, rule: Rule) {
-        let e = Entry::of(rule);
+    fn add(&mut self, mut rule: Rule) {
+        rule.pattern.join_literals();
         self.added
-            .entry(e.at().to_vec())
+            .entry(at(&rule).to_vec())
             .or_default()
-            .push(self.entries.len());
-        self.entries.push(e);
+            .push(self.rules.len());
+        self.rules.push(rule);
+        self.removed.push(false);
+    }
+
+    fn at(&self, i: usize) -> &[u8] {
+        at(&self.rules[i])
+    }
+
+    fn is_literal(&self, i: usize) -> bool {
+        is_literal(&self.rules[i])
     }
 
     /// The rules still there below `dir` (directly in it unless `recursive`), lazily: the
@@ -136,21 +128,21 @@ impl Index {
             to,
         }
         .chain(added)
-        .filter(|&i| !self.entries[i].removed)
+        .filter(|&i| !self.removed[i])
     }
 
     /// Where the first given rule at or after `at` is in `sorted`.
     fn partition(&self, at: &[u8]) -> usize {
-        self.sorted.partition_point(|&i| self.entries[i].at() < at)
+        self.sorted.partition_point(|&i| self.at(i) < at)
     }
 
     fn rule(&self, i: usize) -> &Rule {
-        &self.entries[i].rule
+        &self.rules[i]
     }
 
     fn remove(&mut self, ids: &[usize]) {
         for &i in ids {
-            self.entries[i].removed = true;
+            self.removed[i] = true;
         }
     }
 }
@@ -171,7 +163,7 @@ impl Iterator for Given<'_> {
     fn next(&mut self) -> Option<usize> {
         while self.next < self.to {
             let i = self.index.sorted[self.next];
-            let at = self.index.entries[i].at();
+            let at = self.index.at(i);
             if !is_under(at, self.dir) {
                 self.next += 1;
                 continue;
@@ -219,8 +211,13 @@ pub(crate) fn collapse(
     let mut index = Index::new(rules);
     let failed: BTreeSet<&[u8]> = failed.iter().map(Vec::as_slice).collect();
     let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
-    for e in index.entries.iter().filter(|e| e.literal) {
-        let mut d = parent(e.at());
+    let mut last: &[u8] = b"";
+    for r in index.rules.iter().filter(|r| is_literal(r)) {
+        // Rules come mostly in order: the directory of the last one is known already.
+        let mut d = parent(at(r));
+        if std::mem::replace(&mut last, d) == d {
+            continue;
+        }
         while depth(d) >= MIN_DEPTH && dirs.insert(d) {
             d = parent(d);
         }
@@ -237,14 +234,14 @@ pub(crate) fn collapse(
             let mut read_only = perms.is_read_only();
             let mut written = !recursive && writes_only(&perms);
             for i in index.under(dir, recursive) {
-                let e = &index.entries[i];
                 let r = index.rule(i);
-                let same = e.literal && r.perms == perms && r.owner == owner;
-                let is_file = e.literal && !e.at().ends_with(b"/");
+                let literal = index.is_literal(i);
+                let same = literal && r.perms == perms && r.owner == owner;
+                let is_file = literal && !index.at(i).ends_with(b"/");
                 if !same || (!recursive && !is_file) {
                     read_only = false;
                     written = false;
-                } else if written && !created(e.at()) {
+                } else if written && !created(index.at(i)) {
                     written = false;
                 }
                 if !read_only && !written {
@@ -257,9 +254,8 @@ pub(crate) fn collapse(
             let under: Vec<usize> = index.under(dir, recursive).collect();
             let files: Vec<&[u8]> = under
                 .iter()
-                .map(|&i| &index.entries[i])
-                .filter(|e| e.literal && !e.at().ends_with(b"/"))
-                .map(Entry::at)
+                .filter(|&&i| index.is_literal(i) && !index.at(i).ends_with(b"/"))
+                .map(|&i| index.at(i))
                 .collect();
             if files.len() < threshold {
                 continue;
@@ -301,10 +297,11 @@ pub(crate) fn collapse(
     }
     // Keep the output order stable: by rendered path.
     let mut sorted: BTreeMap<String, Rule> = BTreeMap::new();
-    for rule in index
-        .entries
+    for (rule, _) in index
+        .rules
         .into_iter()
-        .filter_map(|e| (!e.removed).then_some(e.rule))
+        .zip(index.removed)
+        .filter(|(_, removed)| !removed)
     {
         sorted.insert(rule.pattern.render(), rule);
     }
@@ -339,9 +336,9 @@ mod tests {
             (vec![], "", true),
         ];
         for (pieces, at, literal) in cases {
-            let e = Entry::of(rule(pieces.clone()));
-            assert_eq!(e.at(), at.as_bytes(), "{pieces:?}");
-            assert_eq!(e.literal, literal, "{pieces:?}");
+            let index = Index::new([rule(pieces.clone())]);
+            assert_eq!(index.at(0), at.as_bytes(), "{pieces:?}");
+            assert_eq!(index.is_literal(0), literal, "{pieces:?}");
         }
     }
 }

@@ -155,6 +155,7 @@ pub(crate) fn generalise(path: &[u8], facts: Option<&PathFacts>) -> (Pattern, Ve
         }
         pat.push_lit(c);
     }
+    pat.shrink_to_fit();
     (pat, rules)
 }
 

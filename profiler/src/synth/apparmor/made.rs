@@ -98,7 +98,8 @@ impl OpSet {
 /// a recording of a million files is not copied again.
 pub(crate) struct Made<'a> {
     /// Sorted by path, one entry per path: a recording's paths come sorted, so this is made
-    /// without a search per path as a map would need.
+    /// without a search per path as a map would need, and the lookups, made in the same
+    /// order, find their way in memory that is still cached (a hash of each path costs more).
     ops: Vec<(&'a [u8], OpSet)>,
     dirs: BTreeSet<&'a [u8]>,
     pid_runs: BTreeMap<&'a [u8], Vec<(usize, usize)>>,

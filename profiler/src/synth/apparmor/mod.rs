@@ -25,11 +25,7 @@ mod tests;
 #[cfg(test)]
 mod tests_next_run;
 
-use std::{
-    borrow::Cow,
-    collections::{BTreeMap, BTreeSet},
-    fmt::Write as _,
-};
+use std::{borrow::Cow, collections::BTreeSet, fmt::Write as _};
 
 use crate::model::activity::{Activity, FileOp};
 use pattern::Pattern;

@@ -24,18 +24,6 @@ impl Pattern {
         Pattern(vec![Piece::Lit(bytes.to_vec())])
     }
 
-    /// The path when nothing was generalised.
-    pub fn as_literal(&self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        for p in &self.0 {
-            match p {
-                Piece::Lit(b) => out.extend_from_slice(b),
-                Piece::Glob(_) => return None,
-            }
-        }
-        Some(out)
-    }
-
     /// The path for matching against `abstractions/base`: literal, or with only `@{pid}` /
     /// `@{tid}` globs (which base's matcher understands).
     pub fn base_text(&self) -> Option<Vec<u8>> {
@@ -61,6 +49,35 @@ impl Pattern {
             }
         }
         out
+    }
+
+    /// Joins literal pieces that follow each other (`push_lit` never leaves any; a pattern
+    /// built piece by piece may): a literal pattern is then one piece.
+    pub fn join_literals(&mut self) {
+        if !self
+            .0
+            .windows(2)
+            .any(|w| matches!(w, [Piece::Lit(_), Piece::Lit(_)]))
+        {
+            return;
+        }
+        for piece in std::mem::take(&mut self.0) {
+            match piece {
+                Piece::Lit(b) => self.push_lit(&b),
+                glob => self.0.push(glob),
+            }
+        }
+    }
+
+    /// Gives back what building the pattern piece by piece reserved (room for four pieces,
+    /// twice a literal's length): the rule per file of a million-file recording keeps it.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+        for piece in &mut self.0 {
+            if let Piece::Lit(b) = piece {
+                b.shrink_to_fit();
+            }
+        }
     }
 
     pub fn push_lit(&mut self, b: &[u8]) {
