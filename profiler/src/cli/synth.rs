@@ -120,7 +120,13 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     // rule.
     let rec = match <[Recording; 1]>::try_from(recordings) {
         Ok([one]) => one,
-        Err(several) => Recording::merge(&several).context("merging the recordings")?,
+        Err(several) => {
+            let merged = Recording::merge(&several).context("merging the recordings")?;
+            // The runs are not needed again: their memory goes back before synthesis.
+            drop(several);
+            profgen::memory::release_freed();
+            merged
+        }
     };
     let source = describe(&args.recordings);
     let cluster = match &args.cluster {

@@ -3,10 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{
-    Abi, Activity, CgroupRecord, FileAccess, FileOp, FsPath, ModelError, Recording, SyscallSet,
-    SCHEMA_VERSION,
-};
+use super::{Abi, Activity, CgroupRecord, ModelError, Recording, SyscallSet, SCHEMA_VERSION};
 
 impl Recording {
     /// One line per cgroup a process joined after the runtime's hand-over.
@@ -223,29 +220,19 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
         privilege_gained,
     } = other;
     // One entry per (path, failed, owned), with every operation either run did. `into`'s
-    // own entries are moved, not copied.
-    let mut by_file: BTreeMap<(FsPath, bool, bool), BTreeSet<FileOp>> = BTreeMap::new();
-    for f in std::mem::take(&mut into.files) {
-        by_file
-            .entry((f.path, f.failed, f.owned))
-            .or_default()
-            .extend(f.ops);
-    }
-    for f in files {
-        by_file
-            .entry((f.path.clone(), f.failed, f.owned))
-            .or_default()
-            .extend(f.ops.iter().copied());
-    }
-    into.files = by_file
-        .into_iter()
-        .map(|((path, failed, owned), ops)| FileAccess {
-            path,
-            ops,
-            failed,
-            owned,
-        })
-        .collect();
+    // own entries are moved, not copied. Both lists come sorted by path: the sort merges two
+    // runs, where a map of a million files would search for each.
+    let mut all = std::mem::take(&mut into.files);
+    all.extend(files.iter().cloned());
+    all.sort_by(|a, b| (&a.path, a.failed, a.owned).cmp(&(&b.path, b.failed, b.owned)));
+    all.dedup_by(|next, kept| {
+        let same = (&next.path, next.failed, next.owned) == (&kept.path, kept.failed, kept.owned);
+        if same {
+            kept.ops.append(&mut next.ops);
+        }
+        same
+    });
+    into.files = all;
     // `None` means the kernel could not tell; a run that could tell is the better evidence.
     if let Some(caps) = capabilities {
         into.capabilities
