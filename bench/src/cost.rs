@@ -26,8 +26,9 @@ use crate::{
 #[derive(Clone, Copy, Debug)]
 enum Config {
     Untraced,
-    /// An empty raw tracepoint on `sys_enter`: what any syscall-entry hook pays.
-    Floor,
+    /// Empty programs on the hooks `Hook` names (an empty raw tracepoint on `sys_enter`:
+    /// what any syscall-entry hook pays).
+    Floor(Hook),
     /// `profgen record -- loop`.
     Profgen {
         syscalls_only: bool,
@@ -46,6 +47,14 @@ enum Config {
 }
 
 impl Config {
+    /// Another tool than profgen.
+    fn peer(self) -> bool {
+        matches!(
+            self,
+            Config::Bpftrace { .. } | Config::Strace | Config::PerfTrace
+        )
+    }
+
     /// Tracers that stop the process at every call run a shorter loop.
     fn slow(self) -> bool {
         matches!(self, Config::Strace | Config::PerfTrace)
@@ -60,7 +69,17 @@ fn rows_of(call: Call) -> Vec<(&'static str, &'static str, Config)> {
         (
             "empty raw tracepoint (floor)",
             "an empty BPF program on raw_syscalls:sys_enter",
-            Floor,
+            Floor(Hook::Empty),
+        ),
+        (
+            "empty enter and exit hooks (floor of both)",
+            "the above and an empty program on each syscalls:sys_exit_* tracepoint profgen uses when the kernel has no fexit (those run on every syscall's exit)",
+            Floor(Hook::EmptyWithExitTracepoints),
+        ),
+        (
+            "empty raw tracepoints on enter and exit",
+            "empty BPF programs on raw_syscalls:sys_enter and raw_syscalls:sys_exit",
+            Floor(Hook::EmptyWithRawExit),
         ),
         (
             "profgen record",
@@ -193,8 +212,8 @@ impl Bench {
         });
         match config {
             Config::Untraced => self.run_loop(call, calls, None),
-            Config::Floor => {
-                let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
+            Config::Floor(hook) => {
+                let _hook = Kernel::load(hook).context("attaching the empty hook")?;
                 self.run_loop(call, calls, None)
             }
             Config::Profgen { syscalls_only } => self.profgen(call, calls, syscalls_only),
@@ -291,7 +310,13 @@ impl Bystander {
 
 /// Measures every loop under every configuration, `rounds` times, interleaved. A peer that
 /// fails is reported as not measured, with its error; the untraced baseline must succeed.
-pub fn bench(calls: u64, slow_calls: u64, rounds: usize) -> Result<SyscallSection> {
+/// Which of the per-call cost part's loops and rows run.
+pub struct Scope {
+    pub calls: Vec<Call>,
+    pub peers: bool,
+}
+
+pub fn bench(calls: u64, slow_calls: u64, rounds: usize, scope: &Scope) -> Result<SyscallSection> {
     let root = Cgroup::root()?;
     let parent = root.path().join("profgen-bench");
     fs::create_dir_all(&parent)?;
@@ -303,7 +328,7 @@ pub fn bench(calls: u64, slow_calls: u64, rounds: usize) -> Result<SyscallSectio
         calls,
         slow_calls,
     };
-    let result = measure_all(&bench, rounds);
+    let result = measure_all(&bench, rounds, scope);
     let _ = fs::remove_dir(&cgroup);
     let _ = fs::remove_dir(&parent);
     Ok(SyscallSection {
@@ -314,9 +339,16 @@ pub fn bench(calls: u64, slow_calls: u64, rounds: usize) -> Result<SyscallSectio
     })
 }
 
-fn measure_all(bench: &Bench, rounds: usize) -> Result<Vec<Table>> {
-    let calls = [Call::Getppid, Call::Fcntl, Call::Open];
-    let plan: Vec<Vec<(&str, &str, Config)>> = calls.iter().map(|&c| rows_of(c)).collect();
+fn measure_all(bench: &Bench, rounds: usize, scope: &Scope) -> Result<Vec<Table>> {
+    let calls = &scope.calls;
+    let plan: Vec<Vec<(&str, &str, Config)>> = calls
+        .iter()
+        .map(|&c| {
+            let mut rows = rows_of(c);
+            rows.retain(|(_, _, config)| scope.peers || !config.peer());
+            rows
+        })
+        .collect();
     let mut results: Vec<Vec<Outcome>> = plan
         .iter()
         .map(|rows| vec![Outcome::Measured(Vec::new()); rows.len()])

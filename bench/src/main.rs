@@ -2,7 +2,9 @@
 //! written to BENCHMARKS.md.
 //!
 //! * a) per-call cost of a `getppid`, an `fcntl` and an `openat`+`close` loop: untraced, under
-//!   an empty raw tracepoint (the floor any syscall-entry hook pays), recorded by profgen
+//!   an empty raw tracepoint (the floor any syscall-entry hook pays), under empty programs on
+//!   both the entry and the exit hooks (what a recorder of syscall exits pays on every
+//!   syscall, whichever process makes it), recorded by profgen
 //!   (everything, `--syscalls-only`), outside the recorded cgroup, and under the peers a user
 //!   would pick instead (bpftrace, strace, perf trace) — `cost`, `peers`, `syscall`;
 //! * b) nginx requests/s under wrk, with and without recording — `nginx`;
@@ -62,6 +64,17 @@ struct Cli {
     /// Rounds of the container benchmark.
     #[arg(long, default_value_t = 3)]
     container_rounds: usize,
+    /// Loops of the per-call cost part (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "CALLS",
+        default_value = "getppid,fcntl,open"
+    )]
+    loops: Vec<syscall::Call>,
+    /// The per-call cost part without the peers (bpftrace, strace, perf trace).
+    #[arg(long)]
+    no_peers: bool,
     /// Only these parts (comma-separated), e.g. `--only nginx,containers`.
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     only: Vec<Part>,
@@ -148,7 +161,11 @@ fn main() -> Result<()> {
     };
     let parts = parts(&cli);
     if parts.contains(&Part::Cost) {
-        report.syscalls = Some(cost::bench(cli.calls, cli.slow_calls, cli.rounds)?);
+        let scope = cost::Scope {
+            calls: cli.loops.clone(),
+            peers: !cli.no_peers,
+        };
+        report.syscalls = Some(cost::bench(cli.calls, cli.slow_calls, cli.rounds, &scope)?);
     }
     if parts.contains(&Part::Nginx) {
         report.nginx = Some(nginx::bench(cli.seconds, cli.nginx_rounds)?);

@@ -153,37 +153,82 @@ pub const fn is_interesting(nr: u64) -> bool {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ArgValues {
-    /// Values taken per watched argument (at most [`VALUES`]; the first `len` of `values`).
-    /// A slot is claimed by incrementing `len` before its value is written, so a reader may
-    /// rarely see a claimed slot still zero; two CPUs claiming one slot mark the argument
-    /// overflowed.
-    /// (u64 words: the BPF target has 64-bit atomics only.)
-    pub len: [u64; slot::COUNT],
     /// Bit `i`: watched argument `i` had more distinct values than fit, or could not be read.
     pub overflowed: u64,
+    /// Per watched argument, [`VALUES`] slots (see [`keep`]): 0 while free, else
+    /// [`stored`] of the value kept there. (u64 words: the BPF target has 64-bit atomics
+    /// only.)
     pub values: [[u64; VALUES]; slot::COUNT],
 }
 
 impl ArgValues {
     pub const ZERO: Self = Self {
-        len: [0; slot::COUNT],
         overflowed: 0,
         values: [[0; VALUES]; slot::COUNT],
     };
 
     /// The distinct values recorded for watched argument `slot`, and whether it overflowed.
-    pub fn get(&self, slot: usize) -> (&[u64], bool) {
-        let len = (self.len[slot] as usize).min(VALUES);
+    pub fn get(&self, slot: usize) -> (impl Iterator<Item = u64> + '_, bool) {
         (
-            &self.values[slot][..len],
+            self.values[slot]
+                .iter()
+                .take_while(|&&word| word != 0)
+                .map(|&word| !word),
             self.overflowed & (1 << slot) != 0,
         )
     }
 }
 
+/// How a value is held in its slot: its complement, so that 0, a free slot, is no value
+/// but `u64::MAX` (which [`keep`] reports as not kept).
+#[inline(always)]
+pub const fn stored(value: u64) -> u64 {
+    !value
+}
+
+/// One watched argument's slots as the eBPF side shares them between CPUs.
+pub trait Slots {
+    /// Slot `i` (`i < VALUES`).
+    fn load(&self, i: usize) -> u64;
+    /// Writes `word` to slot `i` if it is still free (compare-and-exchange with 0); whether
+    /// it did.
+    fn claim(&self, i: usize, word: u64) -> bool;
+}
+
+/// Keeps `value` unless it is kept already; `false` when it cannot be (no free slot, or
+/// `u64::MAX`), for the caller to mark the argument overflowed.
+///
+/// Slots fill in order and a slot, once written, never changes, so the first free slot
+/// ends the search. A slot is claimed with its value in one compare-and-exchange: another
+/// CPU that loses the race for it sees the winner's value at once, and goes on to the next
+/// slot if that is not its own. No value is lost, none kept twice, and a race costs at most
+/// a retry per slot (a loop of `VALUES` steps, as the verifier needs).
+#[inline(always)]
+pub fn keep(slots: &impl Slots, value: u64) -> bool {
+    let word = stored(value);
+    if word == 0 {
+        return false;
+    }
+    let mut i = 0;
+    while i < VALUES {
+        let held = slots.load(i);
+        if held == word {
+            return true;
+        }
+        if held == 0 && (slots.claim(i, word) || slots.load(i) == word) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use std::{vec, vec::Vec};
 
     #[test]
     fn slots_name_their_syscall_and_argument() {
@@ -239,22 +284,154 @@ mod tests {
     }
 
     #[test]
-    fn get_stops_at_len_and_reports_overflow() {
+    fn get_stops_at_the_first_free_slot_and_reports_overflow() {
         let mut v = ArgValues::ZERO;
-        v.len[slot::IOCTL_REQUEST] = 2;
-        v.values[slot::IOCTL_REQUEST][..2].copy_from_slice(&[0x5401, 0x541b]);
+        v.values[slot::IOCTL_REQUEST][..2].copy_from_slice(&[stored(0x5401), stored(0)]);
+        v.values[slot::IOCTL_REQUEST][3] = stored(7);
         v.overflowed = 1 << slot::SOCKET_DOMAIN;
-        assert_eq!(v.get(slot::IOCTL_REQUEST), (&[0x5401, 0x541b][..], false));
-        assert_eq!(v.get(slot::SOCKET_DOMAIN), (&[][..], true));
-        v.len[slot::CLONE_FLAGS] = 99;
-        assert_eq!(v.get(slot::CLONE_FLAGS).0.len(), VALUES);
+        let (values, overflowed) = v.get(slot::IOCTL_REQUEST);
+        assert_eq!(
+            (values.collect::<Vec<_>>(), overflowed),
+            (vec![0x5401, 0], false)
+        );
+        let (values, overflowed) = v.get(slot::SOCKET_DOMAIN);
+        assert_eq!((values.count(), overflowed), (0, true));
+    }
+
+    /// Slots shared by threads, as the eBPF side's are by CPUs.
+    struct Shared([AtomicU64; VALUES]);
+
+    impl Shared {
+        fn new() -> Self {
+            Self(core::array::from_fn(|_| AtomicU64::new(0)))
+        }
+
+        fn kept(&self) -> Vec<u64> {
+            let words = self.0.each_ref().map(|w| w.load(Ordering::Relaxed));
+            let mut v = ArgValues::ZERO;
+            v.values[0] = words;
+            let kept = v.get(0).0.collect();
+            kept
+        }
+    }
+
+    impl Slots for Shared {
+        fn load(&self, i: usize) -> u64 {
+            self.0[i].load(Ordering::Relaxed)
+        }
+
+        fn claim(&self, i: usize, word: u64) -> bool {
+            self.0[i]
+                .compare_exchange(0, word, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        }
+    }
+
+    #[test]
+    fn keep_takes_each_value_once_until_full() {
+        let slots = Shared::new();
+        for v in [0, 5, 0, 5, 1, 2, 3, 4, 6] {
+            assert!(keep(&slots, v), "{v}");
+        }
+        assert_eq!(slots.kept(), [0, 5, 1, 2, 3, 4, 6]);
+        assert!(!keep(&slots, u64::MAX), "the one value a slot cannot hold");
+        assert!(keep(&slots, 7), "the eighth value fits");
+        assert!(!keep(&slots, 8), "a ninth does not");
+        assert!(keep(&slots, 0), "kept values are still found when full");
+    }
+
+    /// Two threads keeping distinct values at the same instant race for the same slots: a
+    /// lost race must move on, not give up (the argument would be left unfiltered).
+    #[test]
+    fn racing_threads_keep_every_value_without_overflow() {
+        use core::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        const ROUNDS: usize = 500;
+        let mut lost = 0;
+        for _ in 0..ROUNDS {
+            let slots = Arc::new(Shared::new());
+            // Spun on rather than slept on, so that both threads start in the same instant.
+            let ready = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = [[1, 3, 5, 7], [2, 4, 6, 8]]
+                .into_iter()
+                .map(|values| {
+                    let (slots, ready) = (slots.clone(), ready.clone());
+                    std::thread::spawn(move || {
+                        ready.fetch_add(1, Ordering::SeqCst);
+                        while ready.load(Ordering::SeqCst) < 2 {
+                            core::hint::spin_loop();
+                        }
+                        values.iter().filter(|&&v| !keep(&*slots, v)).count()
+                    })
+                })
+                .collect();
+            for t in threads {
+                lost += t.join().unwrap();
+            }
+            let mut kept = slots.kept();
+            kept.sort_unstable();
+            assert_eq!(kept, [1, 2, 3, 4, 5, 6, 7, 8]);
+        }
+        assert_eq!(lost, 0, "values reported as not kept");
+    }
+
+    /// Slots where another CPU claims slot `i` with `rivals[i]` just before this one tries
+    /// to: a race lost at a chosen moment.
+    struct Raced {
+        slots: Shared,
+        rivals: core::cell::RefCell<[Option<u64>; VALUES]>,
+    }
+
+    impl Slots for Raced {
+        fn load(&self, i: usize) -> u64 {
+            self.slots.load(i)
+        }
+
+        fn claim(&self, i: usize, word: u64) -> bool {
+            if let Some(rival) = self.rivals.borrow_mut()[i].take() {
+                assert!(self.slots.claim(i, stored(rival)));
+            }
+            self.slots.claim(i, word)
+        }
+    }
+
+    #[test]
+    fn a_lost_claim_moves_on_to_the_next_slot_or_finds_its_value() {
+        /// Another CPU's claim of a slot, just before ours.
+        type Rival = (usize, u64);
+        // (rivals, value kept, kept afterwards)
+        let cases: [(&[Rival], u64, &[u64]); 4] = [
+            (&[(0, 4)], 3, &[4, 3]),
+            (&[(0, 4), (1, 5)], 3, &[4, 5, 3]),
+            // The rival kept the same value: kept once.
+            (&[(0, 3)], 3, &[3]),
+            (&[(0, 0)], 0, &[0]),
+        ];
+        for (rivals, value, want) in cases {
+            let raced = Raced {
+                slots: Shared::new(),
+                rivals: Default::default(),
+            };
+            for &(i, r) in rivals {
+                raced.rivals.borrow_mut()[i] = Some(r);
+            }
+            assert!(keep(&raced, value), "{rivals:?} {value}");
+            assert_eq!(raced.slots.kept(), want, "{rivals:?} {value}");
+        }
+        // Every slot lost: the argument overflows, after one try per slot.
+        let raced = Raced {
+            slots: Shared::new(),
+            rivals: core::cell::RefCell::new(core::array::from_fn(|i| Some(100 + i as u64))),
+        };
+        assert!(!keep(&raced, 3));
+        assert_eq!(raced.slots.kept().len(), VALUES);
     }
 
     #[test]
     fn value_has_no_implicit_padding() {
         assert_eq!(
             core::mem::size_of::<ArgValues>(),
-            slot::COUNT * 8 + 8 + slot::COUNT * VALUES * 8
+            8 + slot::COUNT * VALUES * 8
         );
         assert_eq!(core::mem::offset_of!(ArgValues, values) % 8, 0);
     }

@@ -87,3 +87,11 @@ pub const PROG_SYS_ENTER_RAW: &str = "enter_raw_syscall";
 pub const PROG_SYS_ENTER_EMPTY: &str = "enter_raw_syscall_empty";
 /// The tracepoint they attach to (`raw_syscalls:sys_enter`).
 pub const TP_SYS_ENTER: &str = "sys_enter";
+/// An empty classic tracepoint program for the `syscalls:sys_exit_*` tracepoints recording
+/// attaches its exit program to: the floor of that hook, for the benchmark.
+pub const PROG_SYS_EXIT_EVENT_EMPTY: &str = "exit_event_syscall_empty";
+/// An empty raw tracepoint on `raw_syscalls:sys_exit`, for the benchmark: what one program
+/// run on every syscall's exit costs.
+pub const PROG_SYS_EXIT_EMPTY: &str = "exit_raw_syscall_empty";
+/// The tracepoint it attaches to (`raw_syscalls:sys_exit`).
+pub const TP_SYS_EXIT: &str = "sys_exit";

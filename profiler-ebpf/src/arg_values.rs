@@ -2,14 +2,15 @@
 //!
 //! Reached only for the few watched syscall numbers, after one bit test every syscall
 //! already pays (`args::is_interesting`). A value already kept costs a scan of at most
-//! `VALUES` words and no write.
+//! `VALUES` words and no write. How slots are claimed without losing a value to a race
+//! between CPUs: `profiler_common::args::keep`, tested there with threads.
 
 use aya_ebpf::helpers::bpf_probe_read_user;
 use core::{
     intrinsics::{atomic_cxchg, atomic_or, AtomicOrdering},
-    ptr::{read_volatile, write_volatile},
+    ptr::read_volatile,
 };
-use profiler_common::args::{nr, slot, ArgValues, SOCK_TYPE_MASK, VALUES};
+use profiler_common::args::{keep, nr, slot, ArgValues, Slots, SOCK_TYPE_MASK, VALUES};
 
 use crate::syscalls::{regs, Regs};
 
@@ -56,51 +57,47 @@ pub fn capture(args: &mut ArgValues, regs: &impl Regs, nr: u64) {
 /// argument) or no room left marks the argument overflowed.
 #[inline(always)]
 fn put(args: &mut ArgValues, slot: usize, value: Option<u64>) {
-    let bit = 1u64 << slot;
-    let Some(value) = value else {
-        overflow(args, bit);
-        return;
-    };
-    // SAFETY (every access below): aligned words of a live map value. Concurrent writers
-    // only claim slots (compare-and-exchange) and write the slot they claimed.
-    let len = unsafe { read_volatile(&args.len[slot]) } as usize;
-    let values = &mut args.values[slot];
-    for (i, kept) in values.iter().enumerate() {
-        if i >= len {
-            break;
-        }
-        if unsafe { read_volatile(kept) } == value {
-            return;
-        }
+    let kept = value.is_some_and(|value| keep(&MapSlots(&raw mut args.values[slot]), value));
+    if !kept {
+        overflow(args, 1u64 << slot);
     }
-    if len >= VALUES {
-        overflow(args, bit);
-        return;
+}
+
+/// One argument's slots in a live map value, shared with the other CPUs.
+struct MapSlots(*mut [u64; VALUES]);
+
+impl MapSlots {
+    /// Slot `i`, masked: `keep` only asks for `i < VALUES`, and the mask gives the verifier
+    /// that bound whatever LLVM made of the loop.
+    #[inline(always)]
+    fn at(&self, i: usize) -> *mut u64 {
+        // SAFETY: in bounds of the array.
+        unsafe { self.0.cast::<u64>().add(i & (VALUES - 1)) }
     }
-    // Claim slot `len`. Another CPU claiming it first (a new value of the same argument in
-    // the same instant) marks the argument overflowed: never a value lost, at worst an
-    // argument left unfiltered. (The BPF target has compare-and-exchange, not fetch-add.)
-    let (_, claimed) = unsafe {
-        atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
-            &raw mut args.len[slot],
-            len as u64,
-            len as u64 + 1,
-        )
-    };
-    if !claimed {
-        overflow(args, bit);
-        return;
-    }
-    // `len < VALUES` here, and LLVM knows it, so it would drop both a bounds check and a
-    // mask. Linux 6.1's verifier reaches this point on a path whose range for `len` is
-    // contradictory (it does not prune such paths), and adding that to the slot's address
-    // makes it a scalar: it refuses the program. A volatile read of the index keeps the
-    // mask in the program, and the mask gives the verifier a range it can use.
-    let index = unsafe { read_volatile(&len) } & (VALUES - 1);
-    unsafe { write_volatile(&mut values[index], value) };
 }
 
 const _: () = assert!(VALUES.is_power_of_two(), "slots are indexed with a mask");
+
+impl Slots for MapSlots {
+    #[inline(always)]
+    fn load(&self, i: usize) -> u64 {
+        // SAFETY: an aligned word of a live map value.
+        unsafe { read_volatile(self.at(i)) }
+    }
+
+    #[inline(always)]
+    fn claim(&self, i: usize, word: u64) -> bool {
+        // SAFETY: as above; other CPUs only claim slots the same way.
+        let (_, claimed) = unsafe {
+            atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
+                self.at(i),
+                0,
+                word,
+            )
+        };
+        claimed
+    }
+}
 
 #[inline(always)]
 fn overflow(args: &mut ArgValues, bit: u64) {

@@ -164,6 +164,13 @@ pub fn exit_event_syscall_regs(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// An empty program on the `syscalls:sys_exit_*` tracepoints the exit programs use: the
+/// floor of that hook. Only the benchmark attaches it.
+#[tracepoint]
+pub fn exit_event_syscall_empty(_ctx: TracePointContext) -> u32 {
+    0
+}
+
 /// `syscalls:sys_exit_*` format: `int __syscall_nr` at 8, `long ret` at 16.
 const EXIT_NR: usize = 8;
 const EXIT_RET: usize = 16;

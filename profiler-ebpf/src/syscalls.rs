@@ -100,6 +100,12 @@ pub fn enter_raw_syscall_empty(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// An empty program on the exit hook of every syscall, for the benchmark.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn exit_raw_syscall_empty(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
 #[inline(always)]
 fn record(regs: impl Regs, id: u64, cgroup: u64) -> Option<()> {
     let entry = recorded(cgroup)?;

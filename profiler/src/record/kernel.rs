@@ -32,6 +32,22 @@ pub enum Hook {
     SyscallsOnly,
     /// An empty program: the cost floor of any syscall-entry hook, for the benchmark.
     Empty,
+    /// Empty programs on `sys_enter` and on the `syscalls:sys_exit_*` tracepoints of the
+    /// event syscalls, where recording completes events when the kernel refuses `fexit`:
+    /// the floor of both hooks, for the benchmark.
+    EmptyWithExitTracepoints,
+    /// Empty programs on `sys_enter` and `sys_exit`, for the benchmark.
+    EmptyWithRawExit,
+}
+
+impl Hook {
+    /// Empty programs only.
+    fn is_floor(self) -> bool {
+        matches!(
+            self,
+            Hook::Empty | Hook::EmptyWithExitTracepoints | Hook::EmptyWithRawExit
+        )
+    }
 }
 
 /// Recording loads eBPF programs and creates cgroups: checked before either, so the user gets
@@ -122,25 +138,18 @@ impl Kernel {
         }
         check_privilege()?;
         raise_memlock();
-        let (mut ebpf, attached, cgroup_id_by) = match hook {
-            Hook::Record | Hook::SyscallsOnly => attach_enter()?,
-            Hook::Empty => {
-                let mut ebpf = load_object(&CgroupIdPath::HELPER)?;
-                let attached = attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY);
-                (ebpf, attached, CgroupIdBy::Helper)
-            }
-        };
+        if hook.is_floor() {
+            return Self::load_floor(hook);
+        }
+        let (mut ebpf, attached, cgroup_id_by) = attach_enter()?;
         attached.map_err(|e| classify_load_error(&e))?;
         let mut limits = Limits::default();
         let mut events = None;
-        let mut remembers_cgroups = false;
         let mut stages_every_event = false;
         let mut event_exits = None;
-        if hook != Hook::Empty {
-            ensure_tracefs();
-            limits.late_joins = attach_joined(&mut ebpf).err();
-            remembers_cgroups = limits.late_joins.is_none() && remember_cgroups(&mut ebpf)?;
-        }
+        ensure_tracefs();
+        limits.late_joins = attach_joined(&mut ebpf).err();
+        let remembers_cgroups = limits.late_joins.is_none() && remember_cgroups(&mut ebpf)?;
         if hook == Hook::Record {
             let (exits, absent) = attach_exits(&mut ebpf, forced_exits()?)?;
             let staged = match exits {
@@ -169,6 +178,30 @@ impl Kernel {
             levels: Vec::new(),
             events,
             limits,
+        })
+    }
+
+    /// Empty programs on the hooks `hook` names, for the benchmark.
+    fn load_floor(hook: Hook) -> Result<Self, Error> {
+        let mut ebpf = load_object(&CgroupIdPath::HELPER)?;
+        attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_EMPTY, maps::TP_SYS_ENTER)
+            .and_then(|()| match hook {
+                Hook::EmptyWithExitTracepoints => attach_empty_exits(&mut ebpf),
+                Hook::EmptyWithRawExit => {
+                    attach_raw(&mut ebpf, maps::PROG_SYS_EXIT_EMPTY, maps::TP_SYS_EXIT)
+                }
+                _ => Ok(()),
+            })
+            .map_err(|e| classify_load_error(&e))?;
+        Ok(Self {
+            cgroup_id_by: CgroupIdBy::Helper,
+            remembers_cgroups: false,
+            stages_every_event: false,
+            event_exits: None,
+            ebpf,
+            levels: Vec::new(),
+            events: None,
+            limits: Limits::default(),
         })
     }
 
@@ -301,7 +334,7 @@ fn attach_enter() -> Result<(Ebpf, Result<(), String>, CgroupIdBy), Error> {
             return Ok((ebpf, Ok(()), CgroupIdBy::Helper));
         }
     }
-    let attached = attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW);
+    let attached = attach_raw(&mut ebpf, maps::PROG_SYS_ENTER_RAW, maps::TP_SYS_ENTER);
     Ok((ebpf, attached, CgroupIdBy::Helper))
 }
 
@@ -566,16 +599,26 @@ fn set_first<V: aya::Pod>(ebpf: &mut Ebpf, name: &str, value: V) -> Result<(), E
     array.set(0, value, 0).map_err(map_err)
 }
 
-fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+/// The empty program on every `syscalls:sys_exit_*` tracepoint recording would use.
+fn attach_empty_exits(ebpf: &mut Ebpf) -> Result<(), String> {
+    ensure_tracefs();
+    load_tracepoint(ebpf, maps::PROG_SYS_EXIT_EVENT_EMPTY)?;
+    let program = tracepoint_program(ebpf, maps::PROG_SYS_EXIT_EVENT_EMPTY)?;
+    for (_, name) in nr::ALL {
+        // Those this kernel lacks are missing for recording too.
+        let _ = program.attach("syscalls", &format!("sys_exit_{name}"));
+    }
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> Result<(), String> {
     let program: &mut RawTracePoint = ebpf
         .program_mut(name)
         .ok_or_else(|| format!("program {name} missing from the object"))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program.load().map_err(|e| verbose(&e))?;
-    program
-        .attach(maps::TP_SYS_ENTER)
-        .map_err(|e| verbose(&e))?;
+    program.attach(tracepoint).map_err(|e| verbose(&e))?;
     Ok(())
 }
 

@@ -156,16 +156,14 @@ fn arg_values(kernel: &profiler_common::args::ArgValues) -> ArgSet {
     let mut calls: BTreeMap<String, CallArgs> = BTreeMap::new();
     for (slot, watched) in profiler_common::args::WATCHED.iter().enumerate() {
         let (values, overflowed) = kernel.get(slot);
+        let values: BTreeSet<u64> = values.collect();
         if values.is_empty() && !overflowed {
             continue;
         }
-        calls.entry(watched.name.to_owned()).or_default().insert(
-            watched.index,
-            ArgValues {
-                values: values.iter().copied().collect(),
-                overflowed,
-            },
-        );
+        calls
+            .entry(watched.name.to_owned())
+            .or_default()
+            .insert(watched.index, ArgValues { values, overflowed });
     }
     if calls.is_empty() {
         ArgSet::new()
@@ -314,13 +312,12 @@ mod tests {
 
     #[test]
     fn argument_values_are_reported_from_the_filter_on() {
-        use profiler_common::args::slot;
+        use profiler_common::args::{slot, stored};
         let mut value = CgroupSyscalls::ZERO;
         value.after[KernelAbi::X86_64 as usize] = bits(&[16, 41]);
         let a = &mut value.args;
-        a.len[slot::SOCKET_DOMAIN] = 3;
-        // A slot claimed twice by two CPUs at once: kept once.
-        a.values[slot::SOCKET_DOMAIN][..3].copy_from_slice(&[10, 2, 2]);
+        // AF_UNSPEC is 0, which an empty slot is not.
+        a.values[slot::SOCKET_DOMAIN][..3].copy_from_slice(&[stored(10), stored(0), stored(2)]);
         a.overflowed = 1 << slot::IOCTL_REQUEST;
         let cases = [
             (phase::WORKLOAD, false, true),
@@ -341,7 +338,7 @@ mod tests {
             assert_eq!(
                 calls["socket"][&0],
                 ArgValues {
-                    values: [2, 10].into(),
+                    values: [0, 2, 10].into(),
                     overflowed: false
                 }
             );
