@@ -10,7 +10,9 @@
 //!   recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS) — `loss`;
 //! * d) `profgen synth` time and peak RSS on recordings of 10k / 100k / 1M distinct files, and
 //!   of their two halves merged (no root needed; `--synth N,…` alone) — `synth`;
-//! * e) the recorder's CPU and RSS while short containers come and go — `containers`.
+//! * e) `profgen agent`'s CPU and RSS while its pods' short containers come and go —
+//!   `containers`, over replicas of a captured pod (`pods`) sent by a stand-in API server
+//!   (`k8s_api`).
 //!
 //! Configurations are interleaved over several rounds and each figure is reported as median
 //! and min–max, with ratios taken within each round, so drift on a shared machine hits a
@@ -24,10 +26,12 @@ use clap::{Parser, Subcommand};
 mod child;
 mod containers;
 mod cost;
+mod k8s_api;
 mod loss;
 mod machine;
 mod nginx;
 mod peers;
+mod pods;
 mod report;
 mod stats;
 mod synth;
@@ -56,7 +60,7 @@ struct Cli {
     /// Files of the loss test in the full run (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     loss_files: u64,
-    /// Containers per batch of the recorder CPU/RSS benchmark (0 skips it).
+    /// Pods (one short container each) per batch of the agent CPU/RSS benchmark (0 skips it).
     #[arg(long, default_value_t = 20)]
     containers: usize,
     /// Rounds of the container benchmark.
@@ -100,7 +104,7 @@ enum Part {
     Loss,
     /// d) synthesis by recording size
     Synth,
-    /// e) the recorder over short-lived containers
+    /// e) `profgen agent` over short-lived containers
     Containers,
 }
 

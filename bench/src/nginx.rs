@@ -1,4 +1,6 @@
-//! nginx requests/s under wrk, with and without profgen recording the container.
+//! nginx under wrk, with and without profgen recording the container: requests/s, and the CPU
+//! time nginx's cgroup spends per request (steadier on a shared machine: it does not depend
+//! on how much of the CPU nginx got, only on what each request cost it).
 
 use std::{
     fs,
@@ -32,10 +34,16 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
     let parent = Cgroup::root()?.path().join("profgen-bench");
     fs::create_dir_all(&parent)?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let cgroup = format!("profgen-bench/nginx-{}", std::process::id());
+    // The cgroup v2 directory: its cpu.stat counts nginx's CPU (and the eBPF programs run in
+    // its tasks), never wrk's, which runs in the benchmark's own cgroup.
+    let cpu_stat = profgen::cgroup::cgroup2_mount()?
+        .join(&cgroup)
+        .join("cpu.stat");
     let bundle = build_bundle(
         &work.path().join("bundle"),
         &BundleOptions {
-            cgroups_path: Some(format!("/profgen-bench/nginx-{}", std::process::id())),
+            cgroups_path: Some(format!("/{cgroup}")),
             seccomp: Some(seccomp::recording()),
             ..BundleOptions::new(port)
         },
@@ -63,18 +71,24 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
         ),
     ];
     let mut rps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    let measure = |i: usize| -> Result<f64> {
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut recorder_cpu: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let measure = |i: usize| -> Result<(Load, Option<f64>)> {
         match i {
-            0 => load(bundle.addr, seconds),
+            0 => Ok((load(bundle.addr, seconds, &cpu_stat)?, None)),
             1 => {
                 let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
-                load(bundle.addr, seconds)
+                Ok((load(bundle.addr, seconds, &cpu_stat)?, None))
             }
             _ => {
                 let recorder = Recorder::start(&parent, work.path(), i == 3)?;
-                let rps = load(bundle.addr, seconds);
+                let before = crate::containers::cpu_seconds(recorder.0.id())?;
+                let got = load(bundle.addr, seconds, &cpu_stat);
+                let own = crate::containers::cpu_seconds(recorder.0.id())? - before;
                 recorder.stop()?;
-                rps
+                let got = got?;
+                let own_us = own * 1e6 / got.requests as f64;
+                Ok((got, Some(own_us)))
             }
         }
     };
@@ -82,33 +96,55 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
         // Each round starts one configuration later, so none always runs first.
         for k in 0..names.len() {
             let i = (k + round - 1) % names.len();
-            rps[i].push(measure(i)?);
+            let (got, own) = measure(i)?;
+            rps[i].push(got.rps);
+            cpu[i].push(got.cpu_us_per_request);
+            recorder_cpu[i].extend(own);
         }
         let row: Vec<String> = names
             .iter()
-            .zip(&rps)
-            .map(|((n, _), v)| format!("{n} {:.0}", v[round - 1]))
+            .enumerate()
+            .map(|(i, (n, _))| {
+                format!(
+                    "{n} {:.0}/s {:.2} µs/req",
+                    rps[i][round - 1],
+                    cpu[i][round - 1]
+                )
+            })
             .collect();
         eprintln!("    round {round}: {}", row.join(", "));
     }
     container.stop(Duration::from_secs(5))?;
     let _ = fs::remove_dir(&parent);
+    let table = |title: &str, values: Vec<Vec<f64>>| Table {
+        title: title.into(),
+        rows: names
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|((name, how), v)| Row::new(name, how, Outcome::Measured(v)))
+            .collect(),
+    };
     Ok(NginxSection {
         seconds,
         rounds,
-        table: Table {
-            title: "nginx".into(),
-            rows: names
-                .iter()
-                .zip(rps)
-                .map(|((name, how), v)| Row::new(name, how, Outcome::Measured(v)))
-                .collect(),
-        },
+        table: table("nginx", rps),
+        cpu_table: table("nginx CPU per request", cpu),
+        recorder_cpu: table("the recorder's own CPU per request", recorder_cpu),
     })
 }
 
-/// Requests/s wrk gets from `addr` in `seconds`, after a second of warm-up.
-fn load(addr: SocketAddr, seconds: u32) -> Result<f64> {
+/// One measured run.
+struct Load {
+    rps: f64,
+    /// CPU time of nginx's cgroup during the run over the requests completed, in µs.
+    cpu_us_per_request: f64,
+    requests: u64,
+}
+
+/// What wrk gets from `addr` in `seconds`, after a second of warm-up, and what nginx's CPU
+/// time (`cpu_stat`, its cgroup's) grew by meanwhile.
+fn load(addr: SocketAddr, seconds: u32, cpu_stat: &Path) -> Result<Load> {
     let wrk = |seconds: u32| {
         run(Command::new("wrk").args([
             "-t1",
@@ -118,11 +154,45 @@ fn load(addr: SocketAddr, seconds: u32) -> Result<f64> {
         ]))
     };
     wrk(1)?;
+    let before = usage_usec(cpu_stat)?;
     let out = wrk(seconds)?;
-    out.lines()
+    let used = usage_usec(cpu_stat)? - before;
+    let (rps, requests) = parse_wrk(&out)
+        .with_context(|| format!("no Requests/sec or request count in wrk's output:\n{out}"))?;
+    Ok(Load {
+        rps,
+        cpu_us_per_request: used as f64 / requests as f64,
+        requests,
+    })
+}
+
+/// Requests/s and requests completed, from wrk's report (`  123 requests in 5.00s, …`).
+fn parse_wrk(out: &str) -> Option<(f64, u64)> {
+    let rps = out
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())?;
+    let requests = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .filter(|&n| n > 0)?;
+    Some((rps, requests))
+}
+
+/// `usage_usec` of a cgroup v2 `cpu.stat` (present whether or not the cpu controller is
+/// enabled for the cgroup).
+fn usage_usec(cpu_stat: &Path) -> Result<u64> {
+    let text =
+        fs::read_to_string(cpu_stat).with_context(|| format!("reading {}", cpu_stat.display()))?;
+    parse_usage_usec(&text).with_context(|| format!("no usage_usec in {}", cpu_stat.display()))
+}
+
+fn parse_usage_usec(cpu_stat: &str) -> Option<u64> {
+    cpu_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
         .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk's output:\n{out}"))
 }
 
 struct Recorder(Child);
@@ -154,5 +224,27 @@ impl Recorder {
             bail!("profgen record failed ({status})");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_report_and_cpu_stat_are_read() {
+        let wrk = "Running 5s test @ http://127.0.0.1:8080/index.html\n  1 threads and 16 connections\n  \
+            Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   1.10ms  300.00us   9.00ms   90.00%\n  \
+            65432 requests in 5.00s, 53.21MB read\nRequests/sec:  13086.40\nTransfer/sec:     10.64MB\n";
+        assert_eq!(parse_wrk(wrk), Some((13086.40, 65432)));
+        assert_eq!(parse_wrk("Requests/sec: 5\n"), None, "no count, no figure");
+        assert_eq!(
+            parse_wrk("  0 requests in 5.00s, 0B read\nRequests/sec: 0.00\n"),
+            None,
+            "nothing served: no per-request figure"
+        );
+        let stat = "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 0\n";
+        assert_eq!(parse_usage_usec(stat), Some(1_234_567));
+        assert_eq!(parse_usage_usec("user_usec 5\n"), None);
     }
 }
