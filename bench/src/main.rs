@@ -5,7 +5,8 @@
 //!   an empty raw tracepoint (the floor any syscall-entry hook pays), recorded by profgen
 //!   (everything, `--syscalls-only`), outside the recorded cgroup, and under the peers a user
 //!   would pick instead (bpftrace, strace, perf trace) — `cost`, `peers`, `syscall`;
-//! * b) nginx requests/s under wrk, with and without recording — `nginx`;
+//! * b) nginx requests/s under wrk, and the CPU nginx spends per request, with and without
+//!   recording — `nginx`, `nginx_cpu`;
 //! * c) N distinct files created in one directory, untraced and recorded (events lost, the
 //!   recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS) — `loss`;
 //! * d) `profgen synth` time and peak RSS on recordings of 10k / 100k / 1M distinct files, and
@@ -30,6 +31,7 @@ mod k8s_api;
 mod loss;
 mod machine;
 mod nginx;
+mod nginx_cpu;
 mod peers;
 mod pods;
 mod report;

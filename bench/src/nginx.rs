@@ -19,6 +19,7 @@ use profgen::{
 use profgen_demo::{build_bundle, seccomp, BundleOptions};
 
 use crate::{
+    nginx_cpu::{Cost, Nginx},
     profgen_bin,
     report::{NginxSection, Outcome, Row, Table},
     run,
@@ -29,17 +30,16 @@ use crate::{
 /// profgen recording syscalls only. The configurations take turns within each round (in an
 /// order rotated by one each round), each measured after a warm-up; a configuration's ratio
 /// is taken to the untraced run of the same round, so slow drift of the machine cancels out.
+/// Each configuration is measured twice in its turn: requests/s, then CPU per request.
 pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
     let work = tempfile::tempdir()?;
     let parent = Cgroup::root()?.path().join("profgen-bench");
     fs::create_dir_all(&parent)?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let cgroup = format!("profgen-bench/nginx-{}", std::process::id());
-    // The cgroup v2 directory: its cpu.stat counts nginx's CPU (and the eBPF programs run in
-    // its tasks), never wrk's, which runs in the benchmark's own cgroup.
-    let cpu_stat = profgen::cgroup::cgroup2_mount()?
-        .join(&cgroup)
-        .join("cpu.stat");
+    // Its cpu.stat counts nginx's CPU (and the eBPF programs', which run in its tasks), never
+    // wrk's, which runs in the benchmark's own cgroup.
+    let nginx = Nginx::new(profgen::cgroup::cgroup2_mount()?.join(&cgroup));
     let bundle = build_bundle(
         &work.path().join("bundle"),
         &BundleOptions {
@@ -53,7 +53,7 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
         .context("starting nginx")?;
     container.wait_tcp(bundle.addr, Duration::from_secs(20))?;
     eprintln!(
-        "==> nginx: wrk for {seconds} s per run (after 1 s of warm-up), {rounds} rounds, interleaved"
+        "==> nginx: wrk for {seconds} s per run (after 1 s of warm-up), then {seconds} one-second runs of one request at a time on one CPU, {rounds} rounds, interleaved"
     );
     let names = [
         ("untraced", "nginx alone"),
@@ -73,22 +73,31 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
     let mut rps: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut recorder_cpu: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    let measure = |i: usize| -> Result<(Load, Option<f64>)> {
+    // Requests/s (many connections, nginx free to use every CPU), then the CPU per request
+    // (`nginx_cpu`), under the same hook.
+    let measure = |i: usize| -> Result<(f64, Cost, Option<f64>)> {
+        let both = || -> Result<(f64, Cost)> {
+            Ok((
+                requests_per_s(bundle.addr, seconds)?,
+                nginx.cost(bundle.addr, seconds)?,
+            ))
+        };
         match i {
-            0 => Ok((load(bundle.addr, seconds, &cpu_stat)?, None)),
+            0 => both().map(|(r, c)| (r, c, None)),
             1 => {
                 let _hook = Kernel::load(Hook::Empty).context("attaching the empty hook")?;
-                Ok((load(bundle.addr, seconds, &cpu_stat)?, None))
+                both().map(|(r, c)| (r, c, None))
             }
             _ => {
                 let recorder = Recorder::start(&parent, work.path(), i == 3)?;
+                let rps = requests_per_s(bundle.addr, seconds);
                 let before = crate::containers::cpu_seconds(recorder.0.id())?;
-                let got = load(bundle.addr, seconds, &cpu_stat);
+                let cost = nginx.cost(bundle.addr, seconds);
                 let own = crate::containers::cpu_seconds(recorder.0.id())? - before;
                 recorder.stop()?;
-                let got = got?;
-                let own_us = own * 1e6 / got.requests as f64;
-                Ok((got, Some(own_us)))
+                let cost = cost?;
+                let own_us = own * 1e6 / cost.requests as f64;
+                Ok((rps?, cost, Some(own_us)))
             }
         }
     };
@@ -96,9 +105,9 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
         // Each round starts one configuration later, so none always runs first.
         for k in 0..names.len() {
             let i = (k + round - 1) % names.len();
-            let (got, own) = measure(i)?;
-            rps[i].push(got.rps);
-            cpu[i].push(got.cpu_us_per_request);
+            let (got, cost, own) = measure(i)?;
+            rps[i].push(got);
+            cpu[i].push(cost.us_per_request);
             recorder_cpu[i].extend(own);
         }
         let row: Vec<String> = names
@@ -134,17 +143,8 @@ pub fn bench(seconds: u32, rounds: usize) -> Result<NginxSection> {
     })
 }
 
-/// One measured run.
-struct Load {
-    rps: f64,
-    /// CPU time of nginx's cgroup during the run over the requests completed, in µs.
-    cpu_us_per_request: f64,
-    requests: u64,
-}
-
-/// What wrk gets from `addr` in `seconds`, after a second of warm-up, and what nginx's CPU
-/// time (`cpu_stat`, its cgroup's) grew by meanwhile.
-fn load(addr: SocketAddr, seconds: u32, cpu_stat: &Path) -> Result<Load> {
+/// Requests/s wrk gets from `addr` in `seconds`, after a second of warm-up.
+fn requests_per_s(addr: SocketAddr, seconds: u32) -> Result<f64> {
     let wrk = |seconds: u32| {
         run(Command::new("wrk").args([
             "-t1",
@@ -154,45 +154,11 @@ fn load(addr: SocketAddr, seconds: u32, cpu_stat: &Path) -> Result<Load> {
         ]))
     };
     wrk(1)?;
-    let before = usage_usec(cpu_stat)?;
     let out = wrk(seconds)?;
-    let used = usage_usec(cpu_stat)? - before;
-    let (rps, requests) = parse_wrk(&out)
-        .with_context(|| format!("no Requests/sec or request count in wrk's output:\n{out}"))?;
-    Ok(Load {
-        rps,
-        cpu_us_per_request: used as f64 / requests as f64,
-        requests,
-    })
-}
-
-/// Requests/s and requests completed, from wrk's report (`  123 requests in 5.00s, …`).
-fn parse_wrk(out: &str) -> Option<(f64, u64)> {
-    let rps = out
-        .lines()
+    out.lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())?;
-    let requests = out
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.parse().ok())
-        .filter(|&n| n > 0)?;
-    Some((rps, requests))
-}
-
-/// `usage_usec` of a cgroup v2 `cpu.stat` (present whether or not the cpu controller is
-/// enabled for the cgroup).
-fn usage_usec(cpu_stat: &Path) -> Result<u64> {
-    let text =
-        fs::read_to_string(cpu_stat).with_context(|| format!("reading {}", cpu_stat.display()))?;
-    parse_usage_usec(&text).with_context(|| format!("no usage_usec in {}", cpu_stat.display()))
-}
-
-fn parse_usage_usec(cpu_stat: &str) -> Option<u64> {
-    cpu_stat
-        .lines()
-        .find_map(|l| l.strip_prefix("usage_usec "))
         .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output:\n{out}"))
 }
 
 struct Recorder(Child);
@@ -224,27 +190,5 @@ impl Recorder {
             bail!("profgen record failed ({status})");
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wrk_report_and_cpu_stat_are_read() {
-        let wrk = "Running 5s test @ http://127.0.0.1:8080/index.html\n  1 threads and 16 connections\n  \
-            Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   1.10ms  300.00us   9.00ms   90.00%\n  \
-            65432 requests in 5.00s, 53.21MB read\nRequests/sec:  13086.40\nTransfer/sec:     10.64MB\n";
-        assert_eq!(parse_wrk(wrk), Some((13086.40, 65432)));
-        assert_eq!(parse_wrk("Requests/sec: 5\n"), None, "no count, no figure");
-        assert_eq!(
-            parse_wrk("  0 requests in 5.00s, 0B read\nRequests/sec: 0.00\n"),
-            None,
-            "nothing served: no per-request figure"
-        );
-        let stat = "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 0\n";
-        assert_eq!(parse_usage_usec(stat), Some(1_234_567));
-        assert_eq!(parse_usage_usec("user_usec 5\n"), None);
     }
 }

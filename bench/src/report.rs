@@ -347,13 +347,20 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
             s += "\n\n";
         }
     }
-    s += "### CPU per request\n\n\
-          The same runs, measured by what each request cost rather than by how many requests \
-          nginx got through: the CPU time nginx's cgroup used during the measured run \
-          (`usage_usec` of its cgroup v2 `cpu.stat`) over the requests wrk completed. The eBPF \
-          programs run in nginx's own tasks, so their cost is in this figure; wrk runs outside \
-          the cgroup and is not. It depends little on how much of a shared machine nginx got, \
-          so it tells small differences apart where requests/s cannot.\n\n";
+    let _ = writeln!(
+        s,
+        "### CPU per request\n\n\
+         After each requests/s run, under the same hook: what a request costs nginx rather than \
+         how many it got through. nginx and wrk are pinned to one CPU with one request in \
+         flight (`wrk -t1 -c1`), {} one-second runs after one of warm-up; the figure is the CPU \
+         time nginx's cgroup used (`usage_usec` of its cgroup v2 `cpu.stat`) over the requests \
+         wrk completed, in the cheapest run (other work on a shared machine only ever adds to \
+         it). The eBPF programs run in nginx's own tasks, so their cost is in this figure; wrk \
+         runs outside the cgroup and is not. Unpinned, or with many requests in flight, the \
+         cost of a request depends on where the scheduler put its two ends and how many \
+         requests nginx handled per wake-up, and the rounds spread as widely as requests/s.\n",
+        sec.seconds
+    );
     s += &cpu_per_request_table(&sec.cpu_table);
     s.push('\n');
     if let Some(Outcome::Measured(base)) = sec.cpu_table.rows.first().map(|r| &r.outcome) {
@@ -377,7 +384,8 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
         let _ = writeln!(
             s,
             "Not in these figures: the recorder's own process (reading the ring buffer, \
-             outside nginx's cgroup), per request, median (min–max): {}.\n",
+             outside nginx's cgroup), per request, median (min–max): {} (its CPU is read from \
+             /proc in clock ticks, so small figures are coarse).\n",
             own.join("; ")
         );
     }
