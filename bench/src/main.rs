@@ -56,9 +56,12 @@ struct Cli {
     /// Rounds of the nginx benchmark.
     #[arg(long, default_value_t = 7)]
     nginx_rounds: usize,
-    /// Seconds of load per nginx measurement.
+    /// Seconds of load per nginx requests/s measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u32,
+    /// One-second runs per nginx CPU-per-request measurement (the cheapest counts).
+    #[arg(long, default_value_t = 10)]
+    cost_runs: u32,
     /// Files of the loss test in the full run (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     loss_files: u64,
@@ -143,8 +146,10 @@ fn main() -> Result<()> {
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");
     }
-    if cli.rounds == 0 || cli.nginx_rounds == 0 || cli.container_rounds == 0 {
-        bail!("rounds must be at least 1 (--rounds, --nginx-rounds, --container-rounds)");
+    if cli.rounds == 0 || cli.nginx_rounds == 0 || cli.container_rounds == 0 || cli.cost_runs == 0 {
+        bail!(
+            "rounds must be at least 1 (--rounds, --nginx-rounds, --container-rounds, --cost-runs)"
+        );
     }
     let start = Instant::now();
     let mut report = report::Report {
@@ -157,7 +162,7 @@ fn main() -> Result<()> {
         report.syscalls = Some(cost::bench(cli.calls, cli.slow_calls, cli.rounds)?);
     }
     if parts.contains(&Part::Nginx) {
-        report.nginx = Some(nginx::bench(cli.seconds, cli.nginx_rounds)?);
+        report.nginx = Some(nginx::bench(cli.seconds, cli.cost_runs, cli.nginx_rounds)?);
     }
     if let Some(n) = cli
         .loss

@@ -65,6 +65,8 @@ pub struct SyscallSection {
 #[derive(Clone, Debug)]
 pub struct NginxSection {
     pub seconds: u32,
+    /// One-second runs per CPU-per-request measurement.
+    pub cost_runs: u32,
     pub rounds: usize,
     /// Requests/s; the first row is untraced.
     pub table: Table,
@@ -358,8 +360,10 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
          it). The eBPF programs run in nginx's own tasks, so their cost is in this figure; wrk \
          runs outside the cgroup and is not. Unpinned, or with many requests in flight, the \
          cost of a request depends on where the scheduler put its two ends and how many \
-         requests nginx handled per wake-up, and the rounds spread as widely as requests/s.\n",
-        sec.seconds
+         requests nginx handled per wake-up, and the rounds spread as widely as requests/s. \
+         The first measurement after nginx starts, costlier than any later one, is made once \
+         before the rounds and left out.\n",
+        sec.cost_runs
     );
     s += &cpu_per_request_table(&sec.cpu_table);
     s.push('\n');
@@ -743,6 +747,7 @@ mod tests {
         };
         let sec = NginxSection {
             seconds: 5,
+            cost_runs: 10,
             rounds: 3,
             table: rows([1000.0, 950.0]),
             cpu_table: rows([50.0, 55.0]),
