@@ -10,8 +10,10 @@
 //! * with many requests in flight, how many nginx handles per wake-up (and so per-request
 //!   cost) depends on how the CPU was shared; with one in flight it does not.
 //!
-//! What is left (other work evicting caches) only ever adds: the cheapest of one-second
-//! chunks is the figure, as the per-call cost takes the fastest chunk.
+//! What is left (other work evicting caches) mostly adds: the cheapest of one-second chunks
+//! is the figure, as the per-call cost takes the fastest chunk (the median of the chunks
+//! moved several times more from run to run). Not all of it adds (one run's cheapest was 6%
+//! below every other untraced run's): the rounds' spread in the report is what to trust.
 
 use std::{
     fs,

@@ -356,7 +356,7 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
          how many it got through. nginx and wrk are pinned to one CPU with one request in \
          flight (`wrk -t1 -c1`), {} one-second runs after one of warm-up; the figure is the CPU \
          time nginx's cgroup used (`usage_usec` of its cgroup v2 `cpu.stat`) over the requests \
-         wrk completed, in the cheapest run (other work on a shared machine only ever adds to \
+         wrk completed, in the cheapest run (other work on a shared machine mostly adds to \
          it). The eBPF programs run in nginx's own tasks, so their cost is in this figure; wrk \
          runs outside the cgroup and is not. Unpinned, or with many requests in flight, the \
          cost of a request depends on where the scheduler put its two ends and how many \
