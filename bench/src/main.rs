@@ -7,12 +7,15 @@
 //!   syscall, whichever process makes it), recorded by profgen
 //!   (everything, `--syscalls-only`), outside the recorded cgroup, and under the peers a user
 //!   would pick instead (bpftrace, strace, perf trace) — `cost`, `peers`, `syscall`;
-//! * b) nginx requests/s under wrk, with and without recording — `nginx`;
+//! * b) nginx requests/s under wrk, and the CPU nginx spends per request, with and without
+//!   recording — `nginx`, `nginx_cpu`;
 //! * c) N distinct files created in one directory, untraced and recorded (events lost, the
 //!   recorder's peak RSS, the recording's size, `profgen synth` time and peak RSS) — `loss`;
 //! * d) `profgen synth` time and peak RSS on recordings of 10k / 100k / 1M distinct files, and
 //!   of their two halves merged (no root needed; `--synth N,…` alone) — `synth`;
-//! * e) the recorder's CPU and RSS while short containers come and go — `containers`.
+//! * e) `profgen agent`'s CPU and RSS while its pods' short containers come and go —
+//!   `containers`, over replicas of a captured pod (`pods`) sent by a stand-in API server
+//!   (`k8s_api`).
 //!
 //! Configurations are interleaved over several rounds and each figure is reported as median
 //! and min–max, with ratios taken within each round, so drift on a shared machine hits a
@@ -26,10 +29,13 @@ use clap::{Parser, Subcommand};
 mod child;
 mod containers;
 mod cost;
+mod k8s_api;
 mod loss;
 mod machine;
 mod nginx;
+mod nginx_cpu;
 mod peers;
+mod pods;
 mod report;
 mod stats;
 mod synth;
@@ -52,13 +58,16 @@ struct Cli {
     /// Rounds of the nginx benchmark.
     #[arg(long, default_value_t = 7)]
     nginx_rounds: usize,
-    /// Seconds of load per nginx measurement.
+    /// Seconds of load per nginx requests/s measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u32,
+    /// One-second runs per nginx CPU-per-request measurement (the cheapest counts).
+    #[arg(long, default_value_t = 10)]
+    cost_runs: u32,
     /// Files of the loss test in the full run (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     loss_files: u64,
-    /// Containers per batch of the recorder CPU/RSS benchmark (0 skips it).
+    /// Pods (one short container each) per batch of the agent CPU/RSS benchmark (0 skips it).
     #[arg(long, default_value_t = 20)]
     containers: usize,
     /// Rounds of the container benchmark.
@@ -113,7 +122,7 @@ enum Part {
     Loss,
     /// d) synthesis by recording size
     Synth,
-    /// e) the recorder over short-lived containers
+    /// e) `profgen agent` over short-lived containers
     Containers,
 }
 
@@ -150,8 +159,10 @@ fn main() -> Result<()> {
     if !is_root() {
         bail!("the benchmark loads eBPF programs and starts containers: run it as root");
     }
-    if cli.rounds == 0 || cli.nginx_rounds == 0 || cli.container_rounds == 0 {
-        bail!("rounds must be at least 1 (--rounds, --nginx-rounds, --container-rounds)");
+    if cli.rounds == 0 || cli.nginx_rounds == 0 || cli.container_rounds == 0 || cli.cost_runs == 0 {
+        bail!(
+            "rounds must be at least 1 (--rounds, --nginx-rounds, --container-rounds, --cost-runs)"
+        );
     }
     let start = Instant::now();
     let mut report = report::Report {
@@ -168,7 +179,7 @@ fn main() -> Result<()> {
         report.syscalls = Some(cost::bench(cli.calls, cli.slow_calls, cli.rounds, &scope)?);
     }
     if parts.contains(&Part::Nginx) {
-        report.nginx = Some(nginx::bench(cli.seconds, cli.nginx_rounds)?);
+        report.nginx = Some(nginx::bench(cli.seconds, cli.cost_runs, cli.nginx_rounds)?);
     }
     if let Some(n) = cli
         .loss

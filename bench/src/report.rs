@@ -65,9 +65,15 @@ pub struct SyscallSection {
 #[derive(Clone, Debug)]
 pub struct NginxSection {
     pub seconds: u32,
+    /// One-second runs per CPU-per-request measurement.
+    pub cost_runs: u32,
     pub rounds: usize,
     /// Requests/s; the first row is untraced.
     pub table: Table,
+    /// µs of CPU nginx's cgroup used per request, same rows.
+    pub cpu_table: Table,
+    /// µs of CPU the recorder's own process used per request, for the rows that run it.
+    pub recorder_cpu: Table,
 }
 
 #[derive(Clone, Debug)]
@@ -98,16 +104,17 @@ pub struct SynthRow {
 pub struct ContainersSection {
     pub containers: usize,
     pub rounds: usize,
-    /// Wall time of the whole batch, untraced and recorded, per round.
+    /// Wall time of the whole batch, untraced and under the agent, per round.
     pub untraced_wall_s: Vec<f64>,
     pub recorded_wall_s: Vec<f64>,
-    /// The recorder's user+system CPU seconds during the batch, to start (until it was
-    /// ready), and in all (start, batch, writing the recording); its peak RSS; per round.
-    pub recorder_cpu_s: Vec<f64>,
-    pub recorder_start_cpu_s: Vec<f64>,
-    pub recorder_total_cpu_s: Vec<f64>,
-    pub recorder_rss_mb: Vec<f64>,
-    /// Containers found in each round's recording (busybox executed in their cgroup).
+    /// `profgen agent`'s user+system CPU seconds during the batch, to start (until it
+    /// recorded every pod), and in all (start, batch, writing the profile sets); its peak RSS;
+    /// per round.
+    pub agent_cpu_s: Vec<f64>,
+    pub agent_start_cpu_s: Vec<f64>,
+    pub agent_total_cpu_s: Vec<f64>,
+    pub agent_rss_mb: Vec<f64>,
+    /// Containers found in each round's profile sets (busybox executed in their cgroup).
     pub containers_recorded: Vec<usize>,
     pub events_lost: u64,
 }
@@ -189,6 +196,11 @@ fn at_a_glance(r: &Report) -> String {
             r.nginx
                 .iter()
                 .map(|sec| (&sec.table, "of untraced requests/s")),
+        )
+        .chain(
+            r.nginx
+                .iter()
+                .map(|sec| (&sec.cpu_table, "× untraced CPU per request")),
         );
     for (table, unit) in tables {
         let Some(Outcome::Measured(base)) = table.rows.first().map(|r| &r.outcome) else {
@@ -316,7 +328,7 @@ fn one_line(text: &str) -> String {
 }
 
 fn nginx_section(sec: Option<&NginxSection>) -> String {
-    let mut s = String::from("## b) nginx requests/s\n\n");
+    let mut s = String::from("## b) nginx requests/s and CPU per request\n\n");
     let Some(sec) = sec else {
         return s + NOT_RUN;
     };
@@ -328,6 +340,7 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
          called within the spread when the per-round ratios straddle 1.0.\n",
         sec.seconds, sec.rounds
     );
+    s += "### Requests/s\n\n";
     s += &throughput_table(&sec.table);
     s.push('\n');
     if let Some(Outcome::Measured(base)) = sec.table.rows.first().map(|r| &r.outcome) {
@@ -336,7 +349,101 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
             s += "\n\n";
         }
     }
+    let _ = writeln!(
+        s,
+        "### CPU per request\n\n\
+         After each requests/s run, under the same hook: what a request costs nginx rather than \
+         how many it got through. nginx and wrk are pinned to one CPU with one request in \
+         flight (`wrk -t1 -c1`), {} one-second runs after one of warm-up; the figure is the CPU \
+         time nginx's cgroup used (`usage_usec` of its cgroup v2 `cpu.stat`) over the requests \
+         wrk completed, in the cheapest run (other work on a shared machine mostly adds to \
+         it). The eBPF programs run in nginx's own tasks, so their cost is in this figure; wrk \
+         runs outside the cgroup and is not. Unpinned, or with many requests in flight, the \
+         cost of a request depends on where the scheduler put its two ends and how many \
+         requests nginx handled per wake-up, and the rounds spread as widely as requests/s. \
+         The first measurement after nginx starts, costlier than any later one, is made once \
+         before the rounds and left out.\n",
+        sec.cost_runs
+    );
+    s += &cpu_per_request_table(&sec.cpu_table);
+    s.push('\n');
+    if let Some(Outcome::Measured(base)) = sec.cpu_table.rows.first().map(|r| &r.outcome) {
+        if let Some(spread) = Spread::of(base) {
+            s += &resolution_note(spread, 0.02);
+            s += "\n\n";
+        }
+    }
+    let own: Vec<String> = sec
+        .recorder_cpu
+        .rows
+        .iter()
+        .filter_map(|row| match &row.outcome {
+            Outcome::Measured(v) => {
+                Spread::of(v).map(|sp| format!("{} {} µs", row.name, fmt_spread(sp, 2)))
+            }
+            Outcome::NotRun(_) => None,
+        })
+        .collect();
+    if !own.is_empty() {
+        let _ = writeln!(
+            s,
+            "Not in these figures: the recorder's own process (reading the ring buffer, \
+             outside nginx's cgroup), per request, median (min–max): {} (its CPU is read from \
+             /proc in clock ticks, so small figures are coarse).\n",
+            own.join("; ")
+        );
+    }
     s
+}
+
+/// µs of CPU per request, lower is better; a verdict per row.
+pub fn cpu_per_request_table(t: &Table) -> String {
+    let mut s = String::from(
+        "| configuration | µs CPU/request median (min–max) | × untraced | verdict | what runs |\n\
+         |---|---|---|---|---|\n",
+    );
+    let base = match t.rows.first().map(|r| &r.outcome) {
+        Some(Outcome::Measured(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    for (i, row) in t.rows.iter().enumerate() {
+        let Outcome::Measured(v) = &row.outcome else {
+            continue;
+        };
+        let (Some(value), Some(ratio)) = (Spread::of(v), Spread::of(&ratios(v, &base))) else {
+            continue;
+        };
+        let verdict = if i == 0 {
+            format!(
+                "baseline; its rounds span {:.1}% of its median",
+                value.relative_width() * 100.0
+            )
+        } else {
+            cost_verdict(ratio)
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            row.name,
+            fmt_spread(value, 2),
+            fmt_spread(ratio, 3),
+            verdict,
+            row.how
+        );
+    }
+    s
+}
+
+/// Whether a configuration's per-round cost ratios tell it apart from its baseline.
+pub fn cost_verdict(ratio: Spread) -> String {
+    let pct = (ratio.median - 1.0) * 100.0;
+    if ratio.contains(1.0) {
+        format!("{pct:+.1}%, within the spread (rounds straddle 1.0)")
+    } else if ratio.min > 1.0 {
+        format!("{pct:+.1}%, costlier in every round")
+    } else {
+        format!("{pct:+.1}%, cheaper in every round")
+    }
 }
 
 /// Requests/s, higher is better; a verdict per row.
@@ -472,55 +579,58 @@ pub fn synth_section(rows: &[SynthRow]) -> String {
 }
 
 fn containers_section(sec: Option<&ContainersSection>) -> String {
-    let mut s = String::from("## e) Recorder CPU and memory over short-lived containers\n\n");
+    let mut s =
+        String::from("## e) `profgen agent` CPU and memory over short-lived containers\n\n");
     let Some(c) = sec else {
         return s + NOT_RUN;
     };
     let _ = writeln!(
         s,
-        "{} busybox containers (runc, the agent tests' rootfs: a static busybox) start, run a \
-         short script and exit, one after another, in cgroups below one parent. Recorded: \
-         `profgen record --cgroup PARENT` started before the first and stopped after the \
-         last (not `profgen agent`: the agent needs a Kubernetes API that lists these pods, \
-         which the tests replay only for two captured coredns pods). Baseline: the same batch \
-         untraced. {} rounds, interleaved. The recorder's CPU is its process's own (from \
-         /proc and rusage); what its eBPF programs cost is paid by the traced tasks and shows \
-         in the recorded batch's wall time.\n",
-        c.containers, c.rounds
+        "`profgen agent` records its node's pods during a learning window while {n} pods' \
+         containers start, run a short busybox script and exit, one after another. The pods \
+         are {n} replicas of a coredns pod captured from a kind cluster (tests/fixtures/k8s; \
+         only name, UID and container id changed), sent by a local stand-in for the API \
+         server as the initial events of the agent's watch; each pod's cgroup is made where \
+         the kubelet's systemd driver makes it, and each container is a runc container (the \
+         agent tests' rootfs: a static busybox, the learning seccomp profile) in the cgroup \
+         containerd gives it. The agent is started before the batch, counted as started once \
+         it records every pod, and stopped with SIGTERM after the last container exits (it \
+         then writes its profile sets). Baseline: the same batch with no agent. {r} rounds, \
+         interleaved. The agent's CPU is its process's own (from /proc and rusage); what its \
+         eBPF programs cost is paid by the traced tasks and shows in the batch's wall time.\n",
+        n = c.containers,
+        r = c.rounds
     );
     let _ = writeln!(s, "| figure | median (min–max) |\n|---|---|");
     let cpu_share: Vec<f64> = c
-        .recorder_cpu_s
+        .agent_cpu_s
         .iter()
         .zip(&c.recorded_wall_s)
         .map(|(cpu, wall)| cpu / wall * 100.0)
         .collect();
     let recorded: Vec<f64> = c.containers_recorded.iter().map(|&n| n as f64).collect();
+    let found = format!("containers found in the profile sets (of {})", c.containers);
     let rows: [(&str, &[f64], usize); 8] = [
         ("batch wall, untraced (s)", &c.untraced_wall_s, 2),
-        ("batch wall, recorded (s)", &c.recorded_wall_s, 2),
+        ("batch wall, under the agent (s)", &c.recorded_wall_s, 2),
         (
-            "recorder CPU during the batch, user+system (s)",
-            &c.recorder_cpu_s,
+            "agent CPU during the batch, user+system (s)",
+            &c.agent_cpu_s,
+            2,
+        ),
+        ("agent CPU during the batch, % of one core", &cpu_share, 1),
+        (
+            "agent CPU to start (loading the programs, watching, targeting the pods) (s)",
+            &c.agent_start_cpu_s,
             2,
         ),
         (
-            "recorder CPU during the batch, % of one core",
-            &cpu_share,
-            1,
-        ),
-        (
-            "recorder CPU to start (loading the programs) (s)",
-            &c.recorder_start_cpu_s,
+            "agent CPU in all, with writing the profile sets (s)",
+            &c.agent_total_cpu_s,
             2,
         ),
-        (
-            "recorder CPU in all, with writing the recording (s)",
-            &c.recorder_total_cpu_s,
-            2,
-        ),
-        ("recorder peak RSS (MB)", &c.recorder_rss_mb, 1),
-        ("containers found in the recording", &recorded, 0),
+        ("agent peak RSS (MB)", &c.agent_rss_mb, 1),
+        (&found, &recorded, 0),
     ];
     for (name, values, digits) in rows {
         if let Some(spread) = Spread::of(values) {
@@ -530,7 +640,7 @@ fn containers_section(sec: Option<&ContainersSection>) -> String {
     if let Some(ratio) = Spread::of(&ratios(&c.recorded_wall_s, &c.untraced_wall_s)) {
         let _ = writeln!(
             s,
-            "| batch wall, recorded / untraced | {} |",
+            "| batch wall, under the agent / untraced | {} |",
             fmt_spread(ratio, 3)
         );
     }
@@ -604,6 +714,59 @@ mod tests {
         assert!(lines[4].contains("-5.0%, slower in every round"), "{out}");
         let faster = verdict(Spread::of(&[1.03, 1.02, 1.05]).unwrap());
         assert_eq!(faster, "+3.0%, faster in every round");
+    }
+
+    #[test]
+    fn cpu_per_request_verdicts() {
+        let t = table(vec![
+            Row::new("untraced", "-", Outcome::Measured(vec![50.0, 50.5, 49.5])),
+            Row::new("same", "-", Outcome::Measured(vec![50.2, 50.0, 49.8])),
+            Row::new("costlier", "-", Outcome::Measured(vec![52.0, 52.52, 51.48])),
+        ]);
+        let out = cpu_per_request_table(&t);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("µs CPU/request"), "{out}");
+        assert!(
+            lines[2].contains("50.00 (49.50–50.50)")
+                && lines[2].contains("baseline; its rounds span 2.0% of its median"),
+            "{out}"
+        );
+        assert!(lines[3].contains("within the spread"), "{out}");
+        assert!(lines[4].contains("+4.0%, costlier in every round"), "{out}");
+        let cheaper = cost_verdict(Spread::of(&[0.97, 0.98, 0.95]).unwrap());
+        assert_eq!(cheaper, "-3.0%, cheaper in every round");
+    }
+
+    #[test]
+    fn nginx_section_has_both_measures_and_the_recorders_own_cpu() {
+        let rows = |v: [f64; 2]| {
+            table(vec![
+                Row::new("untraced", "-", Outcome::Measured(vec![v[0]; 3])),
+                Row::new("profgen record", "-", Outcome::Measured(vec![v[1]; 3])),
+            ])
+        };
+        let sec = NginxSection {
+            seconds: 5,
+            cost_runs: 10,
+            rounds: 3,
+            table: rows([1000.0, 950.0]),
+            cpu_table: rows([50.0, 55.0]),
+            recorder_cpu: table(vec![Row::new(
+                "profgen record",
+                "-",
+                Outcome::Measured(vec![1.5; 3]),
+            )]),
+        };
+        let md = nginx_section(Some(&sec));
+        for needle in [
+            "### Requests/s",
+            "-5.0%, slower in every round",
+            "### CPU per request",
+            "+10.0%, costlier in every round",
+            "profgen record 1.50 (1.50–1.50) µs",
+        ] {
+            assert!(md.contains(needle), "missing {needle}:\n{md}");
+        }
     }
 
     #[test]
