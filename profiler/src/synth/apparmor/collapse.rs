@@ -341,4 +341,63 @@ mod tests {
             assert_eq!(index.is_literal(0), literal, "{pieces:?}");
         }
     }
+
+    /// `under` skips subdirectories rather than filtering them: it must find what a filter
+    /// over every rule finds, whatever names sort between a directory's own rules.
+    #[test]
+    fn under_finds_what_a_filter_over_every_rule_finds() {
+        let lit = |s: &str| Piece::Lit(s.as_bytes().to_vec());
+        let paths = [
+            "/srv/a",
+            "/srv/a.txt",
+            "/srv/a/f",
+            "/srv/a/b/g",
+            "/srv/a/b/c/h",
+            "/srv/a/b",
+            "/srv/a/b.x",
+            "/srv/a/b.x/i",
+            "/srv/a/c",
+            "/srv/a/c/",
+            "/srv/a-b/j",
+            "/srv/a0",
+            "/srv/a/b/",
+            "/srv/ab/k",
+            "/srv/a/z",
+            "/srv/a/zz/l",
+            "/srv/a//m",
+            "/srv/b/n",
+        ];
+        let mut rules: Vec<Rule> = paths.iter().map(|p| rule(vec![lit(p)])).collect();
+        rules.push(rule(vec![lit("/srv/a/"), Piece::Glob("[0-9]*")]));
+        rules.push(rule(vec![lit("/srv/a/b/"), Piece::Glob("*")]));
+        let mut index = Index::new(rules);
+        index.add(rule(vec![lit("/srv/a/y")]));
+        index.add(rule(vec![lit("/srv/a/y/w")]));
+        index.remove(&[2]);
+        let all = index.rules.len();
+        for dir in [
+            "/srv",
+            "/srv/a",
+            "/srv/a/b",
+            "/srv/a/b.x",
+            "/srv/a/zz",
+            "/srv/c",
+            "/srv/a/",
+        ] {
+            let dir = dir.as_bytes();
+            for recursive in [true, false] {
+                let mut found: Vec<usize> = index.under(dir, recursive).collect();
+                found.sort();
+                let wanted: Vec<usize> = (0..all)
+                    .filter(|&i| !index.removed[i])
+                    .filter(|&i| {
+                        let p = index.at(i);
+                        is_under(p, dir) && (recursive || parent(p) == dir)
+                    })
+                    .collect();
+                let name = String::from_utf8_lossy(dir);
+                assert_eq!(found, wanted, "{name} recursive={recursive}");
+            }
+        }
+    }
 }
