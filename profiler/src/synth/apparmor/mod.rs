@@ -6,7 +6,8 @@
 //! paths become broader only by the rules in [`generalise`] (using what the workload made,
 //! [`made`]) and [`collapse`], and a rule that writes also reads (`read-back`, [`made`]). Anything that
 //! cannot be written in AppArmor's grammar is reported in [`Profile::not_expressible`] (and as
-//! a comment), never dropped silently.
+//! a comment), never dropped silently. A large profile writes a directory's alike files as one
+//! rule ([`group`]).
 
 // `profile_set` reads profiles back and needs what base grants and how ops become letters.
 mod aggregated;
@@ -15,6 +16,7 @@ mod collapse;
 mod escape;
 mod failed;
 mod generalise;
+mod group;
 mod made;
 mod pattern;
 pub(crate) mod rules;
@@ -376,7 +378,8 @@ pub fn apparmor(
     if !rules.is_empty() {
         text.push_str("\n  # files\n");
     }
-    for r in &rules {
+    for line in group::lines(&rules, group::FROM_RULES) {
+        let r = line.rules[0];
         let letters = r.perms.letters();
         let owner = if r.owner { "owner " } else { "" };
         let note = if r.notes.is_empty() {
@@ -384,7 +387,9 @@ pub fn apparmor(
         } else {
             format!("  # {}", r.notes.join(", "))
         };
-        let _ = writeln!(text, "  {owner}{} {letters},{note}", r.pattern.render());
+        let _ = writeln!(text, "  {owner}{} {letters},{note}", line.path);
+    }
+    for r in &rules {
         summary.file_rules += 1;
         summary.exec_rules += usize::from(r.perms.exec);
         summary.write_rules += usize::from(r.perms.write || r.perms.append);

@@ -445,3 +445,45 @@ fn summary_rows() {
     assert_eq!(rows[1], ("  of which exec (ix)", 1));
     assert_eq!(rows[2], ("  of which write", 1));
 }
+
+/// From `group::FROM_RULES` file rules on, a directory's files with the same letters become
+/// one rule: the parser accepts it, it allows each recorded file with its letters, and no
+/// letter more (a read-only file of a group is not writable through it).
+#[test]
+fn a_large_profile_groups_a_directorys_files_and_allows_the_same() {
+    let names = ["a.json", "b.log", "c.bin", "d.html"];
+    let mut files = Vec::new();
+    for d in 0..300 {
+        for (i, name) in names.iter().enumerate() {
+            let path = format!("/srv/app/d{d}/{name}");
+            let ops: &[FileOp] = if i < 2 {
+                &[FileOp::Read]
+            } else {
+                &[FileOp::Write]
+            };
+            files.push(file(path.as_bytes(), ops));
+        }
+    }
+    let p = synth(&Activity {
+        files,
+        ..Activity::default()
+    });
+    assert_eq!(p.summary.file_rules, 1200);
+    let lines = rule_lines(&p);
+    assert!(
+        lines.contains(&"/srv/app/d7/{a.json,b.log} r,".to_string()),
+        "{:?}",
+        &lines[..lines.len().min(4)]
+    );
+    // The written files, alike in their read-back note too.
+    assert!(lines.contains(&"/srv/app/d7/{c.bin,d.html} rw,".to_string()));
+    assert_eq!(lines.len(), 300 * 2);
+    for d in [0, 150, 299] {
+        for (i, name) in names.iter().enumerate() {
+            let path = format!("/srv/app/d{d}/{name}");
+            assert!(testglob::allows(&p.text, &path, 'r'), "{path}");
+            assert_eq!(testglob::allows(&p.text, &path, 'w'), i >= 2, "{path}");
+        }
+    }
+    assert!(!testglob::allows(&p.text, "/srv/app/d7/e.txt", 'r'));
+}
