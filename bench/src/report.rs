@@ -398,40 +398,12 @@ fn nginx_section(sec: Option<&NginxSection>) -> String {
 
 /// µs of CPU per request, lower is better; a verdict per row.
 pub fn cpu_per_request_table(t: &Table) -> String {
-    let mut s = String::from(
-        "| configuration | µs CPU/request median (min–max) | × untraced | verdict | what runs |\n\
-         |---|---|---|---|---|\n",
-    );
-    let base = match t.rows.first().map(|r| &r.outcome) {
-        Some(Outcome::Measured(v)) => v.clone(),
-        _ => Vec::new(),
-    };
-    for (i, row) in t.rows.iter().enumerate() {
-        let Outcome::Measured(v) = &row.outcome else {
-            continue;
-        };
-        let (Some(value), Some(ratio)) = (Spread::of(v), Spread::of(&ratios(v, &base))) else {
-            continue;
-        };
-        let verdict = if i == 0 {
-            format!(
-                "baseline; its rounds span {:.1}% of its median",
-                value.relative_width() * 100.0
-            )
-        } else {
-            cost_verdict(ratio)
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            row.name,
-            fmt_spread(value, 2),
-            fmt_spread(ratio, 3),
-            verdict,
-            row.how
-        );
-    }
-    s
+    against_first(
+        t,
+        "| configuration | µs CPU/request median (min–max) | × untraced | verdict | what runs |",
+        2,
+        cost_verdict,
+    )
 }
 
 /// Whether a configuration's per-round cost ratios tell it apart from its baseline.
@@ -448,10 +420,23 @@ pub fn cost_verdict(ratio: Spread) -> String {
 
 /// Requests/s, higher is better; a verdict per row.
 pub fn throughput_table(t: &Table) -> String {
-    let mut s = String::from(
-        "| configuration | requests/s median (min–max) | of untraced | verdict | what runs |\n\
-         |---|---|---|---|---|\n",
-    );
+    against_first(
+        t,
+        "| configuration | requests/s median (min–max) | of untraced | verdict | what runs |",
+        0,
+        verdict,
+    )
+}
+
+/// One measure per configuration: median (min–max), its per-round ratio to the first row's,
+/// and what `verdict` makes of that ratio; a row not measured says why.
+fn against_first(
+    t: &Table,
+    header: &str,
+    decimals: usize,
+    verdict: fn(Spread) -> String,
+) -> String {
+    let mut s = format!("{header}\n|---|---|---|---|---|\n");
     let base = match t.rows.first().map(|r| &r.outcome) {
         Some(Outcome::Measured(v)) => v.clone(),
         _ => Vec::new(),
@@ -484,7 +469,7 @@ pub fn throughput_table(t: &Table) -> String {
             s,
             "| {} | {} | {} | {} | {} |",
             row.name,
-            fmt_spread(value, 0),
+            fmt_spread(value, decimals),
             fmt_spread(ratio, 3),
             verdict,
             row.how
