@@ -317,7 +317,16 @@ pub fn bench(sizes: &[usize]) -> Result<Vec<SynthRow>> {
     let mut rows = Vec::new();
     for &n in sizes {
         let rec = work.path().join(format!("rec-{n}.json"));
-        write_recordings(n, &rec, true)?;
+        // In a child: a process forked from this one would report this one's resident memory
+        // as its own peak (Linux counts the peak of the copy an exec replaces), and a million
+        // files made here would stay resident after they are written.
+        let made = Command::new(std::env::current_exe()?)
+            .arg("synth-recording")
+            .arg(n.to_string())
+            .arg(&rec)
+            .status()
+            .context("writing the synthesis recordings")?;
+        anyhow::ensure!(made.success(), "writing the synthesis recordings: {made}");
         let size = fs::metadata(&rec)?.len();
         let out = work.path().join(format!("out-{n}"));
         let synth = run_synth(&profgen, std::slice::from_ref(&rec), &out)?;
