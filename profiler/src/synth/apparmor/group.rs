@@ -56,37 +56,44 @@ pub(crate) fn lines(rules: &[Rule], from: usize) -> Vec<Line<'_>> {
             i += 1;
             continue;
         };
-        let run_end = rules[i..]
+        // The run: this directory's groupable rules up to the first other rule, each with
+        // its name.
+        let run: Vec<(&Rule, &[u8])> = rules[i..]
             .iter()
-            .position(|r| groupable(r).is_none_or(|(d, _)| d != dir))
-            .map_or(rules.len(), |n| i + n);
+            .map_while(|r| {
+                groupable(r)
+                    .filter(|(d, _)| *d == dir)
+                    .map(|(_, name)| (r, name))
+            })
+            .collect();
+        let run_end = i + run.len();
         // Grouped by (letters, owner, notes), each group where its first rule was.
-        let mut groups: Vec<Vec<&Rule>> = Vec::new();
-        for r in &rules[i..run_end] {
-            let same = |g: &&mut Vec<&Rule>| {
-                g[0].perms == r.perms
-                    && g[0].owner == r.owner
-                    && g[0].notes == r.notes
+        let mut groups: Vec<Vec<(&Rule, &[u8])>> = Vec::new();
+        for (r, name) in run {
+            let same = |g: &&mut Vec<(&Rule, &[u8])>| {
+                let first = g[0].0;
+                first.perms == r.perms
+                    && first.owner == r.owner
+                    && first.notes == r.notes
                     && g.len() < MAX_NAMES
             };
             match groups.iter_mut().find(same) {
-                Some(g) => g.push(r),
-                None => groups.push(vec![r]),
+                Some(g) => g.push((r, name)),
+                None => groups.push(vec![(r, name)]),
             }
         }
         for g in groups {
-            if g.len() == 1 {
-                out.push(alone(g[0]));
+            if let [(r, _)] = g.as_slice() {
+                out.push(alone(r));
                 continue;
             }
             let names: Vec<String> = g
                 .iter()
-                .filter_map(|r| groupable(r))
                 .map(|(_, name)| String::from_utf8_lossy(name).into_owned())
                 .collect();
             out.push(Line {
                 path: format!("{}/{{{}}}", String::from_utf8_lossy(dir), names.join(",")),
-                rules: g,
+                rules: g.into_iter().map(|(r, _)| r).collect(),
             });
         }
         i = run_end;

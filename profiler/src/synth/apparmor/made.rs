@@ -193,7 +193,7 @@ impl<'a> Made<'a> {
         }
     }
 
-    fn ops(&self, key: &[u8]) -> Option<OpSet> {
+    fn ops_of(&self, key: &[u8]) -> Option<OpSet> {
         let i = self.ops.binary_search_by(|(p, _)| (*p).cmp(key)).ok()?;
         Some(self.ops[i].1)
     }
@@ -202,7 +202,7 @@ impl<'a> Made<'a> {
     /// writes may make names (`collapse dir/* (created)`).
     pub fn created(&self, path: &[u8]) -> bool {
         let key = trim_slash(path);
-        names_may_vary(key) && self.ops(key).is_some_and(|o| o.contains(FileOp::Create))
+        names_may_vary(key) && self.ops_of(key).is_some_and(|o| o.contains(FileOp::Create))
     }
 
     /// The facts for `path`; `None` when no part of its name may vary.
@@ -213,7 +213,7 @@ impl<'a> Made<'a> {
         }
         let comps = components(key);
         let last = comps.len() - 1;
-        let ops = self.ops(key);
+        let ops = self.ops_of(key);
         let wrote = ops.is_some_and(|o| {
             let p = Perms::from_ops(o.ops().iter());
             p.write || p.append || p.link
