@@ -45,6 +45,15 @@ const MODE: u32 = 0o644;
 /// rename it over `path`, fsync the directory so the rename survives a crash. On error the
 /// temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`], with the contents written by `fill` as they are made (through a
+/// buffer), so that a large file is never whole in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<(), OutputError> {
     let name = path
         .file_name()
         .ok_or_else(|| OutputError::NoFileName { path: path.into() })?;
@@ -88,8 +97,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
             }
             _ => io_err(path, "creating a temporary file", source),
         })?;
-    tmp.write_all(bytes)
+    let mut buffered = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    fill(&mut buffered)
+        .and_then(|()| buffered.flush())
         .map_err(|e| io_err(path, "writing", e))?;
+    drop(buffered);
     tmp.as_file()
         .set_permissions(Permissions::from_mode(MODE))
         .map_err(|e| io_err(path, "setting permissions", e))?;

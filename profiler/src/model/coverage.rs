@@ -169,6 +169,10 @@ fn rules(rec: &Recording) -> BTreeSet<Rule> {
     out
 }
 
+/// How many of the files only some runs saw the terminal names: runs that each touched
+/// different files (uploads, cache entries) can leave a million of them.
+const SHOWN_FILES: usize = 20;
+
 /// What `rec` saw in only some of its runs, one line per kind, for the terminal.
 pub fn partial_lines(rec: &Recording) -> Vec<String> {
     let c = &rec.coverage;
@@ -185,6 +189,7 @@ pub fn partial_lines(rec: &Recording) -> Vec<String> {
         let list: Vec<String> = c
             .files
             .iter()
+            .take(SHOWN_FILES)
             .map(|f| {
                 format!(
                     "{} ({}/{runs})",
@@ -193,7 +198,11 @@ pub fn partial_lines(rec: &Recording) -> Vec<String> {
                 )
             })
             .collect();
-        lines.push(format!("files: {}", list.join(", ")));
+        let more = match c.files.len().saturating_sub(SHOWN_FILES) {
+            0 => String::new(),
+            n => format!(", and {n} more (the recording's coverage lists them all)"),
+        };
+        lines.push(format!("files: {}{more}", list.join(", ")));
     }
     if !c.capabilities.is_empty() {
         let list: Vec<String> = c
@@ -261,6 +270,34 @@ mod tests {
                 "syscalls (x86_64): epoll_pwait (1/3), write (1/3)",
                 "files: /etc/b (1/3)"
             ]
+        );
+    }
+
+    #[test]
+    fn the_terminal_names_the_first_files_and_counts_the_rest() {
+        let names: Vec<String> = (0..SHOWN_FILES + 5)
+            .map(|i| format!("/up/{i:03}"))
+            .collect();
+        let a = run(
+            &["read"],
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let m = Recording::merge(&[a, run(&["read"], &[])]).unwrap();
+        assert_eq!(m.coverage.files.len(), SHOWN_FILES + 5);
+        let lines = partial_lines(&m);
+        let [files] = lines.as_slice() else {
+            panic!("{lines:?}")
+        };
+        assert!(
+            files.starts_with("files: /up/000 (1/2), /up/001 (1/2), "),
+            "{files}"
+        );
+        assert!(
+            files.ends_with(&format!(
+                "/up/{:03} (1/2), and 5 more (the recording's coverage lists them all)",
+                SHOWN_FILES - 1
+            )),
+            "{files}"
         );
     }
 

@@ -2,12 +2,12 @@
 //! document, so a recording from another profgen gets a version message rather than a
 //! confusing "unknown field".
 
-use std::path::Path;
+use std::{io::Write, path::Path};
 
 use serde::Deserialize;
 
 use super::{ModelError, Recording, SCHEMA_VERSION};
-use crate::output::write_atomic;
+use crate::output::write_atomic_with;
 
 /// Just enough of a recording to learn its version, whatever else it holds.
 #[derive(Deserialize)]
@@ -60,6 +60,14 @@ impl Recording {
     /// and sets are sorted by construction), ending in a newline. Equal recordings give
     /// equal bytes.
     pub fn to_json(&self) -> Result<Vec<u8>, ModelError> {
+        let mut bytes = Vec::new();
+        self.write_json(&mut bytes).map_err(ModelError::Serialize)?;
+        Ok(bytes)
+    }
+
+    /// Writes [`Recording::to_json`]'s bytes to `w` as they are made: the JSON of a recording
+    /// of a million files is hundreds of megabytes, more than the recording in memory.
+    pub fn write_json(&self, mut w: impl Write) -> Result<(), serde_json::Error> {
         let mut sorted;
         let rec = if self.cgroups_sorted() {
             self
@@ -68,15 +76,16 @@ impl Recording {
             sorted.sort_cgroups();
             &sorted
         };
-        let mut bytes = serde_json::to_vec_pretty(rec).map_err(ModelError::Serialize)?;
-        bytes.push(b'\n');
-        Ok(bytes)
+        serde_json::to_writer_pretty(&mut w, rec)?;
+        w.write_all(b"\n").map_err(serde_json::Error::io)
     }
 
     /// Writes the recording atomically: a reader sees the old file or the new one, never
     /// half of one.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
-        write_atomic(path.as_ref(), &self.to_json()?)?;
+        write_atomic_with(path.as_ref(), |w| {
+            self.write_json(w).map_err(std::io::Error::from)
+        })?;
         Ok(())
     }
 

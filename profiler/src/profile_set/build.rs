@@ -6,14 +6,14 @@
 //! artifact in [`BuiltSet::problems`] and makes the others. Either way the same recording and
 //! options give the same bytes.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::{render, Artifact};
 use crate::{
     cluster::Cluster,
-    model::{Activity, ModelError, Recording},
+    model::{Activity, Recording},
     naming::SetNames,
     synth::{
         self,
@@ -89,20 +89,49 @@ pub enum BuildError {
     Parser(#[source] ParserError),
     #[error("cannot serialize {artifact}: {message}")]
     Serialize { artifact: Artifact, message: String },
-    #[error(transparent)]
-    Recording(#[from] ModelError),
 }
 
 /// One file of a set, made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct File {
+pub struct File<'r> {
     pub artifact: Artifact,
-    pub bytes: Vec<u8>,
+    pub contents: Contents<'r>,
 }
 
-impl File {
+/// What a file of a set holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Contents<'r> {
+    Bytes(Vec<u8>),
+    /// The recording the set was made from, serialized as the file is written: the JSON of a
+    /// recording of a million files is larger than the recording, and is never whole in
+    /// memory.
+    Recording(&'r Recording),
+}
+
+impl File<'_> {
     pub fn name(&self) -> &'static str {
         self.artifact.file_name()
+    }
+
+    /// The file's bytes (a recording is serialized to give them).
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match &self.contents {
+            Contents::Bytes(b) => Cow::Borrowed(b),
+            Contents::Recording(rec) => {
+                let mut bytes = Vec::new();
+                // Only writing fails: every map of a recording has keys JSON can hold.
+                rec.write_json(&mut bytes).expect("a recording serializes");
+                Cow::Owned(bytes)
+            }
+        }
+    }
+
+    /// Writes the file's bytes to `w`.
+    pub fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match &self.contents {
+            Contents::Bytes(b) => w.write_all(b),
+            Contents::Recording(rec) => rec.write_json(w).map_err(std::io::Error::from),
+        }
     }
 }
 
@@ -131,9 +160,9 @@ pub struct AppArmorMade {
 
 /// A set made in memory: its files, and what a report shows of them.
 #[derive(Clone, Debug)]
-pub struct BuiltSet {
+pub struct BuiltSet<'r> {
     /// In [`Artifact::ALL`] order.
-    pub files: Vec<File>,
+    pub files: Vec<File<'r>>,
     /// What the reader should know about how the artifacts were made.
     pub notes: Vec<String>,
     /// Artifacts the set lacks, and why.
@@ -144,16 +173,21 @@ pub struct BuiltSet {
     pub suggestion: Option<Suggestion>,
 }
 
-impl BuiltSet {
+impl BuiltSet<'_> {
     pub fn file_names(&self) -> Vec<&'static str> {
         self.files.iter().map(File::name).collect()
     }
 
-    pub fn file(&self, artifact: Artifact) -> Option<&[u8]> {
+    pub fn has(&self, artifact: Artifact) -> bool {
+        self.files.iter().any(|f| f.artifact == artifact)
+    }
+
+    /// The bytes of `artifact`'s file (a recording is serialized: see [`BuiltSet::has`]).
+    pub fn file(&self, artifact: Artifact) -> Option<Cow<'_, [u8]>> {
         self.files
             .iter()
             .find(|f| f.artifact == artifact)
-            .map(|f| f.bytes.as_slice())
+            .map(File::bytes)
     }
 }
 
@@ -164,7 +198,7 @@ pub const SYSCALLS_ONLY: &str = "the recording holds syscalls only (`record --sy
 pub const NO_LABELS: &str = "networkpolicy.yaml not made: no labels to select the workload by (an empty podSelector would select every pod of the namespace)";
 
 /// Makes every artifact of the set for `rec`.
-pub fn build(rec: &Recording, opts: &BuildOptions) -> Result<BuiltSet, BuildError> {
+pub fn build<'r>(rec: &'r Recording, opts: &BuildOptions) -> Result<BuiltSet<'r>, BuildError> {
     let mut m = Making {
         mode: opts.mode,
         set: BuiltSet {
@@ -183,16 +217,11 @@ pub fn build(rec: &Recording, opts: &BuildOptions) -> Result<BuiltSet, BuildErro
         m.add(Artifact::Seccomp, json.clone());
         m.set.seccomp = Some(summary.clone());
     }
-    // The recording beside what was made from it, so the set can be made again (and checked
-    // to be made again byte for byte) without recording. Serializing a recording of many
-    // files takes a while: it is done while the AppArmor profile compiles.
-    let rec_json = || rec.to_json().map_err(BuildError::from);
-    let rec_json = if rec.syscalls_only {
+    if rec.syscalls_only {
         m.set.problems.push(SYSCALLS_ONLY.to_owned());
-        rec_json()
     } else {
-        activity_artifacts(&mut m, rec, &synth::workload_activity(rec), opts, rec_json)?
-    };
+        activity_artifacts(&mut m, rec, &synth::workload_activity(rec), opts)?;
+    }
 
     let container = ContainerPatch {
         name: names.container.clone(),
@@ -235,43 +264,42 @@ pub fn build(rec: &Recording, opts: &BuildOptions) -> Result<BuiltSet, BuildErro
         }
     }
 
-    if let Some(json) = m.attempt(Artifact::Recording, rec_json)? {
-        m.add(Artifact::Recording, json);
-    }
+    // The recording beside what was made from it, so the set can be made again (and checked
+    // to be made again byte for byte) without recording.
+    m.set.files.push(File {
+        artifact: Artifact::Recording,
+        contents: Contents::Recording(rec),
+    });
     m.set.files.sort_by_key(|f| f.artifact);
     Ok(m.set)
 }
 
-/// AppArmor, NetworkPolicy and securityContext: what needs the recorded activity. Returns
-/// what `meanwhile` made.
+/// AppArmor, NetworkPolicy and securityContext: what needs the recorded activity.
 ///
 /// `apparmor_parser` takes seconds on the profile of a recording of many files: it compiles
-/// the profile on another thread while the other artifacts and `meanwhile` are made. They are
-/// added to the set in the same order, with the same failures, as one after the other.
-fn activity_artifacts<T: Send>(
+/// the profile on another thread while the other artifacts are made. They are added to the
+/// set in the same order, with the same failures, as one after the other.
+fn activity_artifacts(
     m: &mut Making,
     rec: &Recording,
     activity: &Activity,
     opts: &BuildOptions,
-    meanwhile: impl FnOnce() -> T + Send,
-) -> Result<T, BuildError> {
+) -> Result<(), BuildError> {
     let name = &opts.names.apparmor;
     let check = opts.apparmor_check;
-    let (made, policy, suggestion, after) = std::thread::scope(|s| {
+    let (made, policy, suggestion) = std::thread::scope(|s| {
         let checking = apparmor::apparmor(name, activity, &AppArmorOptions::default())
             .map(|profile| s.spawn(move || checked(name, profile, check)));
         let policy =
             (!opts.labels.is_empty() || opts.pod.is_some()).then(|| network_policy(activity, opts));
         let suggestion = sc::security_context(activity, &sc::Options::with_volumes(&opts.volumes));
-        crate::memory::release_freed();
-        let after = meanwhile();
         let made = match checking {
             Ok(thread) => thread
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e)),
             Err(e) => Err(SynthError::from(e).into()),
         };
-        (made, policy, suggestion, after)
+        (made, policy, suggestion)
     });
     if let Some(aa) = m.attempt(Artifact::AppArmor, made)? {
         m.add(Artifact::AppArmor, aa.profile.text.clone());
@@ -302,16 +330,16 @@ fn activity_artifacts<T: Send>(
         m.add(Artifact::SecurityContext, yaml);
         m.set.suggestion = Some(suggestion);
     }
-    Ok(after)
+    Ok(())
 }
 
 /// The set as it is being made, and what a failure does to it.
-struct Making {
+struct Making<'r> {
     mode: Mode,
-    set: BuiltSet,
+    set: BuiltSet<'r>,
 }
 
-impl Making {
+impl Making<'_> {
     /// `made`'s value; a failure is the build's error (strict), or a problem and `None`
     /// (lenient).
     fn attempt<T>(
@@ -334,7 +362,7 @@ impl Making {
     fn add(&mut self, artifact: Artifact, bytes: impl Into<Vec<u8>>) {
         self.set.files.push(File {
             artifact,
-            bytes: bytes.into(),
+            contents: Contents::Bytes(bytes.into()),
         });
     }
 }

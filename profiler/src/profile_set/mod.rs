@@ -21,7 +21,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use build::{
-    build, AppArmorCheck, AppArmorMade, BuildError, BuildOptions, BuiltSet, File, Mode,
+    build, AppArmorCheck, AppArmorMade, BuildError, BuildOptions, BuiltSet, Contents, File, Mode,
     ParserVerdict, NO_LABELS, SYSCALLS_ONLY,
 };
 pub use store::{load, write, LoadedSet, WriteError};

@@ -11,7 +11,7 @@ use oci_spec::runtime::LinuxSeccomp;
 use super::{apparmor, Artifact, BuiltSet, SetError};
 use crate::{
     model::Recording,
-    output::{write_atomic, OutputError},
+    output::{write_atomic_with, OutputError},
     verify::netpol,
 };
 
@@ -151,11 +151,11 @@ pub fn write(dir: &Path, set: &BuiltSet) -> Result<(), WriteError> {
         source,
     })?;
     for f in &set.files {
-        write_atomic(&dir.join(f.name()), &f.bytes)?;
+        write_atomic_with(&dir.join(f.name()), |w| f.write_to(w))?;
     }
     let stale = Artifact::ALL
         .into_iter()
-        .filter(|a| set.file(*a).is_none())
+        .filter(|a| !set.has(*a))
         .map(Artifact::file_name)
         .chain(FORMER_ARTIFACTS);
     for name in stale {
