@@ -106,6 +106,11 @@ pub fn bench(n: u64) -> Result<LossSection> {
         aggregated_dirs: aggregated,
         synth_wall_s: synth.wall.as_secs_f64(),
         synth_rss_mb: synth.max_rss_kb as f64 / 1024.0,
+        event_exits: rec
+            .host
+            .event_exits
+            .map_or("not recorded", |e| e.as_str())
+            .into(),
     };
     eprintln!("    {section:?}");
     Ok(section)

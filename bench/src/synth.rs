@@ -336,25 +336,29 @@ pub fn bench(sizes: &[usize]) -> Result<Vec<SynthRow>> {
                 .arg(out.join("apparmor.profile"))
                 .stderr(std::process::Stdio::null()),
         )
-        .map(|m| format!("{:.2}", m.wall.as_secs_f64()))
-        .unwrap_or_else(|_| "-".into());
+        .ok()
+        .map(|m| m.wall.as_secs_f64());
         let merge = run_synth(
             &profgen,
             &[rec.with_extension("a.json"), rec.with_extension("b.json")],
             &work.path().join(format!("merged-{n}")),
         )?;
         println!(
-            "  {n:>9}  {:>9.1}  {:>9.2}  {:>10.1}  {:>10.2}  {:>10.1}  {parser:>9}",
+            "  {n:>9}  {:>9.1}  {:>9.2}  {:>10.1}  {:>10.2}  {:>10.1}  {:>9}",
             size as f64 / 1e6,
             synth.wall.as_secs_f64(),
             synth.max_rss_kb as f64 / 1024.0,
             merge.wall.as_secs_f64(),
             merge.max_rss_kb as f64 / 1024.0,
+            parser.map_or_else(|| "-".into(), |p| format!("{p:.2}")),
         );
         rows.push(SynthRow {
             events: n as u64,
             wall_s: synth.wall.as_secs_f64(),
             peak_rss_mb: synth.max_rss_kb as f64 / 1024.0,
+            merge_wall_s: merge.wall.as_secs_f64(),
+            merge_rss_mb: merge.max_rss_kb as f64 / 1024.0,
+            parser_wall_s: parser,
         });
         for f in fs::read_dir(work.path())? {
             let f = f?.path();

@@ -29,7 +29,7 @@ mod tests_next_run;
 
 use std::{borrow::Cow, collections::BTreeSet, fmt::Write as _};
 
-use crate::model::activity::{Activity, FileOp};
+use crate::model::activity::{Activity, FileAccess, FileOp};
 use pattern::Pattern;
 use rules::Perms;
 
@@ -190,16 +190,47 @@ const READ_BACK: &str = "read-back: r added as a next start reads what this run 
 /// a path that failed while recording (then by the id rules alone, as without the facts of
 /// what the workload made).
 fn pattern_for(path: &[u8], made: &made::Made, failed: &[Vec<u8>]) -> (Pattern, Vec<&'static str>) {
-    let plain = generalise::generalise(path, None);
     let Some(facts) = made.facts(path) else {
-        return plain;
+        return generalise::generalise(path, None);
     };
     let full = generalise::generalise(path, Some(&facts));
-    if full.0 != plain.0 && failed.iter().any(|f| full.0.matches(f)) {
-        plain
-    } else {
-        full
+    if failed.iter().any(|f| full.0.matches(f)) {
+        let plain = generalise::generalise(path, None);
+        if plain.0 != full.0 {
+            return plain;
+        }
     }
+    full
+}
+
+/// Each successful access's rule, in the order of `files`, and why those that cannot be
+/// written could not.
+fn access_rules(
+    files: &[FileAccess],
+    made: &made::Made,
+    bounding: &[Vec<u8>],
+) -> (Vec<Rule>, Vec<String>) {
+    let mut rules = Vec::with_capacity(files.len());
+    let mut unexpressible = Vec::new();
+    for f in files.iter().filter(|f| !f.failed) {
+        let path = f.path.as_bytes();
+        if let Some(why) = escape::unexpressible(path) {
+            unexpressible.push(format!("file {:?}: {why}", String::from_utf8_lossy(path)));
+            continue;
+        }
+        let perms = Perms::from_ops(f.ops.iter());
+        if perms.is_empty() {
+            continue;
+        }
+        let (pattern, applied) = pattern_for(path, made, bounding);
+        rules.push(Rule {
+            pattern,
+            perms,
+            owner: f.owned,
+            notes: applied.into_iter().map(Cow::Borrowed).collect(),
+        });
+    }
+    (rules, unexpressible)
 }
 
 /// The failed paths no generalised rule may cover: those that failed and never succeeded, but
@@ -252,25 +283,8 @@ pub fn apparmor(
     // Every successful access's rule, then merged per generalised path: sorted in a list
     // rather than gathered in a map, as the recording's paths come sorted and mostly stay
     // so (a map of a million rules costs a search per access, and more memory).
-    let mut merged: Vec<Rule> = Vec::new();
-    for f in activity.files.iter().filter(|f| !f.failed) {
-        let path = f.path.as_bytes();
-        if let Some(why) = escape::unexpressible(path) {
-            not_expressible.push(format!("file {:?}: {why}", String::from_utf8_lossy(path)));
-            continue;
-        }
-        let perms = Perms::from_ops(f.ops.iter());
-        if perms.is_empty() {
-            continue;
-        }
-        let (pattern, applied) = pattern_for(path, &made, &bounding);
-        merged.push(Rule {
-            pattern,
-            perms,
-            owner: f.owned,
-            notes: applied.into_iter().map(Cow::Borrowed).collect(),
-        });
-    }
+    let (mut merged, unexpressible) = access_rules(&activity.files, &made, &bounding);
+    not_expressible.extend(unexpressible);
     // Stable: a merged rule's notes come in the order of the accesses.
     merged.sort_by(|a, b| a.pattern.cmp(&b.pattern));
     merged.dedup_by(|next, kept| {
