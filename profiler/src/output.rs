@@ -213,6 +213,35 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_that_fails_part_way_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recording.json");
+        write_atomic(&path, b"old").unwrap();
+        // More than the buffer holds is written before the failure, so part of it reached
+        // the temporary file.
+        let err = write_atomic_with(&path, |w| {
+            w.write_all(&vec![b'x'; 3 << 20])?;
+            Err(io::Error::other("serializing failed"))
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("writing: serializing failed"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(entries(dir.path()), ["recording.json"]);
+
+        write_atomic_with(&path, |w| {
+            for chunk in [b"{".as_slice(), b"\"a\": 1", b"}"] {
+                w.write_all(chunk)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), br#"{"a": 1}"#);
+    }
+
+    #[test]
     fn empty_path_is_refused() {
         let err = write_atomic(Path::new(""), b"x").unwrap_err();
         assert!(matches!(err, OutputError::NoFileName { .. }), "{err:?}");
