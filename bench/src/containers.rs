@@ -2,7 +2,7 @@
 //! containers of its node's pods start, run and exit, one after another.
 //!
 //! The pods are replicas of a captured coredns pod (`pods`), sent by a stand-in API server
-//! (`k8s_api`) as their watch's initial events; each pod's cgroup is made where the kubelet's
+//! (`profgen_testkit::fake_api`) as their watch's initial events; each pod's cgroup is made where the kubelet's
 //! systemd driver makes it before its first container, and each container is a runc
 //! container in the cgroup containerd would give it, named by the id in the pod's status.
 
@@ -19,8 +19,9 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use profgen::{k8s::profiles::Index, model::Recording, verify::runc::unique_id};
 
+use profgen_testkit::fake_api::{self, Reply};
+
 use crate::{
-    k8s_api,
     pods::{self, BenchPod, Selection},
     profgen_bin,
     report::ContainersSection,
@@ -38,11 +39,23 @@ pub fn bench(containers: usize, rounds: usize) -> Result<ContainersSection> {
     let work = tempfile::tempdir()?;
     let bundle = bundle(&work.path().join("bundle"), &busybox)?;
     let (pods, selection) = pods::replicas(pods::WATCH_CAPTURE, containers, std::process::id())?;
-    let api = k8s_api::serve(
-        &selection.namespace,
-        pods::watch_body(pods::WATCH_CAPTURE, &pods)?,
-    )?;
-    let kubeconfig = k8s_api::kubeconfig(work.path(), &api.url)?;
+    // The pods' watch; anything else (the ReplicaSet the agent asks for to name the workload)
+    // is not found, so the agent names the workload from the pod alone, as it does without
+    // that permission.
+    let watch = pods::watch_body(pods::WATCH_CAPTURE, &pods)?;
+    let pods_path = format!("/api/v1/namespaces/{}/pods", selection.namespace);
+    let api = fake_api::serve(move |path, query| {
+        if path == pods_path && query.contains("watch=true") {
+            Reply::Watch(watch.clone())
+        } else {
+            let name = path.rsplit('/').next().unwrap_or("");
+            Reply::Json {
+                status: 404,
+                body: fake_api::not_found("apps", "replicasets", name),
+            }
+        }
+    })?;
+    let kubeconfig = fake_api::kubeconfig(work.path(), &api.url, "")?;
     let _pod_cgroups = PodCgroups::create(&pods)?;
     eprintln!(
         "==> containers: {containers} pods of one short busybox container each under `profgen agent`, {rounds} rounds"

@@ -15,7 +15,7 @@
 //!   of their two halves merged (no root needed; `--synth N,…` alone) — `synth`;
 //! * e) `profgen agent`'s CPU and RSS while its pods' short containers come and go —
 //!   `containers`, over replicas of a captured pod (`pods`) sent by a stand-in API server
-//!   (`k8s_api`).
+//!   (`profgen_testkit::fake_api`).
 //!
 //! Configurations are interleaved over several rounds and each figure is reported as median
 //! and min–max, with ratios taken within each round, so drift on a shared machine hits a
@@ -29,7 +29,6 @@ use clap::{Parser, Subcommand};
 mod child;
 mod containers;
 mod cost;
-mod k8s_api;
 mod loss;
 mod machine;
 mod nginx;

@@ -1,22 +1,17 @@
 //! A node of the captured kind cluster, replayed: its API server (the captured responses,
-//! byte for byte), the two coredns replicas' pod cgroups made as a kubelet makes them, and
+//! byte for byte, through `profgen_testkit::fake_api`), the two coredns replicas' pod cgroups made as a kubelet makes them, and
 //! busybox containers in them. Shared by the agent's tests (`k8s_agent_e2e`, `agent_image`).
 
 use std::{
     fs,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    thread,
-    time::Duration,
+    sync::Mutex,
 };
 
 use profgen::model::Recording;
+use profgen_testkit::fake_api::{self, Reply};
 
 pub const NODE: &str = "v1.36-control-plane";
 pub const NS: &str = "kube-system";
@@ -69,19 +64,8 @@ pub fn pod_cgroup(uid: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // The API server: captured bodies, byte for byte.
 
-pub struct Replay {
-    pub url: String,
-    stop: Arc<AtomicBool>,
-    pub requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
-    }
-}
+/// The stand-in API server replaying the capture.
+pub type Replay = fake_api::Api;
 
 pub fn pod_json(podlist: &str, name: &str) -> Option<String> {
     let list: serde_json::Value = serde_json::from_str(podlist).unwrap();
@@ -97,108 +81,41 @@ pub fn pod_json(podlist: &str, name: &str) -> Option<String> {
         })
 }
 
-pub fn not_found(kind: &str, name: &str) -> String {
-    format!(
-        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{kind} \"{name}\" not found","reason":"NotFound","details":{{"name":"{name}","kind":"{kind}"}},"code":404}}"#
-    )
-}
-
 /// Serves the kube-system pods: list, get, and a watch that sends the captured initial
-/// events and then stays open (a quiet cluster), as a real watch does.
+/// events and then stays open (a quiet cluster), as a real watch does. Anything else (the
+/// ReplicaSet the agent asks for) is not found.
 pub fn serve_api(fixtures: &Path) -> Replay {
     let podlist = fs::read_to_string(fixtures.join(PODLIST)).unwrap();
     let watch = fs::read_to_string(fixtures.join(WATCH)).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let (stop2, log) = (stop.clone(), requests.clone());
-    thread::spawn(move || {
-        for sock in listener.incoming() {
-            if stop2.load(Ordering::SeqCst) {
-                return;
-            }
-            let Ok(mut sock) = sock else { continue };
-            let (podlist, watch, stop3, log) =
-                (podlist.clone(), watch.clone(), stop2.clone(), log.clone());
-            thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match sock.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                log.lock().unwrap().push(target.clone());
-                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-                let pods = format!("/api/v1/namespaces/{NS}/pods");
-                let (status, body, stream) = if path == pods && query.contains("watch=true") {
-                    (200, watch, true)
-                } else if path == pods {
-                    (200, podlist, false)
-                } else if let Some(name) = path.strip_prefix(&format!("{pods}/")) {
-                    match pod_json(&podlist, name) {
-                        Some(p) => (200, p, false),
-                        None => (404, not_found("pods", name), false),
-                    }
-                } else {
-                    let name = path.rsplit('/').next().unwrap_or("");
-                    (404, not_found("replicasets.apps", name), false)
-                };
-                let length = if stream {
-                    String::new()
-                } else {
-                    format!("Content-Length: {}\r\n", body.len())
-                };
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n{body}"
-                );
-                let _ = sock.write_all(reply.as_bytes());
-                if stream {
-                    // The watch stays open until the test ends.
-                    while !stop3.load(Ordering::SeqCst) {
-                        thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            });
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    fake_api::serve(move |path, query| {
+        let ok = |body| Reply::Json { status: 200, body };
+        let missing = |group, resource, name| Reply::Json {
+            status: 404,
+            body: fake_api::not_found(group, resource, name),
+        };
+        if path == pods && query.contains("watch=true") {
+            Reply::Watch(watch.clone())
+        } else if path == pods {
+            ok(podlist.clone())
+        } else if let Some(name) = path.strip_prefix(&format!("{pods}/")) {
+            pod_json(&podlist, name).map_or_else(|| missing("", "pods", name), ok)
+        } else {
+            missing("apps", "replicasets", path.rsplit('/').next().unwrap_or(""))
         }
-    });
-    Replay {
-        url,
-        stop,
-        requests,
-    }
+    })
+    .unwrap()
 }
 
 pub fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
-    write_kubeconfig(dir, server, "")
+    fake_api::kubeconfig(dir, server, "").unwrap()
 }
 
 /// A kubeconfig naming a CA file as a pod's service account does: the client then trusts that
 /// CA alone and needs no system trust store (the agent's image has none).
 pub fn kubeconfig_with_ca(dir: &Path, server: &str, ca: &Path) -> PathBuf {
-    write_kubeconfig(
-        dir,
-        server,
-        &format!("    certificate-authority: {}\n", ca.display()),
-    )
-}
-
-fn write_kubeconfig(dir: &Path, server: &str, cluster_extra: &str) -> PathBuf {
-    let path = dir.join("kubeconfig");
-    fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: replay\n  cluster:\n    server: {server}\n{cluster_extra}\
-             contexts:\n- name: replay\n  context:\n    cluster: replay\n    user: replay\n\
-             current-context: replay\nusers:\n- name: replay\n  user: {{}}\n"
-        ),
-    )
-    .unwrap();
-    path
+    let ca = format!("    certificate-authority: {}\n", ca.display());
+    fake_api::kubeconfig(dir, server, &ca).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
