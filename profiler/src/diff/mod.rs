@@ -1,5 +1,5 @@
 //! A semantic diff of two profile sets (or two recordings): what NEW allows that OLD did not,
-//! and the reverse, per artifact. Pure: it reads [`LoadedSet`]s and [`Recording`]s.
+//! and the reverse, per artifact. Pure: it reads [`LoadedSet`]s and [`Recording`](crate::model::Recording)s.
 //!
 //! "Added" always means *allowed by NEW and not by OLD* (a widening), "removed" the reverse
 //! (a narrowing); a change that is neither (a renamed profile path, another uid) is

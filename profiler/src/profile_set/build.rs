@@ -119,7 +119,8 @@ impl File<'_> {
             Contents::Bytes(b) => Cow::Borrowed(b),
             Contents::Recording(rec) => {
                 let mut bytes = Vec::new();
-                // Only writing fails: every map of a recording has keys JSON can hold.
+                // Only writing can fail, and a Vec takes every byte: the maps of a recording
+                // are keyed by names, ABIs and argument indexes, which JSON keys hold.
                 rec.write_json(&mut bytes).expect("a recording serializes");
                 Cow::Owned(bytes)
             }
@@ -178,11 +179,14 @@ impl BuiltSet<'_> {
         self.files.iter().map(File::name).collect()
     }
 
+    /// Whether the set holds `artifact`'s file (without making its bytes).
     pub fn has(&self, artifact: Artifact) -> bool {
         self.files.iter().any(|f| f.artifact == artifact)
     }
 
-    /// The bytes of `artifact`'s file (a recording is serialized: see [`BuiltSet::has`]).
+    /// The bytes of `artifact`'s file. The recording's are serialized for the call: hundreds
+    /// of megabytes for a recording of a million files ([`BuiltSet::has`] asks only whether
+    /// the set holds it; [`super::write`] streams it to disk).
     pub fn file(&self, artifact: Artifact) -> Option<Cow<'_, [u8]>> {
         self.files
             .iter()

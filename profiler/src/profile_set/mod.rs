@@ -2,7 +2,7 @@
 //!
 //! This module is the one place that knows what a set holds: [`Artifact`] names every file.
 //! [`build`] makes every artifact from a recording in memory (for `profgen synth`,
-//! `profgen record --pod` and the agent alike), [`write`] puts a built set into its
+//! `profgen record --pod` and the agent alike), [`write()`] puts a built set into its
 //! directory, and [`load`] parses whatever artifacts are present into typed values for
 //! `profgen diff` and `profgen check`.
 

@@ -1,4 +1,4 @@
-//! Synthesis: pure functions from a [`Recording`](crate::model::Recording) to profiles. One
+//! Synthesis: pure functions from a [`Recording`] to profiles. One
 //! module per kind of profile; they share only [`SynthError`].
 
 pub mod apparmor;

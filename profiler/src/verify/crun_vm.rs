@@ -1,5 +1,5 @@
 //! A bundle under crun in a guest with a pure cgroup v2 hierarchy (Debian's kernel under qemu,
-//! [`runtime_calls::guest`]'s preamble): optionally recorded by profgen's eBPF recorder in
+//! [`super::runtime_calls::guest`]'s preamble): optionally recorded by profgen's eBPF recorder in
 //! that kernel, then its suite run against it inside the guest.
 //!
 //! This shows the two things a cgroup v2 only node needs: the recorder loads and records on a

@@ -1,5 +1,5 @@
 //! One shell workload recorded by profgen once per exit hook (`PROFGEN_EXITS`) in Debian's
-//! kernel under qemu ([`runtime_calls::guest`]'s preamble): where the host refuses BPF
+//! kernel under qemu ([`super::runtime_calls::guest`]'s preamble): where the host refuses BPF
 //! trampolines, this is where the `fexit` programs run, and the facts each hook gives can be
 //! compared.
 //!

@@ -8,7 +8,7 @@
 //! afterwards, and every probed syscall was refused with EPERM. The same run enforces a
 //! securityContext when one is given ([`security_context`]).
 //!
-//! [`apparmor::prove`] proves an AppArmor profile in a VM, [`netpol::prove`] a NetworkPolicy
+//! [`apparmor::prove`] proves an AppArmor profile in a VM, [`netpol::prove()`] a NetworkPolicy
 //! by its evaluator; [`set`] names what failed across a set.
 
 pub mod apparmor;

@@ -1,13 +1,13 @@
-//! AppArmor profile from what a workload did (DESIGN §4, `docs/apparmor.md`).
+//! AppArmor profile from what a workload did (`docs/apparmor.md`).
 //!
 //! A pure function of an [`Activity`]: file rules with the letters the recorded operations
 //! need, `capability` rules for what was used, `network` rules by family and type. Rules that
 //! `abstractions/base` already grants are dropped; failed accesses become comments, not rules;
-//! paths become broader only by the rules in [`generalise`] (using what the workload made,
-//! [`made`]) and [`collapse`], and a rule that writes also reads (`read-back`, [`made`]). Anything that
-//! cannot be written in AppArmor's grammar is reported in [`Profile::not_expressible`] (and as
-//! a comment), never dropped silently. A large profile writes a directory's alike files as one
-//! rule ([`group`]).
+//! paths become broader only by the rules in `generalise.rs` (using what the workload made,
+//! `made.rs`) and `collapse.rs`, and a rule that writes also reads (`read-back`, `made.rs`).
+//! Anything that cannot be written in AppArmor's grammar is reported in
+//! [`Profile::not_expressible`] (and as a comment), never dropped silently. A large profile
+//! writes a directory's alike files as one rule (`group.rs`).
 
 // `profile_set` reads profiles back and needs what base grants and how ops become letters.
 mod aggregated;

@@ -9,7 +9,7 @@
 //! mode; starts the bundle's process confined (`aa-exec -p NAME`) and runs the suite against
 //! it inside the guest; counts `apparmor="DENIED"` kernel log lines; then runs probes
 //! confined by the same profile that must be denied (read `/etc/shadow`, write under `/usr`).
-//! The facts come back over the serial console ([`guest`]); [`VmReport::failures`] judges
+//! The facts come back over the serial console (`guest.rs`); [`VmReport::failures`] judges
 //! them.
 //!
 //! The suite runs in the guest, where there is no network but loopback: it must be an ELF

@@ -94,7 +94,7 @@ grep cgroup /proc/mounts | sed 's/^/PROFGEN cgroup-mount /'
     )
 }
 
-/// The guest's init: [`preamble`], then crun `runs` times per variant, clearing the kernel log
+/// The guest's init: `preamble`, then crun `runs` times per variant, clearing the kernel log
 /// before each run and printing it after.
 pub fn init_script(runs: usize) -> String {
     let variants: Vec<&str> = VARIANTS.iter().map(Variant::label).collect();
