@@ -9,7 +9,7 @@
 use std::{
     fs,
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     thread,
@@ -19,7 +19,10 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use profgen::{k8s::profiles::Index, model::Recording, verify::runc::unique_id};
 
-use profgen_testkit::fake_api::{self, Reply};
+use profgen_testkit::{
+    busybox,
+    fake_api::{self, Reply},
+};
 
 use crate::{
     pods::{self, BenchPod, Selection},
@@ -33,11 +36,11 @@ const SCRIPT: &str = "/bin/busybox uname -a >/dev/null; \
     /bin/busybox sleep 0.2";
 
 pub fn bench(containers: usize, rounds: usize) -> Result<ContainersSection> {
-    let busybox = busybox().context(
+    let busybox = busybox::static_busybox().context(
         "no statically linked busybox (apt-get install busybox-static): the containers' rootfs needs one",
     )?;
     let work = tempfile::tempdir()?;
-    let bundle = bundle(&work.path().join("bundle"), &busybox)?;
+    let bundle = busybox::bundle(&work.path().join("bundle"), &busybox, SCRIPT)?;
     let (pods, selection) = pods::replicas(pods::WATCH_CAPTURE, containers, std::process::id())?;
     // The pods' watch; anything else (the ReplicaSet the agent asks for to name the workload)
     // is not found, so the agent names the workload from the pod alone, as it does without
@@ -111,7 +114,7 @@ fn recorded(output: &Path) -> Result<(usize, u64)> {
     for set in &index.sets {
         let rec = Recording::load(output.join(&set.dir).join("recording.json"))
             .with_context(|| format!("reading the recording of {}", set.dir))?;
-        found += busybox_cgroups(&rec);
+        found += busybox::busybox_cgroups(&rec);
         lost += rec.events_lost_total();
     }
     Ok((found, lost))
@@ -123,7 +126,7 @@ fn batch(bundle: &Path, pods: &[BenchPod]) -> Result<Duration> {
     let start = Instant::now();
     for (i, pod) in pods.iter().enumerate() {
         let id = unique_id("profgen-bench-ct");
-        set_cgroups_path(bundle, &pod.container_cgroup)?;
+        busybox::set_cgroups_path(bundle, &pod.container_cgroup)?;
         let out = Command::new("runc")
             .args(["run", "--bundle"])
             .arg(bundle)
@@ -141,68 +144,6 @@ fn batch(bundle: &Path, pods: &[BenchPod]) -> Result<Duration> {
         }
     }
     Ok(start.elapsed())
-}
-
-fn busybox() -> Option<PathBuf> {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| {
-            p.is_file()
-                && Command::new("file")
-                    .arg(p)
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"))
-                    .unwrap_or(true)
-        })
-}
-
-/// A bundle as the agent tests build it: a rootfs holding a static busybox, `runc spec`'s
-/// defaults, read-only root, and the learning seccomp profile (the recording starts at the
-/// container's filter, as for a pod).
-fn bundle(dir: &Path, busybox: &Path) -> Result<PathBuf> {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
-        fs::create_dir_all(rootfs.join(d))?;
-    }
-    fs::copy(busybox, rootfs.join("bin/busybox"))?;
-    let out = Command::new("runc")
-        .arg("spec")
-        .current_dir(dir)
-        .output()
-        .context("running runc spec")?;
-    if !out.status.success() {
-        bail!("runc spec failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let path = dir.join("config.json");
-    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", SCRIPT]);
-    spec["root"]["readonly"] = true.into();
-    spec["linux"]["seccomp"] = serde_json::from_str(profgen::k8s::agent::LEARNING_PROFILE)?;
-    fs::write(&path, serde_json::to_vec_pretty(&spec)?)?;
-    Ok(dir.to_owned())
-}
-
-fn set_cgroups_path(bundle: &Path, cgroups_path: &str) -> Result<()> {
-    let path = bundle.join("config.json");
-    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
-    spec["linux"]["cgroupsPath"] = cgroups_path.into();
-    fs::write(&path, serde_json::to_vec_pretty(&spec)?)?;
-    Ok(())
-}
-
-/// Cgroups of a recording in which busybox ran: the containers it caught.
-fn busybox_cgroups(rec: &Recording) -> usize {
-    rec.cgroups
-        .iter()
-        .filter(|c| {
-            c.activity
-                .processes
-                .iter()
-                .any(|p| p.exe.as_bytes() == b"/bin/busybox")
-        })
-        .count()
 }
 
 /// runc (cgroupfs driver on a hybrid host) also makes the parent in every v1 hierarchy and

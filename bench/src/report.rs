@@ -417,13 +417,19 @@ pub fn cpu_per_request_table(t: &Table) -> String {
 
 /// Whether a configuration's per-round cost ratios tell it apart from its baseline.
 pub fn cost_verdict(ratio: Spread) -> String {
+    told_apart(ratio, "cheaper", "costlier")
+}
+
+/// The median change, and whether the rounds tell it apart from 1.0: `below` when every
+/// round's ratio is under it, `above` when every one is over it.
+fn told_apart(ratio: Spread, below: &str, above: &str) -> String {
     let pct = (ratio.median - 1.0) * 100.0;
     if ratio.contains(1.0) {
         format!("{pct:+.1}%, within the spread (rounds straddle 1.0)")
-    } else if ratio.min > 1.0 {
-        format!("{pct:+.1}%, costlier in every round")
+    } else if ratio.max < 1.0 {
+        format!("{pct:+.1}%, {below} in every round")
     } else {
-        format!("{pct:+.1}%, cheaper in every round")
+        format!("{pct:+.1}%, {above} in every round")
     }
 }
 
@@ -489,14 +495,7 @@ fn against_first(
 
 /// Whether a configuration's per-round ratios to its baseline tell it apart from it.
 pub fn verdict(ratio: Spread) -> String {
-    let pct = (ratio.median - 1.0) * 100.0;
-    if ratio.contains(1.0) {
-        format!("{pct:+.1}%, within the spread (rounds straddle 1.0)")
-    } else if ratio.max < 1.0 {
-        format!("{pct:+.1}%, slower in every round")
-    } else {
-        format!("{pct:+.1}%, faster in every round")
-    }
+    told_apart(ratio, "slower", "faster")
 }
 
 fn loss_section(sec: Option<&LossSection>) -> String {

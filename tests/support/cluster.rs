@@ -6,12 +6,14 @@ use std::{
     fs,
     net::TcpListener,
     path::{Path, PathBuf},
-    process::Command,
     sync::Mutex,
 };
 
 use profgen::model::Recording;
-use profgen_testkit::fake_api::{self, Reply};
+use profgen_testkit::{
+    busybox as testkit_busybox,
+    fake_api::{self, Reply},
+};
 
 pub const NODE: &str = "v1.36-control-plane";
 pub const NS: &str = "kube-system";
@@ -122,41 +124,14 @@ pub fn kubeconfig_with_ca(dir: &Path, server: &str, ca: &Path) -> PathBuf {
 // The containers.
 
 pub fn busybox() -> Option<PathBuf> {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| {
-            p.is_file()
-                && Command::new("file")
-                    .arg(p)
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"))
-                    .unwrap_or(true)
-        })
+    testkit_busybox::static_busybox()
 }
 
 /// A bundle whose container runs [`SCRIPT`] in `cgroups_path`, under the learning profile.
 pub fn bundle(dir: &Path, busybox: &Path, cgroups_path: &str) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
-        fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    let out = Command::new("runc")
-        .arg("spec")
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "runc spec: {out:?}");
-    let path = dir.join("config.json");
-    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", SCRIPT]);
-    spec["root"]["readonly"] = true.into();
-    spec["linux"]["cgroupsPath"] = cgroups_path.into();
-    spec["linux"]["seccomp"] = serde_json::from_str(profgen::k8s::agent::LEARNING_PROFILE).unwrap();
-    fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-    dir.to_owned()
+    let bundle = testkit_busybox::bundle(dir, busybox, SCRIPT).unwrap();
+    testkit_busybox::set_cgroups_path(&bundle, cgroups_path).unwrap();
+    bundle
 }
 
 /// Pod cgroups made for the test, removed (deepest first) at the end. Held by one test at a
@@ -234,13 +209,5 @@ pub fn free_port() -> u16 {
 
 /// How many of the recording's cgroups executed /bin/busybox (the containers' entrypoint).
 pub fn busybox_execs(rec: &Recording) -> usize {
-    rec.cgroups
-        .iter()
-        .filter(|c| {
-            c.activity
-                .processes
-                .iter()
-                .any(|p| p.exe.as_bytes() == b"/bin/busybox")
-        })
-        .count()
+    testkit_busybox::busybox_cgroups(rec)
 }

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Abi, Activity, CgroupRecord, ModelError, Recording, SyscallSet, SCHEMA_VERSION};
+use super::{
+    Abi, Activity, CgroupRecord, FileAccess, FsPath, ModelError, Recording, SyscallSet,
+    SCHEMA_VERSION,
+};
 
 impl Recording {
     /// One line per cgroup a process joined after the runtime's hand-over.
@@ -222,11 +225,14 @@ fn merge_activity(into: &mut Activity, other: &Activity) {
     // One entry per (path, failed, owned), with every operation either run did. `into`'s
     // own entries are moved, not copied. Both lists come sorted by path: the sort merges two
     // runs, where a map of a million files would search for each.
+    fn entry(f: &FileAccess) -> (&FsPath, bool, bool) {
+        (&f.path, f.failed, f.owned)
+    }
     let mut all = std::mem::take(&mut into.files);
     all.extend(files.iter().cloned());
-    all.sort_by(|a, b| (&a.path, a.failed, a.owned).cmp(&(&b.path, b.failed, b.owned)));
+    all.sort_by(|a, b| entry(a).cmp(&entry(b)));
     all.dedup_by(|next, kept| {
-        let same = (&next.path, next.failed, next.owned) == (&kept.path, kept.failed, kept.owned);
+        let same = entry(next) == entry(kept);
         if same {
             kept.ops.append(&mut next.ops);
         }

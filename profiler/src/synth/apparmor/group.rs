@@ -14,10 +14,10 @@ pub(crate) const FROM_RULES: usize = 1000;
 /// Most names in one alternation: the parser's scanner refuses a very long line.
 const MAX_NAMES: usize = 64;
 
-/// One line of the profile's file rules: the rules it stands for, and the rule's path as
-/// written.
+/// One line of the profile's file rules: the first of the rules it stands for (the others
+/// grant the same letters, with the same `owner` and notes), and the path as written.
 pub(crate) struct Line<'r> {
-    pub rules: Vec<&'r Rule>,
+    pub rule: &'r Rule,
     pub path: String,
 }
 
@@ -41,7 +41,7 @@ fn groupable(rule: &Rule) -> Option<(&[u8], &[u8])> {
 pub(crate) fn lines(rules: &[Rule], from: usize) -> Vec<Line<'_>> {
     fn alone(r: &Rule) -> Line<'_> {
         Line {
-            rules: vec![r],
+            rule: r,
             path: r.pattern.render(),
         }
     }
@@ -92,8 +92,8 @@ pub(crate) fn lines(rules: &[Rule], from: usize) -> Vec<Line<'_>> {
                 .map(|(_, name)| String::from_utf8_lossy(name).into_owned())
                 .collect();
             out.push(Line {
+                rule: g[0].0,
                 path: format!("{}/{{{}}}", String::from_utf8_lossy(dir), names.join(",")),
-                rules: g.into_iter().map(|(r, _)| r).collect(),
             });
         }
         i = run_end;
@@ -211,7 +211,7 @@ mod tests {
             .collect();
         let lines = lines(&rules, 1);
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].rules.len(), MAX_NAMES);
+        assert_eq!(lines[0].path.matches(',').count() + 1, MAX_NAMES);
         assert_eq!(lines[1].path, format!("/srv/d/f{MAX_NAMES:03}"));
     }
 }

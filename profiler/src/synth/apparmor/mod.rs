@@ -393,7 +393,7 @@ pub fn apparmor(
         text.push_str("\n  # files\n");
     }
     for line in group::lines(&rules, group::FROM_RULES) {
-        let r = line.rules[0];
+        let r = line.rule;
         let letters = r.perms.letters();
         let owner = if r.owner { "owner " } else { "" };
         let note = if r.notes.is_empty() {
